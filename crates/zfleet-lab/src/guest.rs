@@ -1,0 +1,1 @@
+//! OpenZFS 2.x qemu guest built from Debian packages.

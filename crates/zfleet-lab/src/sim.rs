@@ -1,0 +1,1 @@
+//! Simulated hosts on zfs-fuse in namespaces.
