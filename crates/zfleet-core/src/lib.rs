@@ -1,2 +1,16 @@
 //! zfleet's engine. This crate never prints: it returns values and reports
 //! progress through traits, so the CLI and the daemon render the same results.
+//!
+//! Commands that change something go observe → plan → execute: observation
+//! reads real state in as few `zfs` calls as possible, planning is a pure
+//! function of (config, observation, now), and execution runs the plan.
+
+pub mod config;
+pub mod exec;
+pub mod host;
+pub mod parallel;
+pub mod zfs;
+
+mod error;
+
+pub use error::{Error, ErrorKind};

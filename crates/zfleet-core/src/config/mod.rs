@@ -1,0 +1,176 @@
+//! The fleet file: one description of every host, read by every command.
+//!
+//! [`load`] reads `fleet.toml`, rejects unknown keys and invalid names with
+//! `file:line:col`, resolves templates and defaults, and checks the rules that
+//! span sections (references, duplicates, a server backing itself up). The
+//! result, [`Fleet`], is plain data that planners consume; [`Fleet::jobs`] and
+//! [`Fleet::policies`] are the expansion `zfleet check` prints.
+
+mod error;
+mod expand;
+mod policy;
+mod raw;
+mod resolve;
+mod secret_ref;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
+pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};
+pub use policy::{Period, Policy, Recursive};
+pub use secret_ref::SecretRef;
+
+use crate::zfs::DatasetName;
+
+/// Where `zfleet` looks when neither `--config` nor `ZFLEET_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/zfleet/fleet.toml";
+/// What a backup client backs up when its `datasets` are not given (the seed's layout).
+pub const DEFAULT_CLIENT_DATASET: &str = "zroot/persistSave";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/zfleet";
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_PARALLEL: u32 = 4;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fleet {
+    pub file: PathBuf,
+    /// Account backup servers log in as on clients, unless a client names its own.
+    pub backup_user: Option<String>,
+    pub state_dir: PathBuf,
+    pub templates: IndexMap<String, Policy>,
+    pub hosts: IndexMap<String, HostConfig>,
+}
+
+/// How to reach a machine over ssh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SshEndpoint {
+    pub address: String,
+    pub user: Option<String>,
+    pub port: u16,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    #[serde(with = "secs")]
+    pub connect_timeout: Duration,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostConfig {
+    pub name: String,
+    pub ssh: SshEndpoint,
+    pub client: Option<ClientRole>,
+    pub server: Option<ServerRole>,
+    pub snapshots: Vec<DatasetPolicy>,
+    pub unlock: Option<UnlockConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRole {
+    pub enabled: bool,
+    pub datasets: Vec<DatasetName>,
+    /// The ssh account backup servers use on this host.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRole {
+    pub target_root: DatasetName,
+    /// Prune-only policy for received datasets; `None` keeps every snapshot.
+    pub retention: Option<NamedPolicy>,
+    pub exclude: Vec<String>,
+    pub extra_clients: Vec<ExtraClient>,
+    /// Clients backed up at the same time.
+    pub parallel: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedPolicy {
+    pub template: String,
+    pub policy: Policy,
+}
+
+/// A machine outside the fleet that a server backs up anyway (the seed's
+/// `additionalClients`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtraClient {
+    pub name: String,
+    pub ssh: SshEndpoint,
+    pub datasets: Vec<DatasetName>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetPolicy {
+    pub dataset: DatasetName,
+    pub templates: Vec<String>,
+    pub policy: Policy,
+    pub recursive: Recursive,
+    pub process_children_only: bool,
+    /// `fleet` when it came from the top-level `[snapshots]`, `host` when the
+    /// host's own section set it.
+    pub origin: PolicyOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyOrigin {
+    Fleet,
+    Host,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnlockConfig {
+    pub method: UnlockMethod,
+    pub secret: SecretRef,
+    /// The initrd's ssh endpoint (LUKS unlock); its host key is pinned separately.
+    pub initrd: Option<SshEndpoint>,
+    pub encryption_roots: Vec<DatasetName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnlockMethod {
+    LuksInitrd,
+    Zfs,
+}
+
+impl Fleet {
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.get(name)
+    }
+
+    pub fn servers(&self) -> impl Iterator<Item = &HostConfig> {
+        self.hosts.values().filter(|h| h.server.is_some())
+    }
+}
+
+/// Reads and validates a fleet file.
+pub fn load(path: &Path) -> Result<Fleet, ConfigErrors> {
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read the fleet file: {e}"),
+            hint: (e.kind() == std::io::ErrorKind::NotFound).then(|| {
+                format!("pass --config PATH or set ZFLEET_CONFIG; the default is {DEFAULT_PATH}")
+            }),
+        }])
+    })?;
+    parse(&src, path)
+}
+
+/// Validates fleet-file text; `file` is only used in messages.
+pub fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
+    resolve::parse(src, file)
+}

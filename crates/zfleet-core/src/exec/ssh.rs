@@ -1,0 +1,337 @@
+//! OpenSSH with one multiplexed connection per host per run.
+//!
+//! The first command for a host starts a master connection (`ControlMaster=yes`)
+//! that zfleet owns as a child process; every later command for that host rides
+//! on it, so a run over 50 hosts authenticates 50 times, not once per `zfs` call.
+//! The master is killed when the target is dropped. Host keys are always checked
+//! and nothing ever prompts (`BatchMode=yes`): a prompt would hang behind a
+//! progress bar or in a timer unit.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{quote, Argv, ChildGuard, ExecError, Output};
+
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub program: String,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Keepalive probes: a cut cable is noticed after interval × 3.
+    pub alive_interval: Duration,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            program: "ssh".into(),
+            identity: None,
+            known_hosts: None,
+            connect_timeout: Duration::from_secs(10),
+            alive_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The private directory for this run's control sockets. Shared by all targets;
+/// removed when the last one is gone.
+#[derive(Debug)]
+pub struct SshSessions {
+    dir: PathBuf,
+}
+
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl SshSessions {
+    pub fn new() -> std::io::Result<Arc<Self>> {
+        use std::os::unix::fs::DirBuilderExt;
+        // Unix socket paths are limited to 108 bytes, so keep this short and in /tmp
+        // rather than under a possibly long $TMPDIR.
+        let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/tmp/zfleet-ssh-{}-{n}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Arc::new(Self { dir }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for SshSessions {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Debug)]
+pub struct SshTarget {
+    /// The fleet host name, used in every message.
+    pub name: String,
+    pub address: String,
+    pub user: Option<String>,
+    pub port: u16,
+    pub options: SshOptions,
+    sessions: Arc<SshSessions>,
+    master: Mutex<Option<ChildGuard>>,
+}
+
+impl SshTarget {
+    pub fn new(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        user: Option<String>,
+        port: u16,
+        options: SshOptions,
+        sessions: Arc<SshSessions>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            user,
+            port,
+            options,
+            sessions,
+            master: Mutex::new(None),
+        }
+    }
+
+    fn control_path(&self) -> PathBuf {
+        // Host names are validated to a safe character set, but keep the socket
+        // name independent of them anyway.
+        let idx = self
+            .name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
+        self.sessions.dir.join(format!("{idx:x}.sock"))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.control_path().with_extension("log")
+    }
+
+    fn shown_address(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}:{}", self.address, self.port),
+            None => format!("{}:{}", self.address, self.port),
+        }
+    }
+
+    /// Options every ssh invocation gets, master or not, so that a fallback
+    /// connection is exactly as strict as the master.
+    fn base_command(&self) -> Command {
+        let o = &self.options;
+        let mut c = Command::new(&o.program);
+        let secs = o.connect_timeout.as_secs().max(1);
+        let alive = o.alive_interval.as_secs().max(1);
+        for opt in [
+            "BatchMode=yes".to_string(),
+            "StrictHostKeyChecking=yes".to_string(),
+            format!("ConnectTimeout={secs}"),
+            format!("ServerAliveInterval={alive}"),
+            "ServerAliveCountMax=3".to_string(),
+            // Only our own errors on stderr, not banners or "added host" notes.
+            "LogLevel=ERROR".to_string(),
+            // A backup run has no use for forwarding of any kind.
+            "ForwardAgent=no".to_string(),
+            "ForwardX11=no".to_string(),
+            "ClearAllForwardings=yes".to_string(),
+            "PermitLocalCommand=no".to_string(),
+        ] {
+            c.arg("-o").arg(opt);
+        }
+        if let Some(k) = &o.known_hosts {
+            c.arg("-o")
+                .arg(format!("UserKnownHostsFile={}", k.display()));
+        }
+        if let Some(id) = &o.identity {
+            c.arg("-o").arg("IdentitiesOnly=yes").arg("-i").arg(id);
+        }
+        c.arg("-p").arg(self.port.to_string());
+        if let Some(u) = &self.user {
+            c.arg("-l").arg(u);
+        }
+        c.env("LC_ALL", "C");
+        c
+    }
+
+    /// Starts the master connection if it is not running. Errors name the host.
+    pub fn connect(&self) -> Result<(), ExecError> {
+        let mut guard = self.master.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = guard.as_mut() {
+            if matches!(m.try_wait(), Ok(None)) && self.control_path().exists() {
+                return Ok(());
+            }
+            // The master died (network cut, host rebooted): start over.
+            *guard = None;
+        }
+        let sock = self.control_path();
+        let _ = fs::remove_file(&sock);
+        let log = fs::File::create(self.log_path()).map_err(|source| ExecError::Spawn {
+            host: self.name.clone(),
+            cmdline: "ssh (master connection)".into(),
+            source,
+        })?;
+        let mut cmd = self.base_command();
+        cmd.arg("-N")
+            .arg("-o")
+            .arg("ControlMaster=yes")
+            .arg("-o")
+            .arg(format!("ControlPath={}", sock.display()))
+            .arg("-o")
+            .arg("ControlPersist=no")
+            .arg("--")
+            .arg(&self.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().map_err(|source| ExecError::Spawn {
+            host: self.name.clone(),
+            cmdline: format!("{} (master connection)", self.options.program),
+            source,
+        })?;
+        let mut master = ChildGuard::new(child);
+        // ssh's own ConnectTimeout covers the TCP connect; the margin covers key
+        // exchange and authentication on a slow host.
+        let limit = self.options.connect_timeout + Duration::from_secs(5);
+        let start = Instant::now();
+        loop {
+            if sock.exists() {
+                *guard = Some(master);
+                return Ok(());
+            }
+            match master.try_wait() {
+                Ok(Some(_)) => {
+                    let detail = fs::read_to_string(self.log_path()).unwrap_or_default();
+                    return Err(self.classify(detail.trim(), limit));
+                }
+                Ok(None) => {}
+                Err(source) => {
+                    return Err(ExecError::Spawn {
+                        host: self.name.clone(),
+                        cmdline: "ssh (master connection)".into(),
+                        source,
+                    })
+                }
+            }
+            if start.elapsed() > limit {
+                master.kill();
+                let detail = fs::read_to_string(self.log_path()).unwrap_or_default();
+                let detail = if detail.trim().is_empty() {
+                    "no answer".to_string()
+                } else {
+                    detail.trim().to_string()
+                };
+                return Err(ExecError::Unreachable {
+                    host: self.name.clone(),
+                    address: self.shown_address(),
+                    after: limit,
+                    detail,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn classify(&self, detail: &str, limit: Duration) -> ExecError {
+        let host = self.name.clone();
+        let address = self.shown_address();
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("host key verification failed")
+            || lower.contains("remote host identification has changed")
+            || lower.contains("host key is known")
+        {
+            return ExecError::HostKey {
+                host,
+                address,
+                known_hosts: self.options.known_hosts.as_ref().map_or_else(
+                    || "~/.ssh/known_hosts".to_string(),
+                    |p| p.display().to_string(),
+                ),
+                detail: detail.to_string(),
+            };
+        }
+        if [
+            "timed out",
+            "no route to host",
+            "connection refused",
+            "network is unreachable",
+            "could not resolve hostname",
+            "name or service not known",
+            "temporary failure in name resolution",
+        ]
+        .iter()
+        .any(|p| lower.contains(p))
+        {
+            return ExecError::Unreachable {
+                host,
+                address,
+                after: limit,
+                detail: detail.to_string(),
+            };
+        }
+        ExecError::Connection {
+            host,
+            address,
+            detail: if detail.is_empty() {
+                "ssh exited without a message".into()
+            } else {
+                detail.to_string()
+            },
+        }
+    }
+
+    /// A command running `argv` on the host through the master connection.
+    pub fn command(&self, argv: &Argv) -> Result<Command, ExecError> {
+        let line = quote::remote_command_line(argv.words()).map_err(|e| ExecError::Refused {
+            host: self.name.clone(),
+            reason: format!("`{argv}`: {e}"),
+        })?;
+        self.connect()?;
+        let mut c = self.base_command();
+        c.arg("-T")
+            .arg("-o")
+            .arg("ControlMaster=no")
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control_path().display()))
+            .arg("--")
+            .arg(&self.address)
+            .arg(line);
+        Ok(c)
+    }
+
+    /// Turns an exit status of 255 (ssh's own failure) into a connection error.
+    pub fn connection_error(&self, argv: &Argv, out: &Output) -> ExecError {
+        let detail = out.stderr_text();
+        match self.classify(&detail, self.options.connect_timeout) {
+            ExecError::Connection { detail, .. } if !detail.is_empty() => ExecError::Failed {
+                host: self.name.clone(),
+                cmdline: argv.to_string(),
+                status: "exit status 255".into(),
+                stderr: detail,
+            },
+            other => other,
+        }
+    }
+}
+
+impl Drop for SshTarget {
+    fn drop(&mut self) {
+        let master = self
+            .master
+            .get_mut()
+            .map(Option::take)
+            .unwrap_or_else(|p| p.into_inner().take());
+        drop(master);
+        let _ = fs::remove_file(self.control_path());
+        let _ = fs::remove_file(self.log_path());
+    }
+}

@@ -1,0 +1,147 @@
+//! A fleet host as the engine talks to it: where its commands run, and what its
+//! ZFS can do (probed once, then cached for the run).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::config::{Fleet, SshEndpoint};
+use crate::exec::{
+    Argv, Endpoint, ExecError, Output, RunOptions, SshOptions, SshSessions, SshTarget,
+};
+use crate::zfs::{caps, cmd, Caps, DatasetName, Listing, PoolName, ZfsError, ZfsErrorKind};
+use crate::Error;
+
+/// Limit for commands that only read state. Transfers have their own.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug)]
+pub struct Host {
+    pub name: String,
+    endpoint: Endpoint,
+    caps: OnceLock<Caps>,
+}
+
+impl Host {
+    pub fn local(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: Endpoint::Local,
+            caps: OnceLock::new(),
+        }
+    }
+
+    pub fn ssh(name: impl Into<String>, ssh: &SshEndpoint, sessions: Arc<SshSessions>) -> Self {
+        let name = name.into();
+        let options = SshOptions {
+            identity: ssh.identity.clone(),
+            known_hosts: ssh.known_hosts.clone(),
+            connect_timeout: ssh.connect_timeout,
+            ..SshOptions::default()
+        };
+        let target = SshTarget::new(
+            name.clone(),
+            ssh.address.clone(),
+            ssh.user.clone(),
+            ssh.port,
+            options,
+            sessions,
+        );
+        Self {
+            name,
+            endpoint: Endpoint::Ssh(Arc::new(target)),
+            caps: OnceLock::new(),
+        }
+    }
+
+    /// The fleet host `name`, local when it is the machine zfleet runs on.
+    pub fn from_fleet(
+        fleet: &Fleet,
+        name: &str,
+        this_host: &str,
+        sessions: &Arc<SshSessions>,
+    ) -> Result<Self, Error> {
+        let hc = fleet.host(name).ok_or_else(|| Error::UnknownHost {
+            name: name.to_string(),
+            known: fleet.hosts.keys().cloned().collect(),
+        })?;
+        Ok(if name == this_host {
+            Self::local(name)
+        } else {
+            Self::ssh(name, &hc.ssh, sessions.clone())
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Runs a zfs/zpool command that reads state; failures are classified.
+    pub fn query(&self, argv: &Argv) -> Result<Output, ZfsError> {
+        Ok(self
+            .endpoint
+            .run(argv, &RunOptions::timeout(QUERY_TIMEOUT))?)
+    }
+
+    /// The host's ZFS dialect, probed on first use.
+    pub fn caps(&self) -> Result<&Caps, ZfsError> {
+        if let Some(c) = self.caps.get() {
+            return Ok(c);
+        }
+        let out = self
+            .endpoint
+            .run_unchecked(&caps::probe_version(), &RunOptions::timeout(QUERY_TIMEOUT))?;
+        let probed = match caps::from_version_output(&out.stdout_text()) {
+            Some(c) if out.status.success() => c,
+            _ => {
+                let up = self.query(&caps::probe_upgrade())?;
+                caps::from_upgrade_output(&up.stdout_text())
+            }
+        };
+        Ok(self.caps.get_or_init(|| probed))
+    }
+
+    /// Imported pools.
+    pub fn pools(&self) -> Result<Vec<PoolName>, Error> {
+        let argv = cmd::zpool().args(["list", "-H", "-o", "name"]);
+        let out = self.query(&argv)?;
+        out.stdout_text()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| PoolName::parse(l).map_err(Error::from))
+            .collect()
+    }
+
+    /// Everything below `root` in one command.
+    pub fn observe(&self, root: &DatasetName) -> Result<Listing, Error> {
+        let caps = self.caps()?;
+        let argv = cmd::observe(caps, root);
+        let out = self.query(&argv)?;
+        let text = out.stdout_text();
+        let parsed = if caps.list_parsable {
+            Listing::from_list(&text)
+        } else {
+            Listing::from_get(&text)
+        };
+        parsed.map_err(|source| Error::Parse {
+            host: self.name.clone(),
+            cmdline: argv.to_string(),
+            source,
+        })
+    }
+
+    /// Like [`observe`](Self::observe), but a missing root is an empty listing.
+    pub fn observe_if_exists(&self, root: &DatasetName) -> Result<Option<Listing>, Error> {
+        match self.observe(root) {
+            Ok(l) => Ok(Some(l)),
+            Err(Error::Zfs(ZfsError {
+                kind: ZfsErrorKind::DoesNotExist { .. },
+                ..
+            })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn is_reachable_error(e: &ExecError) -> bool {
+        matches!(e, ExecError::Unreachable { .. })
+    }
+}

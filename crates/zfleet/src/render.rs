@@ -1,0 +1,76 @@
+//! Human output: tables without borders, times in local time, errors with hints.
+
+use comfy_table::{presets, ContentArrangement, Table};
+
+/// A table in the style of `zfs list`: a header row and aligned columns.
+pub fn table<I, S>(header: I) -> Table
+where
+    I: IntoIterator<Item = S>,
+    S: Into<comfy_table::Cell>,
+{
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    t
+}
+
+/// Prints a table, trimming the padding comfy-table leaves at line ends.
+pub fn print_table(t: &Table, indent: &str) {
+    for line in t.to_string().lines() {
+        println!("{indent}{}", line.trim_end());
+    }
+}
+
+pub fn json<T: serde::Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+pub fn error(e: &zfleet_core::Error) {
+    eprintln!("error: {e}");
+}
+
+/// `2026-11-25 23:00` in the local time zone.
+pub fn local_time(unix: i64) -> String {
+    match jiff::Timestamp::from_second(unix) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M")
+            .to_string(),
+        Err(_) => unix.to_string(),
+    }
+}
+
+/// `3h`, `2d`, `5w`: how long ago, for humans.
+pub fn age(now: i64, then: i64) -> String {
+    let s = (now - then).max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s if s < 1_209_600 => format!("{}d", s / 86400),
+        s => format!("{}w", s / 604_800),
+    }
+}
+
+/// `1.5 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
