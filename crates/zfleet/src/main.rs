@@ -1,9 +1,10 @@
 //! The `zfleet` command: flags, rendering and exit codes over `zfleet-core`.
 
+#[macro_use]
+mod render;
 mod cli;
 mod commands;
 mod context;
-mod render;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,20 @@
 //! Human output: tables without borders, times in local time, errors with hints.
 
+/// `println!` that ends the process quietly when stdout is a closed pipe
+/// (`zfleet list | head`), the way Unix tools do. zfleet keeps SIGPIPE ignored
+/// (Rust's default) so that a closed stream pipe is an error it can handle,
+/// never a signal that kills it mid-transfer.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 use comfy_table::{presets, ContentArrangement, Table};
 
 /// A table in the style of `zfs list`: a header row and aligned columns.
@@ -21,13 +36,13 @@ where
 /// Prints a table, trimming the padding comfy-table leaves at line ends.
 pub fn print_table(t: &Table, indent: &str) {
     for line in t.to_string().lines() {
-        println!("{indent}{}", line.trim_end());
+        outln!("{indent}{}", line.trim_end());
     }
 }
 
 pub fn json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),
     }
 }

@@ -34,7 +34,7 @@ fn print_human(fleet: &Fleet, plan: &config::FleetPlan) {
         .filter(|h| h.client.as_ref().is_some_and(|c| c.enabled))
         .count();
     let servers = plan.servers.len();
-    println!(
+    outln!(
         "{}: ok — {} hosts ({clients} backup client{}, {servers} backup server{}), {} template{}",
         plan.file,
         fleet.hosts.len(),
@@ -43,34 +43,34 @@ fn print_human(fleet: &Fleet, plan: &config::FleetPlan) {
         fleet.templates.len(),
         plural(fleet.templates.len()),
     );
-    println!();
-    println!("Backup jobs");
+    outln!();
+    outln!("Backup jobs");
     if plan.servers.is_empty() {
-        println!("  none: no host has a [hosts.NAME.server] section");
+        outln!("  none: no host has a [hosts.NAME.server] section");
     }
     for s in &plan.servers {
         let retention = match &s.retention {
             Some(r) => format!("retention `{}`: {}", r.template, r.policy.summary()),
             None => "no retention: keeps every snapshot it receives".to_string(),
         };
-        println!("  {} → {} ({retention})", s.server, s.target_root);
+        outln!("  {} → {} ({retention})", s.server, s.target_root);
         if s.jobs.is_empty() {
-            println!("    no jobs");
+            outln!("    no jobs");
         }
         for j in &s.jobs {
             let extra = if j.extra { "  (extra client)" } else { "" };
-            println!("    {}{extra}", j.describe());
+            outln!("    {}{extra}", j.describe());
         }
         for sk in &s.skipped {
-            println!("    skipped {}: {}", sk.client, sk.reason);
+            outln!("    skipped {}: {}", sk.client, sk.reason);
         }
     }
-    println!();
-    println!("Snapshot policies");
+    outln!();
+    outln!("Snapshot policies");
     for (host, policies) in &plan.policies {
-        println!("  {host}");
+        outln!("  {host}");
         if policies.is_empty() {
-            println!("    none");
+            outln!("    none");
             continue;
         }
         let mut t = render::table(["dataset", "from", "policy", "recursive"]);

@@ -80,16 +80,16 @@ fn print_human(results: &[HostListing], all_snapshots: bool) {
     let now = jiff::Timestamp::now().as_second();
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
         match (&r.error, &r.zfs) {
             (Some(e), _) => {
-                println!("{}: FAILED", r.host);
-                println!("  {e}");
+                outln!("{}: FAILED", r.host);
+                outln!("  {e}");
                 continue;
             }
-            (None, Some(z)) => println!("{} ({z})", r.host),
-            (None, None) => println!("{}", r.host),
+            (None, Some(z)) => outln!("{} ({z})", r.host),
+            (None, None) => outln!("{}", r.host),
         }
         let mut t = render::table(["dataset", "used", "snapshots", "newest snapshot", "age"]);
         for l in &r.pools {
