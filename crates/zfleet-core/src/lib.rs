@@ -9,6 +9,9 @@ pub mod config;
 pub mod exec;
 pub mod host;
 pub mod parallel;
+pub mod progress;
+pub mod replicate;
+pub mod state;
 pub mod zfs;
 
 mod error;

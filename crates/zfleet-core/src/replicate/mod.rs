@@ -1,0 +1,5 @@
+//! Replication: common-base search by guid, send/receive planning, the stream
+//! between `zfs send` and `zfs recv`, resume, base protection and divergence.
+
+pub mod plan;
+pub mod pump;

@@ -1,0 +1,292 @@
+//! zfleet's memory on each host: an SQLite file with the history of runs and
+//! the replication base of every job. Never holds secrets.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("state database {path}: {source}")]
+pub struct StateError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Schema versions in order; `user_version` says how many have been applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE runs (
+    id        INTEGER PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    server    TEXT,
+    client    TEXT,
+    source    TEXT,
+    target    TEXT,
+    started   INTEGER NOT NULL,
+    finished  INTEGER,
+    bytes     INTEGER NOT NULL DEFAULT 0,
+    snapshots INTEGER NOT NULL DEFAULT 0,
+    result    TEXT NOT NULL,
+    error     TEXT
+);
+CREATE INDEX runs_by_job ON runs (kind, client, source, started);
+CREATE TABLE bases (
+    server   TEXT NOT NULL,
+    client   TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    guid     TEXT NOT NULL,
+    recorded INTEGER NOT NULL,
+    PRIMARY KEY (server, client, source)
+);
+"];
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub kind: String,
+    pub server: Option<String>,
+    pub client: Option<String>,
+    pub source: Option<String>,
+    pub target: Option<String>,
+    pub started: i64,
+    pub finished: Option<i64>,
+    pub bytes: u64,
+    pub snapshots: u64,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BaseRecord {
+    pub server: String,
+    pub client: String,
+    pub source: String,
+    pub target: String,
+    pub snapshot: String,
+    pub guid: u64,
+    pub recorded: i64,
+}
+
+impl State {
+    /// Opens (creating if needed) `<dir>/state.db`.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let path = dir.join("state.db");
+        let err = |source| StateError {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let conn = Connection::open(&path).map_err(err)?;
+        // Several zfleet processes (a timer run, a manual run, status) may use
+        // the file at once.
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        let mut s = Self { conn, path };
+        s.migrate()?;
+        Ok(s)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StateError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let tx = self.conn.transaction().map_err(|e| StateError {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(sql).map_err(|e| StateError {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(|e| StateError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            tx.commit().map_err(|e| StateError {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records the start of a run; returns its id for [`finish_run`](Self::finish_run).
+    pub fn start_run(&self, r: &RunRecord) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (kind, server, client, source, target, started, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+                params![r.kind, r.server, r.client, r.source, r.target, r.started],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &self,
+        id: i64,
+        finished: i64,
+        bytes: u64,
+        snapshots: u64,
+        result: &str,
+        error: Option<&str>,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished = ?2, bytes = ?3, snapshots = ?4, result = ?5, error = ?6 WHERE id = ?1",
+                params![id, finished, bytes as i64, snapshots as i64, result, error],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, kind, server, client, source, target, started, finished, bytes, snapshots, result, error FROM runs ORDER BY id DESC LIMIT ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([limit as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    server: r.get(2)?,
+                    client: r.get(3)?,
+                    source: r.get(4)?,
+                    target: r.get(5)?,
+                    started: r.get(6)?,
+                    finished: r.get(7)?,
+                    bytes: r.get::<_, i64>(8)?.max(0) as u64,
+                    snapshots: r.get::<_, i64>(9)?.max(0) as u64,
+                    result: r.get(10)?,
+                    error: r.get(11)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn record_base(&self, b: &BaseRecord) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO bases (server, client, source, target, snapshot, guid, recorded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (server, client, source) DO UPDATE SET target = ?4, snapshot = ?5, guid = ?6, recorded = ?7",
+                params![b.server, b.client, b.source, b.target, b.snapshot, b.guid.to_string(), b.recorded],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn base(
+        &self,
+        server: &str,
+        client: &str,
+        source: &str,
+    ) -> Result<Option<BaseRecord>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT server, client, source, target, snapshot, guid, recorded FROM bases WHERE server = ?1 AND client = ?2 AND source = ?3",
+                params![server, client, source],
+                |r| {
+                    Ok(BaseRecord {
+                        server: r.get(0)?,
+                        client: r.get(1)?,
+                        source: r.get(2)?,
+                        target: r.get(3)?,
+                        snapshot: r.get(4)?,
+                        guid: r.get::<_, String>(5)?.parse().unwrap_or(0),
+                        recorded: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_bases_round_trip_in_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        let id = s
+            .start_run(&RunRecord {
+                kind: "backup".into(),
+                server: Some("vault".into()),
+                client: Some("alpha".into()),
+                source: Some("zroot/persistSave".into()),
+                target: Some("zstorage/backups/alpha/zroot/persistSave".into()),
+                started: 100,
+                ..RunRecord::default()
+            })
+            .unwrap();
+        s.finish_run(id, 160, 4096, 3, "ok", None).unwrap();
+        let runs = s.recent_runs(10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (
+                runs[0].bytes,
+                runs[0].snapshots,
+                runs[0].result.as_str(),
+                runs[0].finished
+            ),
+            (4096, 3, "ok", Some(160))
+        );
+
+        let b = BaseRecord {
+            server: "vault".into(),
+            client: "alpha".into(),
+            source: "zroot/persistSave".into(),
+            target: "t".into(),
+            snapshot: "s1".into(),
+            guid: u64::MAX,
+            recorded: 1,
+        };
+        s.record_base(&b).unwrap();
+        s.record_base(&BaseRecord {
+            snapshot: "s2".into(),
+            ..b.clone()
+        })
+        .unwrap();
+        let got = s
+            .base("vault", "alpha", "zroot/persistSave")
+            .unwrap()
+            .unwrap();
+        assert_eq!((got.snapshot.as_str(), got.guid), ("s2", u64::MAX));
+        drop(s);
+        // Reopening does not re-run migrations or lose data.
+        let s = State::open(dir.path()).unwrap();
+        assert_eq!(s.recent_runs(10).unwrap().len(), 1);
+    }
+}
