@@ -113,14 +113,19 @@ impl Host {
 
     /// Everything below `root` in one command.
     pub fn observe(&self, root: &DatasetName) -> Result<Listing, Error> {
+        self.observe_with(root, &[])
+    }
+
+    /// Like [`observe`](Self::observe), with extra properties per object.
+    pub fn observe_with(&self, root: &DatasetName, extra: &[String]) -> Result<Listing, Error> {
         let caps = self.caps()?;
-        let argv = cmd::observe(caps, root);
+        let argv = cmd::observe(caps, root, extra);
         let out = self.query(&argv)?;
         let text = out.stdout_text();
         let parsed = if caps.list_parsable {
-            Listing::from_list(&text)
+            Listing::from_list(&text, extra)
         } else {
-            Listing::from_get(&text)
+            Listing::from_get(&text, extra)
         };
         parsed.map_err(|source| Error::Parse {
             host: self.name.clone(),
@@ -129,9 +134,13 @@ impl Host {
         })
     }
 
-    /// Like [`observe`](Self::observe), but a missing root is an empty listing.
-    pub fn observe_if_exists(&self, root: &DatasetName) -> Result<Option<Listing>, Error> {
-        match self.observe(root) {
+    /// Like [`observe_with`](Self::observe_with), but a missing root is `None`.
+    pub fn observe_if_exists(
+        &self,
+        root: &DatasetName,
+        extra: &[String],
+    ) -> Result<Option<Listing>, Error> {
+        match self.observe_with(root, extra) {
             Ok(l) => Ok(Some(l)),
             Err(Error::Zfs(ZfsError {
                 kind: ZfsErrorKind::DoesNotExist { .. },

@@ -2,6 +2,7 @@
 //! the replication base of every job. Never holds secrets.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -15,8 +16,9 @@ pub struct StateError {
     pub source: rusqlite::Error,
 }
 
+/// Shared by the threads of one run; SQLite serialises the writes anyway.
 pub struct State {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -92,13 +94,20 @@ impl State {
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        let mut s = Self { conn, path };
+        let s = Self {
+            conn: Mutex::new(conn),
+            path,
+        };
         s.migrate()?;
         Ok(s)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
@@ -108,9 +117,9 @@ impl State {
         }
     }
 
-    fn migrate(&mut self) -> Result<(), StateError> {
-        let version: i64 = self
-            .conn
+    fn migrate(&self) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| self.err(e))?;
         for (i, sql) in MIGRATIONS
@@ -118,7 +127,7 @@ impl State {
             .enumerate()
             .skip(usize::try_from(version).unwrap_or(0))
         {
-            let tx = self.conn.transaction().map_err(|e| StateError {
+            let tx = conn.transaction().map_err(|e| StateError {
                 path: self.path.clone(),
                 source: e,
             })?;
@@ -141,13 +150,12 @@ impl State {
 
     /// Records the start of a run; returns its id for [`finish_run`](Self::finish_run).
     pub fn start_run(&self, r: &RunRecord) -> Result<i64, StateError> {
-        self.conn
-            .execute(
+        self.conn().execute(
                 "INSERT INTO runs (kind, server, client, source, target, started, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
                 params![r.kind, r.server, r.client, r.source, r.target, r.started],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub fn finish_run(
@@ -159,8 +167,7 @@ impl State {
         result: &str,
         error: Option<&str>,
     ) -> Result<(), StateError> {
-        self.conn
-            .execute(
+        self.conn().execute(
                 "UPDATE runs SET finished = ?2, bytes = ?3, snapshots = ?4, result = ?5, error = ?6 WHERE id = ?1",
                 params![id, finished, bytes as i64, snapshots as i64, result, error],
             )
@@ -169,9 +176,8 @@ impl State {
     }
 
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, kind, server, client, source, target, started, finished, bytes, snapshots, result, error FROM runs ORDER BY id DESC LIMIT ?1")
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, kind, server, client, source, target, started, finished, bytes, snapshots, result, error FROM runs ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([limit as i64], |r| {
@@ -195,8 +201,7 @@ impl State {
     }
 
     pub fn record_base(&self, b: &BaseRecord) -> Result<(), StateError> {
-        self.conn
-            .execute(
+        self.conn().execute(
                 "INSERT INTO bases (server, client, source, target, snapshot, guid, recorded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (server, client, source) DO UPDATE SET target = ?4, snapshot = ?5, guid = ?6, recorded = ?7",
                 params![b.server, b.client, b.source, b.target, b.snapshot, b.guid.to_string(), b.recorded],
@@ -211,8 +216,7 @@ impl State {
         client: &str,
         source: &str,
     ) -> Result<Option<BaseRecord>, StateError> {
-        self.conn
-            .query_row(
+        self.conn().query_row(
                 "SELECT server, client, source, target, snapshot, guid, recorded FROM bases WHERE server = ?1 AND client = ?2 AND source = ?3",
                 params![server, client, source],
                 |r| {

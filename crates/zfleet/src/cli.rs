@@ -66,3 +66,66 @@ pub fn init_logging(g: &GlobalArgs) {
         .without_time()
         .try_init();
 }
+
+/// How streams move: shared by backup, sync and restore.
+#[derive(Debug, Args, Clone)]
+pub struct TransferArgs {
+    /// Allow discarding target snapshots the source does not have, and changes
+    /// made on the target since its newest snapshot.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Do not use bookmarks as incremental bases.
+    #[arg(long)]
+    pub no_bookmarks: bool,
+    /// Limit the stream to this many bytes per second (`10M`, `500K`).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Memory for smoothing the stream (`32M`).
+    #[arg(long, value_name = "SIZE", default_value = "32M")]
+    pub buffer: String,
+}
+
+impl TransferArgs {
+    pub fn plan_options(&self) -> zfleet_core::replicate::plan::Options {
+        zfleet_core::replicate::plan::Options {
+            rollback: self.rollback,
+            bookmarks: !self.no_bookmarks,
+        }
+    }
+
+    pub fn pump_options(
+        &self,
+    ) -> Result<zfleet_core::replicate::pump::PumpOptions, zfleet_core::Error> {
+        let mut p = zfleet_core::replicate::pump::PumpOptions {
+            buffer: parse_size(&self.buffer)? as usize,
+            ..Default::default()
+        };
+        p.rate_limit = self.rate_limit.as_deref().map(parse_size).transpose()?;
+        Ok(p)
+    }
+}
+
+/// `10M` → 10485760. Binary units, as mbuffer and pv read them.
+pub fn parse_size(s: &str) -> Result<u64, zfleet_core::Error> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                'B' => 1,
+                _ => 0,
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    match (num.trim().parse::<f64>(), mult) {
+        (Ok(n), m) if m > 0 && n > 0.0 => Ok((n * m as f64) as u64),
+        _ => Err(zfleet_core::Error::Usage(format!(
+            "`{s}` is not a size; write it like 500K, 10M or 1G"
+        ))),
+    }
+}

@@ -5,6 +5,7 @@ mod render;
 mod cli;
 mod commands;
 mod context;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const CONFIG: u8 = 3;
     pub const REMOTE: u8 = 4;
+    /// zfleet refused to act to protect data (a diverged target, a restore onto data).
+    pub const REFUSED: u8 = 5;
     pub const INTERNAL: u8 = 70;
 }
 

@@ -17,10 +17,12 @@ pub struct QuoteError {
 /// out of the first word, where `a=b` would be an assignment.
 fn bare(index: usize, w: &str) -> bool {
     !w.is_empty()
-        && w.chars().all(|c| {
+        && w.char_indices().all(|(i, c)| {
             c.is_ascii_alphanumeric()
                 || matches!(c, '_' | '-' | '.' | '/' | ':' | ',' | '@' | '%' | '+')
                 || (c == '=' && index > 0)
+                // `#` starts a comment only at the start of a word.
+                || (c == '#' && i > 0)
         })
 }
 
@@ -77,6 +79,10 @@ mod tests {
             "\"double\"",
             "$(touch /tmp/zfleet-quote-pwned)",
             "`id`",
+            "#comment",
+            "pool/fs#bookmark",
+            "#comment",
+            "pool/fs#bookmark",
             "a;b",
             "a && b",
             "line1\nline2",

@@ -1,5 +1,7 @@
 //! Replication: common-base search by guid, send/receive planning, the stream
 //! between `zfs send` and `zfs recv`, resume, base protection and divergence.
 
+pub mod backup;
+pub mod exec;
 pub mod plan;
 pub mod pump;

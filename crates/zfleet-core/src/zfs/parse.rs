@@ -98,6 +98,9 @@ pub struct ObjectInfo {
     pub referenced: Option<u64>,
     /// Number of holds (snapshots only).
     pub userrefs: Option<u64>,
+    /// Extra properties asked for, where set (ZFS prints `-` for unset ones).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub props: BTreeMap<String, String>,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -121,12 +124,14 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// Parses `zfs list -H -p -o <LIST_PROPERTIES>` (OpenZFS).
-    pub fn from_list(text: &str) -> Result<Self, ParseError> {
+    /// Parses `zfs list -H -p -o <LIST_PROPERTIES>,<extra…>` (OpenZFS).
+    pub fn from_list(text: &str, extra: &[String]) -> Result<Self, ParseError> {
         let mut l = Listing::default();
-        for (line, f) in rows(text, LIST_PROPERTIES.len())? {
+        let n = LIST_PROPERTIES.len();
+        for (line, f) in rows(text, n + extra.len())? {
             let raw = text.lines().nth(line - 1).unwrap_or_default();
-            l.push(line, raw, f[0], &f[1..])?;
+            let props = extra.iter().zip(&f[n..]).map(|(k, v)| (k.as_str(), *v));
+            l.push(line, raw, f[0], &f[1..n], props)?;
         }
         Ok(l)
     }
@@ -134,7 +139,7 @@ impl Listing {
     /// Parses `zfs get -H -p -r -o name,property,value <props> <root>`, the way to
     /// get exact numbers from dialects without `zfs list -p` (zfs-fuse). Lines
     /// come grouped by object; a property may be missing for some objects.
-    pub fn from_get(text: &str) -> Result<Self, ParseError> {
+    pub fn from_get(text: &str, extra: &[String]) -> Result<Self, ParseError> {
         let mut l = Listing::default();
         // name → (first line, property → value), keeping first-seen order.
         let mut order: Vec<&str> = Vec::new();
@@ -158,12 +163,20 @@ impl Listing {
                 get("referenced"),
                 get("userrefs"),
             ];
-            l.push(*line, name, name, &fields)?;
+            let props = extra.iter().map(|k| (k.as_str(), get(k)));
+            l.push(*line, name, name, &fields, props)?;
         }
         Ok(l)
     }
 
-    fn push(&mut self, line: usize, raw: &str, name: &str, f: &[&str]) -> Result<(), ParseError> {
+    fn push<'a>(
+        &mut self,
+        line: usize,
+        raw: &str,
+        name: &str,
+        f: &[&str],
+        props: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), ParseError> {
         let name = match ObjectName::parse(name) {
             Ok(n) => n,
             Err(e) => {
@@ -199,6 +212,10 @@ impl Listing {
             used: number(line, f[4], "used", raw)?,
             referenced: number(line, f[5], "referenced", raw)?,
             userrefs: number(line, f[6], "userrefs", raw)?,
+            props: props
+                .filter(|(_, v)| *v != "-")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         });
         Ok(())
     }
@@ -298,7 +315,7 @@ mod tests {
 
     #[test]
     fn zfs_fuse_get_listing() {
-        let l = Listing::from_get(FUSE_GET).unwrap();
+        let l = Listing::from_get(FUSE_GET, &[]).unwrap();
         assert!(l.unsupported.is_empty());
         let names: Vec<String> = l.objects.iter().map(|o| o.name.to_string()).collect();
         insta::assert_debug_snapshot!(names);
@@ -318,7 +335,7 @@ mod tests {
                     zroot/a@s2\tsnapshot\t22\t30\t1795650900\t0\t114688\t1\n\
                     zroot/a@s1\tsnapshot\t21\t20\t1795650819\t0\t114688\t0\n\
                     zroot/a#s1\tbookmark\t21\t20\t1795650819\t-\t-\t-\n";
-        let l = Listing::from_list(text).unwrap();
+        let l = Listing::from_list(text, &[]).unwrap();
         let a = DatasetName::parse("zroot/a").unwrap();
         let s: Vec<String> = l
             .snapshots_of(&a)
@@ -334,10 +351,10 @@ mod tests {
     fn human_numbers_are_refused_with_the_line() {
         // zfs-fuse's `zfs list` without -p abbreviates guids: never trust that.
         let text = "zroot\tfilesystem\t4.50E\t1\t1795650819\t844K\t128K\t-\n";
-        let e = Listing::from_list(text).unwrap_err();
+        let e = Listing::from_list(text, &[]).unwrap_err();
         assert_eq!(e.line, 1);
         assert_eq!(e.to_string(), "line 1: guid `4.50E` is not a number (was the output parsable, `-p`?): \"zroot\\tfilesystem\\t4.50E\\t1\\t1795650819\\t844K\\t128K\\t-\"");
-        let e = Listing::from_list("zroot\tfilesystem\t1\n").unwrap_err();
+        let e = Listing::from_list("zroot\tfilesystem\t1\n", &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "line 1: expected 8 tab-separated fields, found 3: \"zroot\\tfilesystem\\t1\""
@@ -348,10 +365,33 @@ mod tests {
     fn names_zfleet_refuses_are_set_aside() {
         let text =
             "zroot/my data\tfilesystem\t5\t1\t1\t1\t1\t-\nzroot/ok\tfilesystem\t6\t1\t1\t1\t1\t-\n";
-        let l = Listing::from_list(text).unwrap();
+        let l = Listing::from_list(text, &[]).unwrap();
         assert_eq!(l.objects.len(), 1);
         assert_eq!(l.unsupported[0].name, "zroot/my data");
         assert_eq!(l.unsupported[0].line, 1);
+    }
+
+    #[test]
+    fn extra_properties_in_both_dialects() {
+        let extra = vec!["zfleet:base:vault".to_string()];
+        let l = Listing::from_list("zroot/a@s\tsnapshot\t1\t2\t3\t0\t0\t1\t1795650819\nzroot/a@t\tsnapshot\t4\t5\t6\t0\t0\t0\t-\n", &extra).unwrap();
+        assert_eq!(
+            l.objects[0]
+                .props
+                .get("zfleet:base:vault")
+                .map(String::as_str),
+            Some("1795650819")
+        );
+        assert!(l.objects[1].props.is_empty());
+        let g = "zroot/a@s\ttype\tsnapshot\nzroot/a@s\tguid\t1\nzroot/a@s\tcreatetxg\t2\nzroot/a@s\tcreation\t3\nzroot/a@s\tzfleet:base:vault\t99\n";
+        let l = Listing::from_get(g, &extra).unwrap();
+        assert_eq!(
+            l.objects[0]
+                .props
+                .get("zfleet:base:vault")
+                .map(String::as_str),
+            Some("99")
+        );
     }
 
     #[test]

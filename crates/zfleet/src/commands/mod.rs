@@ -1,8 +1,10 @@
 //! One file per subcommand: its arguments (whose doc comments are the help
 //! text) and one function that runs it.
 
+mod backup;
 mod check;
 mod list;
+mod sync;
 
 use clap::Subcommand;
 use zfleet_core::Error;
@@ -12,6 +14,8 @@ use crate::cli::Cli;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Check(check::CheckArgs),
+    Backup(backup::BackupArgs),
+    Sync(sync::SyncArgs),
     List(list::ListArgs),
 }
 
@@ -20,6 +24,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Check(a) => check::cmd_check(&cli.global, &a),
+        Command::Backup(a) => backup::cmd_backup(&cli.global, &a),
+        Command::Sync(a) => sync::cmd_sync(&cli.global, &a),
         Command::List(a) => list::cmd_list(&cli.global, &a),
     }
 }

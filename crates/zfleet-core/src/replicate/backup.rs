@@ -1,0 +1,228 @@
+//! A backup server's run: every job `zfleet check` lists for it, clients in
+//! parallel up to the server's limit, one ssh connection per client, each job
+//! recorded in the state database. One failing client never stops the others.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::exec::{replicate, JobReport, JobSpec, Options, Outcome};
+use crate::config::{Fleet, Job};
+use crate::exec::SshSessions;
+use crate::host::Host;
+use crate::progress::Progress;
+use crate::state::{BaseRecord, RunRecord, State};
+use crate::{parallel, Error};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientReport {
+    pub client: String,
+    pub jobs: Vec<JobReport>,
+}
+
+impl ClientReport {
+    pub fn ok(&self) -> bool {
+        self.jobs.iter().all(JobReport::ok)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub server: String,
+    pub clients: Vec<ClientReport>,
+}
+
+impl BackupReport {
+    pub fn ok(&self) -> bool {
+        self.clients.iter().all(ClientReport::ok)
+    }
+}
+
+/// Runs the backups of `server` (which must be this machine), limited to
+/// `only` clients when not empty.
+pub fn run_backups(
+    fleet: &Fleet,
+    server: &str,
+    only: &[String],
+    opts: &Options,
+    parallel_limit: Option<usize>,
+    progress: &dyn Progress,
+    state: Option<&State>,
+) -> Result<BackupReport, Error> {
+    let plan = fleet.server_plan(server).ok_or_else(|| {
+        Error::Usage(format!(
+            "`{server}` is not a backup server in {} (servers: {})",
+            fleet.file.display(),
+            fleet
+                .servers()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    for name in only {
+        if !plan.jobs.iter().any(|j| &j.client == name) {
+            let why = plan.skipped.iter().find(|s| &s.client == name).map_or_else(
+                || "it is not a backup client in the fleet file".to_string(),
+                |s| s.reason.clone(),
+            );
+            return Err(Error::Usage(format!(
+                "`{server}` does not back up `{name}`: {why}"
+            )));
+        }
+    }
+    let target = Host::local(server);
+    // Checked once: a missing target root is the server's layout problem, not
+    // something to create silently.
+    if target.observe_if_exists(&plan.target_root, &[])?.is_none() {
+        return Err(Error::Usage(format!(
+            "the target root `{}` does not exist on {server}; create it (for example `zfs create -o canmount=off {}`) or fix `target_root`",
+            plan.target_root, plan.target_root
+        )));
+    }
+    let mut clients: Vec<String> = Vec::new();
+    for j in &plan.jobs {
+        if (only.is_empty() || only.contains(&j.client)) && !clients.contains(&j.client) {
+            clients.push(j.client.clone());
+        }
+    }
+    let sessions = SshSessions::new()
+        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
+    let limit = parallel_limit.unwrap_or_else(|| {
+        fleet
+            .host(server)
+            .and_then(|h| h.server.as_ref())
+            .map_or(4, |r| r.parallel as usize)
+    });
+    let reports = parallel::map(&clients, limit, |client| {
+        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| &j.client == client).collect();
+        back_up_client(
+            client,
+            &jobs,
+            &target,
+            &plan.target_root,
+            &sessions,
+            opts,
+            progress,
+            state,
+        )
+    });
+    Ok(BackupReport {
+        server: server.to_string(),
+        clients: reports,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn back_up_client(
+    client: &str,
+    jobs: &[&Job],
+    target: &Host,
+    target_root: &crate::zfs::DatasetName,
+    sessions: &Arc<SshSessions>,
+    opts: &Options,
+    progress: &dyn Progress,
+    state: Option<&State>,
+) -> ClientReport {
+    let Some(first) = jobs.first() else {
+        return ClientReport {
+            client: client.to_string(),
+            jobs: Vec::new(),
+        };
+    };
+    let source = Host::ssh(client, &first.ssh, sessions.clone());
+    let mut reports = Vec::new();
+    for job in jobs {
+        let spec = JobSpec {
+            label: format!("{client}:{}", job.source),
+            source: job.source.clone(),
+            target: job.target.clone(),
+            marker: job.server.clone(),
+            raw: true,
+            create_parents_below: Some(target_root.clone()),
+        };
+        let started = now();
+        let run_id = state.filter(|_| !opts.dry_run).and_then(|s| {
+            s.start_run(&RunRecord {
+                kind: "backup".into(),
+                server: Some(job.server.clone()),
+                client: Some(client.to_string()),
+                source: Some(job.source.to_string()),
+                target: Some(job.target.to_string()),
+                started,
+                ..RunRecord::default()
+            })
+            .map_err(|e| tracing::warn!("{e}"))
+            .ok()
+        });
+        let report = replicate(&source, target, &spec, opts, progress);
+        if let (Some(s), Some(id)) = (state, run_id) {
+            let (result, error) = match &report.outcome {
+                Outcome::UpToDate => ("up_to_date", None),
+                Outcome::Sent => ("ok", None),
+                Outcome::Planned => ("planned", None),
+                Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
+                Outcome::Failed { message } => ("failed", Some(message.as_str())),
+            };
+            if let Err(e) = s.finish_run(id, now(), report.bytes, report.snapshots, result, error) {
+                tracing::warn!("{e}");
+            }
+            if let (true, Some(base)) = (report.ok(), &report.base) {
+                let guid = target
+                    .observe_with(&job.target, &[])
+                    .ok()
+                    .and_then(|l| {
+                        l.snapshots_of(&job.target)
+                            .iter()
+                            .find(|o| o.name.to_string().ends_with(&format!("@{base}")))
+                            .map(|o| o.guid)
+                    })
+                    .unwrap_or(0);
+                let rec = BaseRecord {
+                    server: job.server.clone(),
+                    client: client.to_string(),
+                    source: job.source.to_string(),
+                    target: job.target.to_string(),
+                    snapshot: base.clone(),
+                    guid,
+                    recorded: now(),
+                };
+                if let Err(e) = s.record_base(&rec) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        let failed_to_connect = matches!(&report.outcome, Outcome::Failed { message } if message.contains("did not answer") || message.contains("connection failed") || message.contains("host key"));
+        reports.push(report);
+        // The other datasets of an unreachable client would fail the same way,
+        // each after a full timeout.
+        if failed_to_connect {
+            for rest in jobs.iter().skip(reports.len()) {
+                reports.push(JobReport {
+                    label: format!("{client}:{}", rest.source),
+                    source: format!("{client}:{}", rest.source),
+                    target: format!("{}:{}", target.name, rest.target),
+                    outcome: Outcome::Failed {
+                        message: format!("skipped: {client} could not be reached"),
+                    },
+                    steps: Vec::new(),
+                    bytes: 0,
+                    snapshots: 0,
+                    seconds: 0.0,
+                    base: None,
+                });
+            }
+            break;
+        }
+    }
+    ClientReport {
+        client: client.to_string(),
+        jobs: reports,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

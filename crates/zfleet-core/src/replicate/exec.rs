@@ -1,0 +1,631 @@
+//! Runs a replication: observe both sides, plan, move the streams, then move
+//! the base markers. Every step leaves the target at a complete snapshot: ZFS
+//! receives each snapshot atomically, and zfleet never rolls a target back
+//! unless the plan says so (which needs `--rollback`).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::plan::{self, Base, Plan, Point, Side, Step};
+use super::pump::{pump, PumpOptions};
+use crate::exec::{Argv, ChildGuard, RunOptions, SpawnIo};
+use crate::host::{Host, QUERY_TIMEOUT};
+use crate::progress::Progress;
+use crate::zfs::cmd::{self, From as SendFrom, Send};
+use crate::zfs::{
+    DatasetName, Listing, ObjectInfo, ObjectType, SnapshotName, ZfsError, ZfsErrorKind,
+};
+use crate::Error;
+
+/// The user property (and hold tag) that marks a replication base.
+pub fn base_marker(server: &str) -> String {
+    format!("zfleet:base:{}", server.to_ascii_lowercase())
+}
+
+/// One replication to run.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// `alpha:zroot/persistSave`, for messages and progress.
+    pub label: String,
+    pub source: DatasetName,
+    pub target: DatasetName,
+    /// Whose base this is: the server's name for backups, `sync` for ad-hoc copies.
+    pub marker: String,
+    /// Send encrypted datasets raw, so the receiver never needs the key.
+    pub raw: bool,
+    /// Create missing parents of the target down from here (a server's target root).
+    pub create_parents_below: Option<DatasetName>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub plan: plan::Options,
+    pub pump: PumpOptions,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    UpToDate,
+    Sent,
+    /// `--dry-run`: the steps that would run.
+    Planned,
+    Refused {
+        message: String,
+        hint: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub label: String,
+    pub source: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub steps: Vec<String>,
+    pub bytes: u64,
+    pub snapshots: u64,
+    pub seconds: f64,
+    /// The newest snapshot both sides now share.
+    pub base: Option<String>,
+}
+
+impl JobReport {
+    pub fn ok(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::UpToDate | Outcome::Sent | Outcome::Planned
+        )
+    }
+}
+
+fn points(l: &Listing, ds: &DatasetName, kind: ObjectType) -> Vec<Point> {
+    let objs: Vec<&ObjectInfo> = match kind {
+        ObjectType::Bookmark => l.bookmarks_of(ds),
+        _ => l.snapshots_of(ds),
+    };
+    objs.iter()
+        .map(|o| Point {
+            name: short_name(o),
+            guid: o.guid,
+            createtxg: o.createtxg,
+            creation: o.creation,
+        })
+        .collect()
+}
+
+fn short_name(o: &ObjectInfo) -> String {
+    let s = o.name.to_string();
+    s.rsplit(['@', '#']).next().unwrap_or(&s).to_string()
+}
+
+fn side(l: Option<&Listing>, ds: &DatasetName) -> Side {
+    let Some(l) = l else { return Side::default() };
+    let Some(d) = l.dataset(ds) else {
+        return Side::default();
+    };
+    Side {
+        exists: true,
+        snapshots: points(l, ds, ObjectType::Snapshot),
+        bookmarks: points(l, ds, ObjectType::Bookmark),
+        resume_token: d.props.get("receive_resume_token").cloned(),
+        written: d.props.get("written").and_then(|w| w.parse().ok()),
+    }
+}
+
+/// Replicates one dataset. Never returns `Err` for a failure of the job itself
+/// (that is in the report); `Err` is for failures before anything could be judged.
+pub fn replicate(
+    src: &Host,
+    dst: &Host,
+    job: &JobSpec,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> JobReport {
+    let start = Instant::now();
+    let mut report = JobReport {
+        label: job.label.clone(),
+        source: format!("{}:{}", src.name, job.source),
+        target: format!("{}:{}", dst.name, job.target),
+        outcome: Outcome::UpToDate,
+        steps: Vec::new(),
+        bytes: 0,
+        snapshots: 0,
+        seconds: 0.0,
+        base: None,
+    };
+    if let Err(e) = run(src, dst, job, opts, progress, &mut report) {
+        report.outcome = Outcome::Failed {
+            message: e.to_string(),
+        };
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    report
+}
+
+fn run(
+    src: &Host,
+    dst: &Host,
+    job: &JobSpec,
+    opts: &Options,
+    progress: &dyn Progress,
+    report: &mut JobReport,
+) -> Result<(), Error> {
+    let marker = base_marker(&job.marker);
+    let src_caps = src.caps()?.clone();
+    let dst_caps = dst.caps()?.clone();
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.bookmarks &= src_caps.bookmarks;
+
+    // At most twice: a stale resume token is discarded and the plan made again.
+    for attempt in 0..2 {
+        let src_l = src.observe_with(&job.source, std::slice::from_ref(&marker))?;
+        let mut dst_extra = vec![marker.clone()];
+        if matches!(dst_caps.dialect, crate::zfs::Dialect::OpenZfs { .. }) {
+            dst_extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
+        }
+        let dst_l = dst.observe_if_exists(&job.target, &dst_extra)?;
+        let source = side(Some(&src_l), &job.source);
+        let target = side(dst_l.as_ref(), &job.target);
+        let planned = plan::plan(&source, &target, &plan_opts);
+        let (steps, _base) = match planned {
+            Plan::UpToDate { snapshot } => {
+                report.outcome = Outcome::UpToDate;
+                report.base = Some(snapshot.clone());
+                if !opts.dry_run {
+                    mark_base(src, dst, job, &marker, &snapshot, &src_l, dst_l.as_ref())?;
+                }
+                return Ok(());
+            }
+            Plan::Refused(r) => {
+                report.outcome = Outcome::Refused {
+                    message: r.message(&report.source, &report.target),
+                    hint: r.hint().to_string(),
+                };
+                return Ok(());
+            }
+            Plan::Steps { steps, base } => (steps, base),
+        };
+        report.steps = steps.iter().map(Step::describe).collect();
+        if opts.dry_run {
+            report.outcome = Outcome::Planned;
+            return Ok(());
+        }
+        if !target.exists {
+            ensure_parents(dst, &job.target, job.create_parents_below.as_ref())?;
+        }
+        let mut resumed_stale = false;
+        for step in &steps {
+            match step {
+                Step::Resume { token } => {
+                    let send = cmd::send_resume(token);
+                    let estimate = if src_caps.send_estimate {
+                        estimate(src, &cmd::send_resume_estimate(token))
+                    } else {
+                        None
+                    };
+                    match transfer(
+                        src,
+                        dst,
+                        &send,
+                        &cmd::receive(&dst_caps, &job.target),
+                        estimate,
+                        &job.label,
+                        opts,
+                        progress,
+                    ) {
+                        Ok(n) => report.bytes += n,
+                        Err(TransferError::Send { stderr, .. })
+                            if attempt == 0 && token_is_stale(&stderr) =>
+                        {
+                            tracing::warn!(target = %job.target, "the interrupted receive refers to a snapshot the source no longer has; discarding it");
+                            dst.endpoint()
+                                .run(
+                                    &cmd::receive_abort(&job.target),
+                                    &RunOptions::timeout(QUERY_TIMEOUT),
+                                )
+                                .map_err(ZfsError::from)?;
+                            resumed_stale = true;
+                            break;
+                        }
+                        Err(e) => return Err(e.into_error(src, dst)),
+                    }
+                }
+                Step::Rollback { to, .. } => {
+                    let snap = job.target.snapshot(to)?;
+                    dst.endpoint()
+                        .run(&cmd::rollback(&snap), &RunOptions::timeout(QUERY_TIMEOUT))
+                        .map_err(ZfsError::from)?;
+                }
+                Step::Full { snapshot } => {
+                    let s = Send {
+                        from: None,
+                        to: job.source.snapshot(snapshot)?,
+                        intermediates: false,
+                        raw: job.raw,
+                    };
+                    report.bytes +=
+                        send_step(src, dst, &src_caps, &dst_caps, &s, job, opts, progress)?;
+                    report.snapshots += 1;
+                }
+                Step::Incremental {
+                    from,
+                    to,
+                    intermediates,
+                } => {
+                    let from_ref = match from {
+                        Base::Snapshot(n) => SendFrom::Snapshot(job.source.snapshot(n)?),
+                        Base::Bookmark(n) => SendFrom::Bookmark(crate::zfs::BookmarkName::parse(
+                            &format!("{}#{n}", job.source),
+                        )?),
+                    };
+                    let s = Send {
+                        from: Some(from_ref),
+                        to: job.source.snapshot(to)?,
+                        intermediates: *intermediates,
+                        raw: job.raw,
+                    };
+                    report.bytes +=
+                        send_step(src, dst, &src_caps, &dst_caps, &s, job, opts, progress)?;
+                    let from_txg = src_l
+                        .snapshots_of(&job.source)
+                        .iter()
+                        .chain(src_l.bookmarks_of(&job.source).iter())
+                        .find(|o| short_name(o) == from.name())
+                        .map(|o| o.createtxg)
+                        .unwrap_or(0);
+                    let to_txg = src_l
+                        .snapshots_of(&job.source)
+                        .iter()
+                        .find(|o| short_name(o) == *to)
+                        .map(|o| o.createtxg)
+                        .unwrap_or(0);
+                    report.snapshots += src_l
+                        .snapshots_of(&job.source)
+                        .iter()
+                        .filter(|o| {
+                            o.createtxg > from_txg
+                                && o.createtxg <= to_txg
+                                && (*intermediates || o.createtxg == to_txg)
+                        })
+                        .count() as u64;
+                }
+            }
+        }
+        if resumed_stale {
+            continue;
+        }
+        if steps.iter().all(|s| matches!(s, Step::Resume { .. })) {
+            // The resumed stream may not have been the whole job: plan again.
+            continue;
+        }
+        report.outcome = Outcome::Sent;
+        let newest = source.snapshots.last().map(|p| p.name.clone());
+        if let Some(n) = &newest {
+            let dst_l = dst.observe_if_exists(&job.target, std::slice::from_ref(&marker))?;
+            mark_base(src, dst, job, &marker, n, &src_l, dst_l.as_ref())?;
+        }
+        report.base = newest;
+        return Ok(());
+    }
+    report.outcome = Outcome::Sent;
+    Ok(())
+}
+
+fn token_is_stale(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    s.contains("no longer exists")
+        || s.contains("does not exist")
+        || s.contains("used in the initial send")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_step(
+    src: &Host,
+    dst: &Host,
+    src_caps: &crate::zfs::Caps,
+    dst_caps: &crate::zfs::Caps,
+    s: &Send,
+    job: &JobSpec,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<u64, Error> {
+    let estimate = if src_caps.send_estimate {
+        estimate(src, &cmd::send_estimate(src_caps, s))
+    } else {
+        None
+    };
+    let label = match &s.from {
+        None => format!("{} full @{}", job.label, s.to.name),
+        Some(SendFrom::Snapshot(f)) => format!("{} @{} → @{}", job.label, f.name, s.to.name),
+        Some(SendFrom::Bookmark(b)) => format!("{} #{} → @{}", job.label, b.name, s.to.name),
+    };
+    transfer(
+        src,
+        dst,
+        &cmd::send(src_caps, s),
+        &cmd::receive(dst_caps, &job.target),
+        estimate,
+        &label,
+        opts,
+        progress,
+    )
+    .map_err(|e| e.into_error(src, dst))
+}
+
+fn estimate(src: &Host, argv: &Argv) -> Option<u64> {
+    let out = src
+        .endpoint()
+        .run(argv, &RunOptions::timeout(QUERY_TIMEOUT))
+        .ok()?;
+    cmd::parse_send_estimate(&out.stdout_text())
+        .or_else(|| cmd::parse_send_estimate(&out.stderr_text()))
+}
+
+#[derive(Debug)]
+enum TransferError {
+    Start(crate::exec::ExecError),
+    Send {
+        argv: String,
+        status: String,
+        stderr: String,
+    },
+    Receive {
+        argv: String,
+        status: String,
+        stderr: String,
+    },
+    Pump(String),
+}
+
+impl TransferError {
+    fn into_error(self, src: &Host, dst: &Host) -> Error {
+        use crate::exec::ExecError;
+        match self {
+            TransferError::Start(e) => Error::Exec(e),
+            TransferError::Send {
+                argv,
+                status,
+                stderr,
+            } => Error::Zfs(ZfsError::from(ExecError::Failed {
+                host: src.name.clone(),
+                cmdline: argv,
+                status,
+                stderr,
+            })),
+            TransferError::Receive {
+                argv,
+                status,
+                stderr,
+            } => Error::Zfs(ZfsError::from(ExecError::Failed {
+                host: dst.name.clone(),
+                cmdline: argv,
+                status,
+                stderr,
+            })),
+            TransferError::Pump(m) => Error::Internal(m),
+        }
+    }
+}
+
+/// `send | zfleet | recv`. The receiver starts first so the stream has somewhere to go.
+#[allow(clippy::too_many_arguments)]
+fn transfer(
+    src: &Host,
+    dst: &Host,
+    send: &Argv,
+    recv: &Argv,
+    total: Option<u64>,
+    label: &str,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<u64, TransferError> {
+    tracing::info!("{label}: {send} | {recv}");
+    let mut receiver = dst
+        .endpoint()
+        .spawn(
+            recv,
+            SpawnIo {
+                stdin: true,
+                stdout: false,
+            },
+        )
+        .map_err(TransferError::Start)?;
+    let recv_err = receiver.stderr_reader();
+    let mut sender = src
+        .endpoint()
+        .spawn(
+            send,
+            SpawnIo {
+                stdin: false,
+                stdout: true,
+            },
+        )
+        .map_err(TransferError::Start)?;
+    let send_err = sender.stderr_reader();
+    let (Some(stream), Some(mut sink)) = (sender.take_stdout(), receiver.take_stdin()) else {
+        return Err(TransferError::Pump(
+            "the send or receive process has no pipe".into(),
+        ));
+    };
+    let t = progress.transfer(label, total);
+    let pumped = pump(stream, &mut sink, opts.pump, t.as_ref());
+    // End of stream for the receiver, whether or not the sender finished.
+    drop(sink);
+    if pumped.is_err() {
+        // The receiver is gone; the sender would block on a full pipe.
+        sender.kill();
+    }
+    let send_status = wait(&mut sender);
+    let recv_status = wait(&mut receiver);
+    let send_stderr = join(send_err);
+    let recv_stderr = join(recv_err);
+    let bytes = pumped.as_ref().map_or_else(|e| e.bytes(), |n| *n);
+    let ok = pumped.is_ok()
+        && send_status.as_ref().is_some_and(|s| s.success())
+        && recv_status.as_ref().is_some_and(|s| s.success());
+    t.finish(bytes, ok);
+    let status_text = |s: &Option<std::process::ExitStatus>| {
+        s.map_or_else(|| "killed".to_string(), crate::exec::describe_status)
+    };
+    // The receiver's complaint explains most failures (no space, modified
+    // target); the sender's explains the rest (missing snapshot).
+    if !recv_status.as_ref().is_some_and(|s| s.success()) && !recv_stderr.is_empty() {
+        return Err(TransferError::Receive {
+            argv: recv.to_string(),
+            status: status_text(&recv_status),
+            stderr: recv_stderr,
+        });
+    }
+    if !send_status.as_ref().is_some_and(|s| s.success()) {
+        return Err(TransferError::Send {
+            argv: send.to_string(),
+            status: status_text(&send_status),
+            stderr: send_stderr,
+        });
+    }
+    if !recv_status.as_ref().is_some_and(|s| s.success()) {
+        return Err(TransferError::Receive {
+            argv: recv.to_string(),
+            status: status_text(&recv_status),
+            stderr: recv_stderr,
+        });
+    }
+    if let Err(e) = pumped {
+        return Err(TransferError::Pump(e.to_string()));
+    }
+    Ok(bytes)
+}
+
+fn wait(c: &mut ChildGuard) -> Option<std::process::ExitStatus> {
+    c.wait_timeout(None).ok().flatten()
+}
+
+fn join(h: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
+    h.and_then(|h| h.join().ok())
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// Creates the target's missing ancestors below `below` (inclusive of levels
+/// under it), each with `canmount=off` so nothing mounts over the server's paths.
+fn ensure_parents(
+    dst: &Host,
+    target: &DatasetName,
+    below: Option<&DatasetName>,
+) -> Result<(), Error> {
+    let mut missing = Vec::new();
+    let mut cur = target.parent();
+    while let Some(p) = cur {
+        if below.is_some_and(|b| !p.is_within(b) || p == *b) {
+            break;
+        }
+        if dst.observe_if_exists(&p, &[])?.is_some() {
+            break;
+        }
+        cur = p.parent();
+        missing.push(p);
+    }
+    for p in missing.iter().rev() {
+        dst.endpoint()
+            .run(
+                &cmd::create(p, &[("canmount", "off")]),
+                &RunOptions::timeout(QUERY_TIMEOUT),
+            )
+            .map_err(ZfsError::from)?;
+    }
+    Ok(())
+}
+
+/// Moves the base marker (property and hold) to `snap` on both sides, then
+/// clears it from older snapshots — in that order, so that at every moment at
+/// least one common snapshot is protected.
+fn mark_base(
+    src: &Host,
+    dst: &Host,
+    job: &JobSpec,
+    marker: &str,
+    snap: &str,
+    src_l: &Listing,
+    dst_l: Option<&Listing>,
+) -> Result<(), Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (host, ds, listing) in [(src, &job.source, Some(src_l)), (dst, &job.target, dst_l)] {
+        let new = ds.snapshot(snap)?;
+        let old: Vec<SnapshotName> = listing
+            .map(|l| {
+                l.snapshots_of(ds)
+                    .iter()
+                    .filter(|o| o.props.contains_key(marker) && short_name(o) != snap)
+                    .filter_map(|o| ds.snapshot(&short_name(o)).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let already = listing.is_some_and(|l| {
+            l.snapshots_of(ds)
+                .iter()
+                .any(|o| short_name(o) == snap && o.props.contains_key(marker))
+        });
+        let ep = host.endpoint();
+        let q = RunOptions::timeout(QUERY_TIMEOUT);
+        if !already {
+            ep.run(&cmd::set(marker, &now.to_string(), &new.to_string()), &q)
+                .map_err(ZfsError::from)?;
+            hold(host, marker, &new)?;
+        }
+        for o in &old {
+            release(host, marker, o)?;
+            ep.run(&cmd::inherit(marker, &o.to_string()), &q)
+                .map_err(ZfsError::from)?;
+        }
+    }
+    Ok(())
+}
+
+fn hold(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {
+    match host.endpoint().run(
+        &cmd::hold(tag, &[snap]),
+        &RunOptions::timeout(QUERY_TIMEOUT),
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let z = ZfsError::from(e);
+            let text = z.exec.stderr().unwrap_or_default().to_ascii_lowercase();
+            // Holding twice is fine; a dialect without holds relies on the
+            // property and zfleet's state instead.
+            if text.contains("tag already exists") || z.kind == ZfsErrorKind::Unsupported {
+                Ok(())
+            } else {
+                Err(z.into())
+            }
+        }
+    }
+}
+
+fn release(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {
+    match host.endpoint().run(
+        &cmd::release(tag, &[snap]),
+        &RunOptions::timeout(QUERY_TIMEOUT),
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let z = ZfsError::from(e);
+            let text = z.exec.stderr().unwrap_or_default().to_ascii_lowercase();
+            if text.contains("no such tag")
+                || z.kind == ZfsErrorKind::Unsupported
+                || matches!(z.kind, ZfsErrorKind::DoesNotExist { .. })
+            {
+                Ok(())
+            } else {
+                Err(z.into())
+            }
+        }
+    }
+}

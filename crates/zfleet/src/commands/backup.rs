@@ -1,0 +1,115 @@
+use clap::Args;
+use zfleet_core::replicate::backup::{run_backups, BackupReport};
+use zfleet_core::replicate::exec::{Options, Outcome};
+use zfleet_core::state::State;
+use zfleet_core::Error;
+
+use crate::cli::{GlobalArgs, OutputArgs, TransferArgs};
+use crate::context::Context;
+use crate::progress::CliProgress;
+use crate::render;
+
+/// Pull backups: replicate every client this server backs up (the jobs
+/// `zfleet check` lists), or only the HOSTs named.
+///
+/// Runs on a backup server. The first run sends each dataset's oldest snapshot
+/// in full and then every later one; later runs send incrementally from the
+/// newest snapshot both sides share (found by guid). A target that was changed
+/// or has snapshots the source lacks is refused unless --rollback.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Clients to back up (default: all of this server's clients).
+    hosts: Vec<String>,
+    /// Show what would be sent, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    transfer: TransferArgs,
+    /// Clients backed up at the same time (default: the server's `parallel`).
+    #[arg(long)]
+    parallel: Option<usize>,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
+    let cx = Context::load(g)?;
+    let state = if a.dry_run {
+        None
+    } else {
+        Some(State::open(&cx.fleet.state_dir).map_err(|e| Error::Internal(e.to_string()))?)
+    };
+    let opts = Options {
+        plan: a.transfer.plan_options(),
+        pump: a.transfer.pump_options()?,
+        dry_run: a.dry_run,
+    };
+    let progress = CliProgress::new(g.quiet, a.out.json);
+    let report = run_backups(
+        &cx.fleet,
+        &cx.this_host,
+        &a.hosts,
+        &opts,
+        a.parallel,
+        &progress,
+        state.as_ref(),
+    )?;
+    if a.out.json {
+        render::json(&report);
+    } else {
+        print_summary(&report);
+    }
+    let outcomes = || {
+        report
+            .clients
+            .iter()
+            .flat_map(|c| &c.jobs)
+            .map(|j| &j.outcome)
+    };
+    Ok(if outcomes().any(|o| matches!(o, Outcome::Failed { .. })) {
+        crate::exit::REMOTE
+    } else if outcomes().any(|o| matches!(o, Outcome::Refused { .. })) {
+        crate::exit::REFUSED
+    } else {
+        crate::exit::OK
+    })
+}
+
+pub fn print_summary(r: &BackupReport) {
+    let mut t = render::table(["client", "dataset", "result", "snapshots", "bytes", "time"]);
+    let mut notes = Vec::new();
+    for c in &r.clients {
+        for j in &c.jobs {
+            let dataset = j
+                .label
+                .split_once(':')
+                .map_or(j.label.as_str(), |(_, d)| d)
+                .to_string();
+            let result = match &j.outcome {
+                Outcome::UpToDate => "up to date".to_string(),
+                Outcome::Sent => "ok".to_string(),
+                Outcome::Planned => format!("would run: {}", j.steps.join("; ")),
+                Outcome::Refused { message, hint } => {
+                    notes.push(format!("{}: refused: {message}\n  hint: {hint}", j.label));
+                    "REFUSED".to_string()
+                }
+                Outcome::Failed { message } => {
+                    notes.push(format!("{}: {message}", j.label));
+                    "FAILED".to_string()
+                }
+            };
+            t.add_row(vec![
+                c.client.clone(),
+                dataset,
+                result,
+                j.snapshots.to_string(),
+                render::bytes(j.bytes),
+                format!("{:.1}s", j.seconds),
+            ]);
+        }
+    }
+    render::print_table(&t, "");
+    for n in notes {
+        eprintln!("{n}");
+    }
+}
