@@ -116,6 +116,7 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     println!("dir {}", lab.dir().display());
     println!("user-key {}", lab.user_key().display());
     println!("known-hosts {}", lab.known_hosts().display());
+    println!("switch pid={}", lab.switch_pid());
     for h in lab.hosts() {
         println!(
             "host {} {} pid={} dir={} altroot={}",

@@ -36,3 +36,9 @@ mod tree;
 pub use host::{Host, DEFAULT_TIMEOUT};
 pub use lab::Lab;
 pub use spec::{DatasetSpec, HostSpec, LabSpec, PoolSpec, DEFAULT_ROOT, DEFAULT_VDEV_SIZE};
+
+/// Checks what [`Lab::start`] needs (root, /dev/fuse, overlayfs, zfs-fuse, sshd,
+/// util-linux, iproute2, and libfaketime if `faketime`), naming everything missing.
+pub fn check_prerequisites(faketime: bool) -> anyhow::Result<()> {
+    prereq::check(faketime).map(drop)
+}

@@ -336,6 +336,10 @@ impl Host {
 
     /// Kills the host's zfs-fuse with SIGKILL, as a crash would; its mounts are
     /// left dead ("Transport endpoint is not connected") until [`Host::start_zfs`].
+    ///
+    /// Like a crash it loses writes not yet in a synced transaction group, and
+    /// zfs-fuse syncs only every ~30 s; fsync does not save them (measured), a
+    /// `zfs snapshot` does, since it waits for its txg to sync.
     pub fn kill_zfs(&self) -> Result<()> {
         self.kill_pidfile(&self.zfs_pidfile(), "KILL")
     }
@@ -343,10 +347,15 @@ impl Host {
     /// Starts zfs-fuse again after [`Host::kill_zfs`]: clears the dead mounts,
     /// starts the daemon and re-imports the host's pools under the altroot.
     pub fn start_zfs(&self) -> Result<()> {
+        // Parents first: a path below a dead FUSE mount cannot even be resolved
+        // (ENOTCONN), and detaching a parent lazily takes its children along.
         self.sh(
-            r#"grep ' fuse.zfs ' /proc/mounts | cut -d' ' -f2 | sort -r |
-                   while read -r m; do umount -l "$m"; done"#,
-        )?;
+            r#"for m in $(grep ' fuse.zfs ' /proc/mounts | cut -d' ' -f2 | sort); do
+                 umount -l "$m" 2>/dev/null || true
+               done
+               ! grep ' fuse.zfs ' /proc/mounts"#,
+        )
+        .context("clearing zfs-fuse's dead mounts")?;
         self.spawn_zfs()?;
         self.wait_zfs()?;
         let imported = self.run(self.command("zpool").args(["list", "-H", "-o", "name"]))?;
@@ -435,9 +444,19 @@ impl Host {
     }
 
     /// Creates a local user with a home directory; it exists on this host only.
+    /// Its password field is `*` (no password, not locked): with `UsePAM no`,
+    /// sshd refuses even key logins to accounts useradd leaves locked (`!`).
     pub fn add_user(&self, user: &str) -> Result<()> {
         let mut cmd = self.command("useradd");
-        cmd.args(["--create-home", "--shell", "/bin/sh", "--", user]);
+        cmd.args([
+            "--create-home",
+            "--shell",
+            "/bin/sh",
+            "--password",
+            "*",
+            "--",
+            user,
+        ]);
         self.run(&mut cmd).map(drop)
     }
 
