@@ -44,8 +44,17 @@ fn seed_lab_hosts_have_their_own_pools_names_and_ssh() {
     let c2 = lab.host("client2").unwrap();
     let backup = lab.host("backup").unwrap();
 
+    assert_eq!(lab.host_names(), ["client1", "client2", "backup"]);
     for h in lab.hosts() {
         assert_eq!(h.sh("hostname").unwrap().trim(), h.name());
+        // The lab's subnet is all a host can reach: no default route, no uplink.
+        assert_eq!(
+            h.sh("ip -4 route").unwrap().trim(),
+            format!(
+                "10.231.0.0/24 dev eth0 proto kernel scope link src {}",
+                h.addr()
+            )
+        );
     }
     for c in [c1, c2] {
         assert_eq!(lines(&c.sh("zpool list -H -o name").unwrap()), ["zroot"]);
@@ -170,6 +179,12 @@ fn faketime_moves_snapshot_creation_and_date_together() {
     c1.set_time(t1 - 86_400).unwrap();
     c1.sh("zfs snapshot zroot/persist@t0").unwrap();
     near(creation("zroot/persist@t0"), t1 - 86_400);
+
+    // A frozen clock: zfs-fuse keeps working, every snapshot gets the same time.
+    c1.freeze_time(t1 + 7).unwrap();
+    c1.sh("zfs snapshot zroot/persist@f1; sleep 1.2; echo x > \"$(zfs get -H -o value mountpoint zroot/persist)/x\"; zfs snapshot zroot/persist@f2").unwrap();
+    assert_eq!(creation("zroot/persist@f1"), t1 + 7);
+    assert_eq!(creation("zroot/persist@f2"), t1 + 7);
 
     c1.reset_time().unwrap();
     let (before, got, after) = (now(), c1.sh("date +%s").unwrap(), now());

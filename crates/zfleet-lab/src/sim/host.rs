@@ -265,38 +265,45 @@ impl Host {
     /// Sets the host's clock (zfs-fuse's and that of every command run through the
     /// lab or over ssh) to `epoch` seconds; from then on it runs at normal speed.
     ///
-    /// The faketime file holds an offset (`+N`/`-N` seconds) rather than an
-    /// absolute time: an absolute time freezes the clock, and a running clock is
-    /// what zfs-fuse and ssh timeouts expect.
+    /// The faketime file holds an offset (`+N`/`-N` seconds), which libfaketime
+    /// re-reads on every clock call (`FAKETIME_NO_CACHE`), so running daemons
+    /// follow at once. (A `@epoch` "start at" line would only reach processes
+    /// started afterwards.)
     pub fn set_time(&self, epoch: i64) -> Result<()> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs();
+        let now = i64::try_from(now).context("system clock out of range")?;
+        self.write_faketime(&format!("{:+}", epoch - now))
+    }
+
+    /// Stops the host's clock at `epoch` (an absolute time, parsed with
+    /// `FAKETIME_FMT=%s`) until the next `set_time`, `freeze_time` or
+    /// `reset_time`. zfs-fuse copes (its transaction groups run on the monotonic
+    /// clock, which the lab leaves real), but programs that wait for the wall
+    /// clock to move will wait forever.
+    pub fn freeze_time(&self, epoch: i64) -> Result<()> {
+        self.write_faketime(&epoch.to_string())
+    }
+
+    /// Puts the host's clock back to the machine's.
+    pub fn reset_time(&self) -> Result<()> {
+        self.write_faketime("+0")
+    }
+
+    fn write_faketime(&self, line: &str) -> Result<()> {
         if !self.faketime {
             bail!(
                 "host {} runs without faketime; enable it in its HostSpec",
                 self.name
             );
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("system clock before 1970")?
-            .as_secs();
-        let now = i64::try_from(now).context("system clock out of range")?;
-        self.write_faketime(epoch - now)
-    }
-
-    /// Puts the host's clock back to the machine's.
-    pub fn reset_time(&self) -> Result<()> {
-        if !self.faketime {
-            return Ok(());
-        }
-        self.write_faketime(0)
-    }
-
-    fn write_faketime(&self, offset: i64) -> Result<()> {
         // Replace the file in one step: libfaketime re-reads it on every clock call
         // and must never see it half written.
         let file = self.dir.join("faketime");
         let tmp = self.dir.join("faketime.tmp");
-        write(&tmp, &format!("{offset:+}\n"))?;
+        write(&tmp, &format!("{line}\n"))?;
         fs::rename(&tmp, &file).with_context(|| format!("cannot replace {}", file.display()))
     }
 

@@ -180,6 +180,10 @@ impl Lab {
         &self.hosts
     }
 
+    pub fn host_names(&self) -> Vec<&str> {
+        self.hosts.iter().map(Host::name).collect()
+    }
+
     /// The host called `name`.
     pub fn host(&self, name: &str) -> Result<&Host> {
         match self.hosts.iter().find(|h| h.name() == name) {
@@ -187,7 +191,7 @@ impl Lab {
             None => bail!(
                 "lab {} has no host `{name}`; it has {:?}",
                 self.name,
-                self.hosts.iter().map(Host::name).collect::<Vec<_>>()
+                self.host_names()
             ),
         }
     }
