@@ -67,9 +67,7 @@ hostname "$ZL_NAME"
 # Only the lab's IPv4 addresses: no router solicitations or SLAAC chatter.
 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null || true
 ip link set lo up
-unset ZL_LAB ZL_NAME
 touch "$ZL_DIR/ready"
-unset ZL_DIR
 "#;
 
 impl Host {

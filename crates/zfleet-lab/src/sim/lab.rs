@@ -26,7 +26,6 @@ echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null || true
 ip link add name br0 type bridge
 ip link set dev br0 up
 touch "$ZL_DIR/ready"
-unset ZL_DIR
 "#;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -65,9 +66,12 @@ pub(crate) fn shell_quote(word: &str) -> String {
 
 /// Runs `cmd` to completion with stdin closed, killing it after `timeout`.
 ///
-/// A timeout is an error, whatever the command printed until then.
+/// A timeout is an error, whatever the command printed until then; so is output
+/// that stays open past the deadline after the command exited (a background
+/// process that inherited stdout or stderr).
 pub(crate) fn output_within(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let line = describe(cmd);
+    let deadline = Instant::now() + timeout;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -76,23 +80,27 @@ pub(crate) fn output_within(cmd: &mut Command, timeout: Duration) -> Result<Outp
         .with_context(|| format!("cannot start `{line}`"))?;
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
-    let status = wait_within(&mut child, timeout);
-    let collect = |h: Option<thread::JoinHandle<Vec<u8>>>| {
-        h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+    let Some(status) = wait_within(&mut child, timeout) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("`{line}` did not finish within {timeout:?} and was killed")
     };
-    match status {
-        Some(status) => Ok(Output {
-            status,
-            stdout: collect(stdout),
-            stderr: collect(stderr),
-        }),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            // A grandchild may still hold the pipes open; do not wait for the readers.
-            bail!("`{line}` did not finish within {timeout:?} and was killed")
-        }
-    }
+    let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>, name: &str| -> Result<Vec<u8>> {
+        let Some(rx) = rx else { return Ok(Vec::new()) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(left.max(Duration::from_millis(500)))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "`{line}` exited ({}) but its {name} stayed open: a background process it started must redirect its output",
+                    status_text(status)
+                )
+            })
+    };
+    Ok(Output {
+        status,
+        stdout: collect(stdout, "stdout")?,
+        stderr: collect(stderr, "stderr")?,
+    })
 }
 
 /// Like [`output_within`], but a non-zero exit is an error that shows the command
@@ -126,12 +134,16 @@ fn status_text(status: ExitStatus) -> String {
     }
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+/// Reads a pipe to its end on a thread of its own; the result arrives on the
+/// channel, so a pipe that never closes cannot block the caller forever.
+fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// Waits for `child` for at most `timeout`; `None` if it is still running.
@@ -246,6 +258,18 @@ mod tests {
         let err =
             run_within(Command::new("sleep").arg("30"), Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn output_held_open_by_a_background_process_is_an_error_not_a_hang() {
+        let started = Instant::now();
+        let err = run_within(
+            Command::new("sh").args(["-c", "sleep 5 & echo started"]),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stayed open"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
