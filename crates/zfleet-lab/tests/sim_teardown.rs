@@ -90,6 +90,40 @@ fn a_panicking_test_still_tears_its_lab_down() {
     common::assert_nothing_left(&before, &dir, &ns, Duration::ZERO);
 }
 
+#[test]
+fn a_lab_dies_with_its_thread_even_when_never_dropped() {
+    common::require_lab();
+    let _turn = turn();
+    let before = common::before();
+    // PR_SET_PDEATHSIG fires when the spawning thread exits: no Drop needed.
+    let (dir, ns) = std::thread::spawn(|| {
+        let lab = Lab::start(&LabSpec::new("forgotten").host(HostSpec::seed_client("h"))).unwrap();
+        let seen = (lab.dir().to_owned(), lab_namespaces(&lab));
+        std::mem::forget(lab);
+        seen
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + GONE_WITHIN;
+    loop {
+        let r = common::residue(&before, &dir, &ns);
+        let gone = r.processes.is_empty()
+            && r.in_namespaces.is_empty()
+            && r.mounts.is_empty()
+            && r.new_net_namespaces.is_empty();
+        if gone {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left after the thread exited: {r:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its owner (this process) lives on, so no later lab would remove it.
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// What `zfleet-lab sim up` printed before `ready`.
 struct Printed {
     dir: PathBuf,
