@@ -1,5 +1,193 @@
 //! `zfleet-lab`: bring the test lab up and down by hand, for demos and debugging.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no lab commands yet")
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use zfleet_lab::sim::{HostSpec, Lab, LabSpec, DEFAULT_ROOT};
+
+#[derive(Parser)]
+#[command(name = "zfleet-lab", about = "The zfleet test lab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Simulated hosts: zfs-fuse and sshd in namespaces (needs root).
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    Up(UpArgs),
+    Exec(ExecArgs),
+}
+
+/// Bring up a lab and keep it until Ctrl-C (or SIGTERM), then tear it down.
+///
+/// Prints each host's address, directories and a command line to enter it, then
+/// `ready`. Hosts whose name contains `backup` get the seed's backup server
+/// layout (`zstorage/backups`), the others the seed's client layout
+/// (`zroot/persist`, `zroot/persistSave`).
+#[derive(Args)]
+struct UpArgs {
+    /// Lab name (the directory gets the pid and a counter appended).
+    #[arg(long, default_value = "seed")]
+    name: String,
+    /// Host names, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "client1,client2,backup")]
+    hosts: Vec<String>,
+    /// Give clients the seed's full root pool (`zroot/root`, `zroot/nix`, `@empty`).
+    #[arg(long)]
+    full: bool,
+    /// Run hosts without libfaketime.
+    #[arg(long)]
+    no_faketime: bool,
+    /// Directory holding lab directories [default: $ZFLEET_LAB_ROOT or /tmp/zfleet-lab].
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+/// Run a command on a host of a running lab.
+#[derive(Args)]
+struct ExecArgs {
+    /// The lab's directory name (as printed by `up`); optional when one lab runs.
+    #[arg(long)]
+    lab: Option<String>,
+    /// Directory holding lab directories [default: $ZFLEET_LAB_ROOT or /tmp/zfleet-lab].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    host: String,
+    /// The command and its arguments (default: an interactive shell).
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Top::Sim(SimCommand::Up(args)) => up(args),
+        Top::Sim(SimCommand::Exec(args)) => exec(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn up(args: UpArgs) -> Result<ExitCode> {
+    let mut spec = LabSpec::new(&args.name);
+    for name in &args.hosts {
+        let host = if name.contains("backup") {
+            HostSpec::seed_backup(name)
+        } else if args.full {
+            HostSpec::seed_client_full(name)
+        } else {
+            HostSpec::seed_client(name)
+        };
+        spec = spec.host(host.faketime(!args.no_faketime));
+    }
+    if let Some(root) = args.root {
+        spec = spec.root(root);
+    }
+    // Installed before the lab exists, so an early Ctrl-C still tears down.
+    let (tx, rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let started = Instant::now();
+    let lab = Lab::start(&spec)?;
+    println!(
+        "lab {} up in {:.2} s",
+        lab.name(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("dir {}", lab.dir().display());
+    println!("user-key {}", lab.user_key().display());
+    println!("known-hosts {}", lab.known_hosts().display());
+    println!("switch pid={}", lab.switch_pid());
+    for h in lab.hosts() {
+        println!(
+            "host {} {} pid={} dir={} altroot={}",
+            h.name(),
+            h.addr(),
+            h.pid(),
+            h.dir().display(),
+            h.altroot().display()
+        );
+    }
+    for h in lab.hosts() {
+        println!("enter {}: {}", h.name(), h.enter_command());
+    }
+    println!("ready; Ctrl-C tears the lab down");
+
+    let _ = rx.recv();
+    eprintln!("tearing down {}", lab.name());
+    lab.teardown()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec(args: ExecArgs) -> Result<ExitCode> {
+    let root = args
+        .root
+        .or_else(|| std::env::var_os("ZFLEET_LAB_ROOT").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+    let lab = match args.lab {
+        Some(name) => root.join(name),
+        None => only_lab(&root)?,
+    };
+    let host_dir = lab.join(&args.host);
+    let pid = std::fs::read_to_string(host_dir.join("init.pid"))
+        .with_context(|| format!("no host `{}` in {}", args.host, lab.display()))?;
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--target={}", pid.trim()))
+        .args(["--mount", "--net", "--uts", "--pid", "--"]);
+    if let Ok(env) = std::fs::read_to_string(host_dir.join("faketime.env")) {
+        cmd.arg("env").args(env.lines());
+    }
+    if args.command.is_empty() {
+        cmd.arg("/bin/bash");
+    } else {
+        cmd.args(&args.command);
+    }
+    let status = cmd.status().context("cannot run nsenter")?;
+    Ok(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+    ))
+}
+
+fn only_lab(root: &Path) -> Result<PathBuf> {
+    let mut labs: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("owner").exists())
+        .collect();
+    match labs.len() {
+        1 => Ok(labs.remove(0)),
+        0 => bail!("no lab is running under {}", root.display()),
+        n => bail!(
+            "{n} labs under {}; choose one with --lab: {}",
+            root.display(),
+            labs.iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
