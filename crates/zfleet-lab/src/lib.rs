@@ -5,5 +5,6 @@
 //! `guest`: an OpenZFS 2.x qemu guest built from Debian packages, for the features
 //! zfs-fuse lacks (encryption, raw sends, bookmarks, resume tokens, holds, allow).
 
+pub mod fleet;
 pub mod guest;
 pub mod sim;

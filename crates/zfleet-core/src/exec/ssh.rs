@@ -10,7 +10,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,37 +37,26 @@ impl Default for SshOptions {
     }
 }
 
-/// The private directory for this run's control sockets. Shared by all targets;
-/// removed when the last one is gone.
+/// The private directory for this run's control sockets (mode 0700, a fresh
+/// random name: pids repeat across containers and namespaces). Shared by all
+/// targets; removed when the last one is gone.
 #[derive(Debug)]
 pub struct SshSessions {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
-
-static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl SshSessions {
     pub fn new() -> std::io::Result<Arc<Self>> {
-        use std::os::unix::fs::DirBuilderExt;
-        // Unix socket paths are limited to 108 bytes, so keep this short and in /tmp
-        // rather than under a possibly long $TMPDIR.
-        let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = PathBuf::from(format!("/tmp/zfleet-ssh-{}-{n}", std::process::id()));
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
-        }
-        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        // Unix socket paths are limited to 108 bytes, so keep this short and in
+        // /tmp rather than under a possibly long $TMPDIR.
+        let dir = tempfile::Builder::new()
+            .prefix("zfleet-ssh-")
+            .tempdir_in("/tmp")?;
         Ok(Arc::new(Self { dir }))
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for SshSessions {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        self.dir.path()
     }
 }
 
@@ -111,7 +99,7 @@ impl SshTarget {
             .name
             .bytes()
             .fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
-        self.sessions.dir.join(format!("{idx:x}.sock"))
+        self.sessions.dir().join(format!("{idx:x}.sock"))
     }
 
     fn log_path(&self) -> PathBuf {

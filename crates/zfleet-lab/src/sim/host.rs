@@ -57,8 +57,10 @@ mkdir -p /run/zfs /run/lock/zfs /run/sshd
 # libfaketime leaves semaphores named after (namespace) pids in /dev/shm.
 mount -t tmpfs -o mode=1777 zfleet-shm /dev/shm
 mount -t overlay zfleet-etc -o "lowerdir=/etc,upperdir=$ZL_DIR/etc/upper,workdir=$ZL_DIR/etc/work" /etc
-mkdir -p /var/lib/zfs /root/.ssh
+mkdir -p /var/lib/zfs /var/lib/zfleet /root/.ssh
 mount --bind "$ZL_DIR/var-lib-zfs" /var/lib/zfs
+# zfleet's state and locks, per host as on real machines.
+mount --bind "$ZL_DIR/var-lib-zfleet" /var/lib/zfleet
 mount --bind "$ZL_DIR/home" /home
 mount --bind "$ZL_DIR/dot-ssh" /root/.ssh
 cp "$ZL_LAB/hosts" /etc/hosts
@@ -83,6 +85,7 @@ impl Host {
             "etc/upper",
             "etc/work",
             "var-lib-zfs",
+            "var-lib-zfleet",
             "home",
             "dot-ssh",
             "root",
@@ -182,6 +185,29 @@ impl Host {
     /// The host-side pid of the host's pid 1, the `--target` for nsenter.
     pub fn pid(&self) -> u32 {
         self.tree.init_pid()
+    }
+
+    /// Runs `f` on a thread that has joined this host's network namespace, so
+    /// that processes it starts (ssh, for instance) talk from this host's
+    /// address to the other lab hosts. Files are still the machine's.
+    pub fn with_network<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let path = format!("/proc/{}/ns/net", self.pid());
+        let ns = fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        let inner_path = path.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || -> Result<T> {
+                let path = inner_path;
+                // setns affects only this thread; it ends with the scope.
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .with_context(|| format!("cannot enter the network namespace {path}"))?;
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread in {path} panicked"))?
+        })
     }
 
     /// Whether the host runs under libfaketime.
