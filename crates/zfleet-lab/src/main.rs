@@ -21,6 +21,19 @@ enum Top {
     /// Simulated hosts: zfs-fuse and sshd in namespaces (needs root).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// zfleet's main job on a lab fleet of two clients and a backup server,
+    /// every command shown with its output (needs root).
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// The zfleet binary [default: next to this program].
+    #[arg(long)]
+    zfleet: Option<PathBuf>,
+    /// Megabytes of data per client.
+    #[arg(long, default_value_t = 8)]
+    megabytes: u64,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +87,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Top::Sim(SimCommand::Up(args)) => up(args),
         Top::Sim(SimCommand::Exec(args)) => exec(args),
+        Top::Demo(args) => zfleet_lab::demo::run(&zfleet_lab::demo::DemoOptions {
+            zfleet: args.zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes: args.megabytes,
+        })
+        .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

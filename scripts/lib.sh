@@ -1,0 +1,40 @@
+# Shared by scripts/demo and scripts/test: root check, Debian packages, Rust.
+# shellcheck shell=bash
+
+need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: run this as root: the lab uses network and mount namespaces and FUSE" >&2
+        echo "  hint: sudo -E env \"PATH=\$PATH\" $0" >&2
+        exit 2
+    fi
+}
+
+# Installs Debian/Ubuntu packages that are missing; quiet when all are there.
+install_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# cargo from rustup; installed with rustup's own installer when absent.
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "== installing Rust with rustup"
+        install_packages curl ca-certificates gcc libc6-dev
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+}
+
+# What the simulated-host lab needs.
+LAB_PACKAGES=(zfs-fuse openssh-server openssh-client faketime iproute2 util-linux procps)
