@@ -134,6 +134,10 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     println!("dir {}", lab.dir().display());
     println!("user-key {}", lab.user_key().display());
     println!("known-hosts {}", lab.known_hosts().display());
+    let fleet = lab.dir().join("fleet.toml");
+    std::fs::write(&fleet, zfleet_lab::fleet::seed_fleet_toml(&lab, ""))
+        .with_context(|| format!("cannot write {}", fleet.display()))?;
+    println!("fleet {} (use with zfleet --config inside a host)", fleet.display());
     println!("switch pid={}", lab.switch_pid());
     for h in lab.hosts() {
         println!(
