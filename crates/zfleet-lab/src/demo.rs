@@ -45,7 +45,12 @@ fn zfleet(host: &Host, bin: &Path, fleet: &Path, args: &[&str]) -> Result<String
         println!("  {l}");
     }
     if !out.status.success() {
-        bail!("zfleet {} failed on {} ({})", args.join(" "), host.name(), out.status);
+        bail!(
+            "zfleet {} failed on {} ({})",
+            args.join(" "),
+            host.name(),
+            out.status
+        );
     }
     Ok(stdout.into_owned())
 }
@@ -57,19 +62,33 @@ fn sh(host: &Host, script: &str) -> Result<String> {
 
 pub fn run(opts: &DemoOptions) -> Result<()> {
     if !opts.zfleet.exists() {
-        bail!("no zfleet binary at {} (build it with `cargo build`)", opts.zfleet.display());
+        bail!(
+            "no zfleet binary at {} (build it with `cargo build`)",
+            opts.zfleet.display()
+        );
     }
     crate::sim::check_prerequisites(false)?;
     let started = Instant::now();
-    step("A lab fleet: two clients and one backup server, each with its own zfs-fuse pool and sshd");
+    step(
+        "A lab fleet: two clients and one backup server, each with its own zfs-fuse pool and sshd",
+    );
     let lab = Lab::start(&LabSpec::seed().faketime(false)).context("the lab did not start")?;
     for h in lab.hosts() {
-        println!("  {:8} {}  (enter: {})", h.name(), h.addr(), h.enter_command());
+        println!(
+            "  {:8} {}  (enter: {})",
+            h.name(),
+            h.addr(),
+            h.enter_command()
+        );
     }
     println!("  up in {:.1}s", started.elapsed().as_secs_f64());
     let fleet = lab.dir().join("fleet.toml");
     std::fs::write(&fleet, seed_fleet_toml(&lab, ""))?;
-    let (c1, c2, backup) = (lab.host("client1")?, lab.host("client2")?, lab.host("backup")?);
+    let (c1, c2, backup) = (
+        lab.host("client1")?,
+        lab.host("client2")?,
+        lab.host("backup")?,
+    );
     let bin = &opts.zfleet;
 
     step("The fleet file, checked and expanded");
@@ -106,7 +125,10 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             &format!("cd \"$(zfs get -H -o value mountpoint zstorage/backups/{}/zroot/persistSave)\" && sha256sum data.bin hello.txt changed.txt", c.name()),
         )?;
         if src != dst {
-            bail!("{}: backup differs from the source:\n{src}\n{dst}", c.name());
+            bail!(
+                "{}: backup differs from the source:\n{src}\n{dst}",
+                c.name()
+            );
         }
         println!("  {}: 3 files identical", c.name());
     }
@@ -115,6 +137,9 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     zfleet(backup, bin, &fleet, &["list", "--snapshots", "backup"])?;
 
     lab.teardown()?;
-    println!("\nDemo finished in {:.1}s; the lab is torn down.", started.elapsed().as_secs_f64());
+    println!(
+        "\nDemo finished in {:.1}s; the lab is torn down.",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -137,7 +137,10 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     let fleet = lab.dir().join("fleet.toml");
     std::fs::write(&fleet, zfleet_lab::fleet::seed_fleet_toml(&lab, ""))
         .with_context(|| format!("cannot write {}", fleet.display()))?;
-    println!("fleet {} (use with zfleet --config inside a host)", fleet.display());
+    println!(
+        "fleet {} (use with zfleet --config inside a host)",
+        fleet.display()
+    );
     println!("switch pid={}", lab.switch_pid());
     for h in lab.hosts() {
         println!(
