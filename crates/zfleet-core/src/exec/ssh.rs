@@ -3,7 +3,8 @@
 //! The first command for a host starts a master connection (`ControlMaster=yes`)
 //! that zfleet owns as a child process; every later command for that host rides
 //! on it, so a run over 50 hosts authenticates 50 times, not once per `zfs` call.
-//! The master is killed when the target is dropped. Host keys are always checked
+//! The master is stopped when the target is dropped, and ends by itself soon
+//! after its last session if zfleet dies. Host keys are always checked
 //! and nothing ever prompts (`BatchMode=yes`): a prompt would hang behind a
 //! progress bar or in a timer unit.
 
@@ -11,9 +12,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{quote, Argv, ChildGuard, ExecError, Output};
+
+/// How long a master connection outlives its last session when zfleet did not
+/// stop it (zfleet was killed).
+const MASTER_LINGER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -69,7 +74,8 @@ pub struct SshTarget {
     pub port: u16,
     pub options: SshOptions,
     sessions: Arc<SshSessions>,
-    master: Mutex<Option<ChildGuard>>,
+    /// Whether this run started a master connection.
+    master: Mutex<bool>,
 }
 
 impl SshTarget {
@@ -88,7 +94,7 @@ impl SshTarget {
             port,
             options,
             sessions,
-            master: Mutex::new(None),
+            master: Mutex::new(false),
         }
     }
 
@@ -152,80 +158,61 @@ impl SshTarget {
     }
 
     /// Starts the master connection if it is not running. Errors name the host.
+    ///
+    /// The master runs in the background (`-f`) with `ControlPersist`, so that it
+    /// ends by itself shortly after its last session even if zfleet is killed;
+    /// normally zfleet stops it at once when the target is dropped.
     pub fn connect(&self) -> Result<(), ExecError> {
-        let mut guard = self.master.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = guard.as_mut() {
-            if matches!(m.try_wait(), Ok(None)) && self.control_path().exists() {
-                return Ok(());
-            }
-            // The master died (network cut, host rebooted): start over.
-            *guard = None;
-        }
+        let mut connected = self.master.lock().unwrap_or_else(|p| p.into_inner());
         let sock = self.control_path();
+        if *connected && sock.exists() {
+            return Ok(());
+        }
+        // Not started yet, or the master died (network cut, host rebooted):
+        // ssh removes its socket when it exits.
+        *connected = false;
         let _ = fs::remove_file(&sock);
-        let log = fs::File::create(self.log_path()).map_err(|source| ExecError::Spawn {
+        let spawn_err = |source| ExecError::Spawn {
             host: self.name.clone(),
-            cmdline: "ssh (master connection)".into(),
+            cmdline: format!("{} (master connection)", self.options.program),
             source,
-        })?;
+        };
+        let log = fs::File::create(self.log_path()).map_err(spawn_err)?;
         let mut cmd = self.base_command();
-        cmd.arg("-N")
+        cmd.arg("-f")
+            .arg("-N")
             .arg("-o")
             .arg("ControlMaster=yes")
             .arg("-o")
             .arg(format!("ControlPath={}", sock.display()))
             .arg("-o")
-            .arg("ControlPersist=no")
+            .arg(format!("ControlPersist={}", MASTER_LINGER.as_secs()))
             .arg("--")
             .arg(&self.address)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        let child = cmd.spawn().map_err(|source| ExecError::Spawn {
-            host: self.name.clone(),
-            cmdline: format!("{} (master connection)", self.options.program),
-            source,
-        })?;
-        let mut master = ChildGuard::new(child);
+        let child = cmd.spawn().map_err(spawn_err)?;
+        let mut starter = ChildGuard::new(child);
         // ssh's own ConnectTimeout covers the TCP connect; the margin covers key
         // exchange and authentication on a slow host.
         let limit = self.options.connect_timeout + Duration::from_secs(5);
-        let start = Instant::now();
-        loop {
-            if sock.exists() {
-                *guard = Some(master);
-                return Ok(());
+        let status = starter.wait_timeout(Some(limit)).map_err(spawn_err)?;
+        let detail = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let detail = detail.trim();
+        match status {
+            // `-f` returns once authenticated and the master is in the background.
+            Some(st) if st.success() && sock.exists() => {
+                *connected = true;
+                Ok(())
             }
-            match master.try_wait() {
-                Ok(Some(_)) => {
-                    let detail = fs::read_to_string(self.log_path()).unwrap_or_default();
-                    return Err(self.classify(detail.trim(), limit));
-                }
-                Ok(None) => {}
-                Err(source) => {
-                    return Err(ExecError::Spawn {
-                        host: self.name.clone(),
-                        cmdline: "ssh (master connection)".into(),
-                        source,
-                    })
-                }
-            }
-            if start.elapsed() > limit {
-                master.kill();
-                let detail = fs::read_to_string(self.log_path()).unwrap_or_default();
-                let detail = if detail.trim().is_empty() {
-                    "no answer".to_string()
-                } else {
-                    detail.trim().to_string()
-                };
-                return Err(ExecError::Unreachable {
-                    host: self.name.clone(),
-                    address: self.shown_address(),
-                    after: limit,
-                    detail,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            Some(_) => Err(self.classify(detail, limit)),
+            None => Err(ExecError::Unreachable {
+                host: self.name.clone(),
+                address: self.shown_address(),
+                after: limit,
+                detail: if detail.is_empty() { "no answer".to_string() } else { detail.to_string() },
+            }),
         }
     }
 
@@ -313,12 +300,19 @@ impl SshTarget {
 
 impl Drop for SshTarget {
     fn drop(&mut self) {
-        let master = self
-            .master
-            .get_mut()
-            .map(Option::take)
-            .unwrap_or_else(|p| p.into_inner().take());
-        drop(master);
+        let started = *self.master.get_mut().unwrap_or_else(|p| p.into_inner());
+        if started {
+            // Ends the background master now rather than after ControlPersist.
+            let _ = Command::new(&self.options.program)
+                .arg("-o")
+                .arg(format!("ControlPath={}", self.control_path().display()))
+                .args(["-O", "exit"])
+                .arg(&self.address)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = fs::remove_file(self.control_path());
         let _ = fs::remove_file(self.log_path());
     }
