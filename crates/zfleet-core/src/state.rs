@@ -150,12 +150,15 @@ impl State {
 
     /// Records the start of a run; returns its id for [`finish_run`](Self::finish_run).
     pub fn start_run(&self, r: &RunRecord) -> Result<i64, StateError> {
-        self.conn().execute(
-                "INSERT INTO runs (kind, server, client, source, target, started, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
-                params![r.kind, r.server, r.client, r.source, r.target, r.started],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn().last_insert_rowid())
+        // One lock for both: another thread's insert in between would hand
+        // this run that thread's id.
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (kind, server, client, source, target, started, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
+            params![r.kind, r.server, r.client, r.source, r.target, r.started],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(conn.last_insert_rowid())
     }
 
     pub fn finish_run(

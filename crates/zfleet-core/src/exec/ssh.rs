@@ -211,7 +211,11 @@ impl SshTarget {
                 host: self.name.clone(),
                 address: self.shown_address(),
                 after: limit,
-                detail: if detail.is_empty() { "no answer".to_string() } else { detail.to_string() },
+                detail: if detail.is_empty() {
+                    "no answer".to_string()
+                } else {
+                    detail.to_string()
+                },
             }),
         }
     }

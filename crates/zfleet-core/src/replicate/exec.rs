@@ -236,7 +236,12 @@ fn run(
                         Err(e) => return Err(e.into_error(src, dst)),
                     }
                 }
-                Step::Rollback { to, .. } => {
+                Step::Rollback { to, discards } => {
+                    // zfleet's own base holds would block the rollback; other
+                    // holds are someone else's and make it fail, as they should.
+                    for d in discards {
+                        release(dst, &marker, &job.target.snapshot(d)?)?;
+                    }
                     let snap = job.target.snapshot(to)?;
                     dst.endpoint()
                         .run(&cmd::rollback(&snap), &RunOptions::timeout(QUERY_TIMEOUT))
@@ -252,6 +257,13 @@ fn run(
                     report.bytes +=
                         send_step(src, dst, &src_caps, &dst_caps, &s, job, opts, progress)?;
                     report.snapshots += 1;
+                    // Where the parents were not zfleet's, make sure anyway.
+                    dst.endpoint()
+                        .run(
+                            &cmd::set("readonly", "on", job.target.as_str()),
+                            &RunOptions::timeout(QUERY_TIMEOUT),
+                        )
+                        .map_err(ZfsError::from)?;
                 }
                 Step::Incremental {
                     from,
@@ -512,8 +524,11 @@ fn join(h: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
         .unwrap_or_default()
 }
 
-/// Creates the target's missing ancestors below `below` (inclusive of levels
-/// under it), each with `canmount=off` so nothing mounts over the server's paths.
+/// Creates the target's missing ancestors below `below`, each with
+/// `canmount=off` (nothing mounts over the server's paths) and `readonly=on`,
+/// which received datasets inherit: a backup that is browsed must not change,
+/// or the next incremental would find it "modified since most recent snapshot"
+/// (reading files updates atime on a writable mount).
 fn ensure_parents(
     dst: &Host,
     target: &DatasetName,
@@ -534,7 +549,7 @@ fn ensure_parents(
     for p in missing.iter().rev() {
         dst.endpoint()
             .run(
-                &cmd::create(p, &[("canmount", "off")]),
+                &cmd::create(p, &[("canmount", "off"), ("readonly", "on")]),
                 &RunOptions::timeout(QUERY_TIMEOUT),
             )
             .map_err(ZfsError::from)?;

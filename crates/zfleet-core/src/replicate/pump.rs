@@ -68,6 +68,10 @@ where
     }
 
     thread::scope(|s| {
+        // The limit applies where the stream is read: in a pull that is the
+        // network, and whatever the direction it bounds both ends, since the
+        // writer can only pass on what was read.
+        let mut limiter = opts.rate_limit.map(RateLimiter::new);
         let reader_thread = s.spawn(move || -> Result<(), (u64, io::Error)> {
             let mut reader = reader;
             let mut total = 0u64;
@@ -87,6 +91,9 @@ where
                 }
                 buf.truncate(filled);
                 total += filled as u64;
+                if let Some(l) = limiter.as_mut() {
+                    l.wait_for(filled as u64);
+                }
                 let eof = filled < chunk;
                 if filled > 0 && full_tx.send(buf).is_err() {
                     return Ok(());
@@ -99,12 +106,8 @@ where
         });
 
         let mut written = 0u64;
-        let mut limiter = opts.rate_limit.map(RateLimiter::new);
         let mut write_result = Ok(());
         for buf in full_rx.iter() {
-            if let Some(l) = limiter.as_mut() {
-                l.wait_for(buf.len() as u64);
-            }
             if let Err(e) = writer.write_all(&buf) {
                 write_result = Err(e);
                 break;
