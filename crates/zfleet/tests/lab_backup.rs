@@ -200,7 +200,7 @@ fn seed_lab(name: &str, server_vdev: Option<u64>) -> Lab {
 fn simple_fleet(lab: &Lab) -> std::path::PathBuf {
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
     fleet(
-        &lab,
+        lab,
         &format!("{}[hosts.client1.backup]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n", host_line(c1), host_line(backup)),
     )
 }
