@@ -274,7 +274,7 @@ fn killing_any_part_mid_stream_leaves_a_consistent_target_and_the_next_run_finis
         (backup, "zfleet"),
     ];
     for (i, (victim, kill_pat)) in victims.iter().enumerate() {
-        write(c1, PS, &format!("f{i}.bin"), 12);
+        write(c1, PS, &format!("f{i}.bin"), 24);
         c1.sh(&format!("zfs snapshot {PS}@k{i}")).unwrap();
         let mut child = spawn_backup(backup, &f, &["--rate-limit", "3M", "--buffer", "1M"]);
         wait_for_process(backup, "^zfs receive");
@@ -434,4 +434,117 @@ fn the_base_is_held_on_both_sides_and_moves_only_after_a_confirmed_step() {
         format!("{}@b", target("client1"))
     );
     c1.sh(&format!("zfs destroy {PS}@a")).unwrap();
+}
+
+fn fleet_with_server_options(lab: &Lab, options: &str) -> std::path::PathBuf {
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    fleet(
+        lab,
+        &format!(
+            "{}[hosts.client1.backup]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n{options}\n",
+            host_line(c1),
+            host_line(backup)
+        ),
+    )
+}
+
+#[test]
+fn sync_snapshots_are_per_server_and_clean_up_only_their_own() {
+    let lab = seed_lab("syncsnap", None);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = fleet_with_server_options(&lab, "sync_snapshot = true");
+    // Neither a policy snapshot nor another server's sync snapshot is touched.
+    c1.sh(&format!(
+        "zfs snapshot {PS}@mine && zfs snapshot {PS}@zfleet_sync_other_2020-01-01_00:00:00"
+    ))
+    .unwrap();
+    zfleet(backup, &f, &["backup"]).ok();
+    sleep(Duration::from_millis(1100));
+    write(c1, PS, "n.bin", 1);
+    zfleet(backup, &f, &["backup"]).ok();
+    let src = snapshots(c1, PS);
+    let ours: Vec<&String> = src
+        .iter()
+        .filter(|s| s.starts_with("zfleet_sync_backup_"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{src:?}");
+    assert!(
+        src.contains(&"mine".to_string())
+            && src.contains(&"zfleet_sync_other_2020-01-01_00:00:00".to_string()),
+        "{src:?}"
+    );
+    let dst = snapshots(backup, &target("client1"));
+    assert_eq!(
+        dst.last(),
+        ours.last().copied(),
+        "the newest sync snapshot is the common base"
+    );
+    assert_eq!(
+        dst.iter()
+            .filter(|s| s.starts_with("zfleet_sync_backup_"))
+            .count(),
+        1,
+        "{dst:?}"
+    );
+    assert_eq!(digest(c1, PS), digest(backup, &target("client1")));
+}
+
+#[test]
+fn properties_are_preserved_and_recorded_for_restores() {
+    let lab = seed_lab("props", None);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = simple_fleet(&lab);
+    c1.sh(&format!("zfs set compression=gzip {PS} && zfs set recordsize=65536 {PS} && zfs set com.example:note=keep-me {PS} && zfs snapshot {PS}@p")).unwrap();
+    let run = zfleet(backup, &f, &["backup"]).ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let get = |p: &str| {
+        backup
+            .sh(&format!("zfs get -H -o value {p} {}", target("client1")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(get("compression"), "gzip");
+    assert_eq!(get("recordsize"), "64K");
+    assert_eq!(get("zfleet:src:com.example:note"), "keep-me");
+    // The client's own value is recorded, not applied: nothing on the server
+    // acts on a client's user properties, and nothing mounts at the client's path.
+    assert_eq!(get("com.example:note"), "-");
+    assert!(
+        get("zfleet:src:mountpoint").ends_with("/persist/save"),
+        "{}",
+        get("zfleet:src:mountpoint")
+    );
+    assert_eq!(get("zfleet:src:canmount"), "on");
+}
+
+#[test]
+fn zstd_on_the_wire_moves_the_same_bytes() {
+    let lab = seed_lab("zstd", None);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = fleet_with_server_options(&lab, "compress = \"zstd\"");
+    let mp = mountpoint(c1, PS);
+    // Compressible data: the wire carries much less than the stream.
+    c1.sh(&format!(
+        "yes zfleet | head -c 8M > '{mp}/text' && zfs snapshot {PS}@z1"
+    ))
+    .unwrap();
+    let report = zfleet(backup, &f, &["backup", "--json"]).ok().json();
+    assert_eq!(report["clients"][0]["jobs"][0]["outcome"], "sent");
+    assert_eq!(digest(c1, PS), digest(backup, &target("client1")));
+    c1.sh(&format!("echo more >> '{mp}/text' && zfs snapshot {PS}@z2"))
+        .unwrap();
+    zfleet(backup, &f, &["backup"]).ok();
+    assert_eq!(snapshots(backup, &target("client1")), ["z1", "z2"]);
+    assert_eq!(digest(c1, PS), digest(backup, &target("client1")));
+    // A sender killed behind the compressor is still a failed run: its exit
+    // status is carried past zstd's.
+    write(c1, PS, "random.bin", 32);
+    c1.sh(&format!("zfs snapshot {PS}@z3")).unwrap();
+    let mut child = spawn_backup(backup, &f, &["--rate-limit", "2M", "--buffer", "1M"]);
+    wait_for_process(c1, "^zfs send");
+    sleep(Duration::from_millis(1000));
+    c1.sh("pkill -9 -f '^zfs send' || true").unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert_recovers(c1, backup, &f, "zstd sender killed");
 }

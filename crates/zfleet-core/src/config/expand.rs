@@ -18,6 +18,9 @@ pub struct Job {
     pub target: DatasetName,
     /// How the server reaches the client.
     pub ssh: SshEndpoint,
+    pub preserve_properties: Vec<String>,
+    pub sync_snapshot: bool,
+    pub compress: super::Compression,
 }
 
 impl Job {
@@ -112,6 +115,9 @@ impl Fleet {
                         source: source.clone(),
                         target,
                         ssh: ssh.clone(),
+                        preserve_properties: role.preserve_properties.clone(),
+                        sync_snapshot: role.sync_snapshot,
+                        compress: role.compress,
                     });
                 }
             }
@@ -126,6 +132,9 @@ impl Fleet {
                         source: source.clone(),
                         target,
                         ssh: e.ssh.clone(),
+                        preserve_properties: role.preserve_properties.clone(),
+                        sync_snapshot: role.sync_snapshot,
+                        compress: role.compress,
                     });
                 }
             }

@@ -92,7 +92,42 @@ pub struct ServerRole {
     pub extra_clients: Vec<ExtraClient>,
     /// Clients backed up at the same time.
     pub parallel: u32,
+    /// Native properties copied from each source dataset to its backup.
+    pub preserve_properties: Vec<String>,
+    /// Take a `zfleet_sync_<server>_…` snapshot on the client before each run
+    /// (and remove older ones), instead of sending only policy snapshots.
+    pub sync_snapshot: bool,
+    pub compress: Compression,
 }
+
+/// Compression of the stream on the wire, on top of what ZFS sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
+
+/// Native properties a server may copy to backups. mountpoint, canmount and
+/// readonly are zfleet's to manage on a backup; they are recorded (as
+/// `zfleet:src:…` user properties) for restores instead.
+pub const PRESERVABLE_PROPERTIES: &[&str] = &[
+    "compression",
+    "recordsize",
+    "checksum",
+    "copies",
+    "dedup",
+    "atime",
+    "xattr",
+    "acltype",
+    "dnodesize",
+    "logbias",
+    "primarycache",
+    "secondarycache",
+    "sync",
+];
+pub const DEFAULT_PRESERVED_PROPERTIES: &[&str] = &["compression", "recordsize"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NamedPolicy {

@@ -74,6 +74,9 @@ pub struct RawServer {
     #[serde(default)]
     pub extra_clients: Vec<RawExtraClient>,
     pub parallel: Option<u32>,
+    pub preserve_properties: Option<Vec<String>>,
+    pub sync_snapshot: Option<bool>,
+    pub compress: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -658,12 +658,58 @@ impl Ctx<'_> {
             .enumerate()
             .map(|(i, e)| self.extra_client(&p.key("extra_clients").index(i), e, &raw.ssh))
             .collect();
+        let preserve_properties = match &s.preserve_properties {
+            None => DEFAULT_PRESERVED_PROPERTIES
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            Some(list) => {
+                for (i, prop) in list.iter().enumerate() {
+                    if !PRESERVABLE_PROPERTIES.contains(&prop.as_str()) {
+                        let why = if matches!(prop.as_str(), "mountpoint" | "canmount" | "readonly")
+                        {
+                            format!("`{prop}` is managed by zfleet on backups (the source's value is recorded for restores)")
+                        } else if prop.contains(':') {
+                            format!("`{prop}` is a user property; all of them are recorded for restores without being listed")
+                        } else {
+                            format!("`{prop}` cannot be preserved")
+                        };
+                        self.err(
+                            &p.key("preserve_properties").index(i),
+                            false,
+                            why,
+                            Some(format!(
+                                "preservable: {}",
+                                PRESERVABLE_PROPERTIES.join(", ")
+                            )),
+                        );
+                    }
+                }
+                list.clone()
+            }
+        };
+        let compress = match s.compress.as_deref() {
+            None | Some("none") => Compression::None,
+            Some("zstd") => Compression::Zstd,
+            Some(other) => {
+                self.err(
+                    &p.key("compress"),
+                    false,
+                    format!("`{other}` is not understood; expected \"zstd\" or \"none\""),
+                    None,
+                );
+                Compression::None
+            }
+        };
         ServerRole {
             target_root: s.target_root.clone(),
             retention,
             exclude: s.exclude.clone(),
             extra_clients,
             parallel: s.parallel.unwrap_or(DEFAULT_PARALLEL).max(1),
+            preserve_properties,
+            sync_snapshot: s.sync_snapshot.unwrap_or(false),
+            compress,
         }
     }
 

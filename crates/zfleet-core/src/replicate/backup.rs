@@ -134,12 +134,16 @@ fn back_up_client(
     let mut reports = Vec::new();
     for job in jobs {
         let spec = JobSpec {
-            label: format!("{client}:{}", job.source),
-            source: job.source.clone(),
-            target: job.target.clone(),
-            marker: job.server.clone(),
-            raw: true,
             create_parents_below: Some(target_root.clone()),
+            preserve: job.preserve_properties.clone(),
+            sync_snapshot: job.sync_snapshot,
+            compress: job.compress == crate::config::Compression::Zstd,
+            ..JobSpec::new(
+                format!("{client}:{}", job.source),
+                job.source.clone(),
+                job.target.clone(),
+                job.server.clone(),
+            )
         };
         let started = now();
         let run_id = state.filter(|_| !opts.dry_run).and_then(|s| {
@@ -210,6 +214,7 @@ fn back_up_client(
                     snapshots: 0,
                     seconds: 0.0,
                     base: None,
+                    warnings: Vec::new(),
                 });
             }
             break;

@@ -36,6 +36,34 @@ pub struct JobSpec {
     pub raw: bool,
     /// Create missing parents of the target down from here (a server's target root).
     pub create_parents_below: Option<DatasetName>,
+    /// Native properties to copy from the source to the target.
+    pub preserve: Vec<String>,
+    /// Take a sync snapshot before sending, and remove this marker's older ones.
+    pub sync_snapshot: bool,
+    /// zstd on the wire where a side is remote.
+    pub compress: bool,
+}
+
+impl JobSpec {
+    /// A plain copy: no property preservation, no sync snapshot, no compression.
+    pub fn new(
+        label: impl Into<String>,
+        source: DatasetName,
+        target: DatasetName,
+        marker: impl Into<String>,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            source,
+            target,
+            marker: marker.into(),
+            raw: true,
+            create_parents_below: None,
+            preserve: Vec::new(),
+            sync_snapshot: false,
+            compress: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,6 +101,9 @@ pub struct JobReport {
     pub seconds: f64,
     /// The newest snapshot both sides now share.
     pub base: Option<String>,
+    /// Things that went wrong without failing the job.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl JobReport {
@@ -138,6 +169,7 @@ pub fn replicate(
         snapshots: 0,
         seconds: 0.0,
         base: None,
+        warnings: Vec::new(),
     };
     if let Err(e) = run(src, dst, job, opts, progress, &mut report) {
         report.outcome = Outcome::Failed {
@@ -159,6 +191,14 @@ fn run(
     let marker = base_marker(&job.marker);
     let src_caps = src.caps()?.clone();
     let dst_caps = dst.caps()?.clone();
+    if job.sync_snapshot && !opts.dry_run {
+        let snap = job
+            .source
+            .snapshot(&sync_snapshot_name(&job.marker, now_unix()))?;
+        src.endpoint()
+            .run(&cmd::snapshot(&snap), &RunOptions::timeout(QUERY_TIMEOUT))
+            .map_err(ZfsError::from)?;
+    }
     let mut plan_opts = opts.plan.clone();
     plan_opts.bookmarks &= src_caps.bookmarks;
 
@@ -179,6 +219,16 @@ fn run(
                 report.base = Some(snapshot.clone());
                 if !opts.dry_run {
                     mark_base(src, dst, job, &marker, &snapshot, &src_l, dst_l.as_ref())?;
+                    if job.sync_snapshot {
+                        remove_old_sync_snapshots(
+                            src,
+                            dst,
+                            job,
+                            &snapshot,
+                            &src_l,
+                            dst_l.as_ref(),
+                        )?;
+                    }
                 }
                 return Ok(());
             }
@@ -216,6 +266,7 @@ fn run(
                         &cmd::receive(&dst_caps, &job.target),
                         estimate,
                         &job.label,
+                        job.compress,
                         opts,
                         progress,
                     ) {
@@ -321,8 +372,15 @@ fn run(
         if let Some(n) = &newest {
             let dst_l = dst.observe_if_exists(&job.target, std::slice::from_ref(&marker))?;
             mark_base(src, dst, job, &marker, n, &src_l, dst_l.as_ref())?;
+            if job.sync_snapshot {
+                remove_old_sync_snapshots(src, dst, job, n, &src_l, dst_l.as_ref())?;
+            }
         }
         report.base = newest;
+        match preserve_properties(src, dst, job) {
+            Ok(w) => report.warnings.extend(w),
+            Err(e) => report.warnings.push(format!("properties not copied: {e}")),
+        }
         return Ok(());
     }
     report.outcome = Outcome::Sent;
@@ -364,6 +422,7 @@ fn send_step(
         &cmd::receive(dst_caps, &job.target),
         estimate,
         &label,
+        job.compress,
         opts,
         progress,
     )
@@ -434,9 +493,13 @@ fn transfer(
     recv: &Argv,
     total: Option<u64>,
     label: &str,
+    compress: bool,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<u64, TransferError> {
+    let wire = Wire::choose(compress, src, dst);
+    let send = &wire.send(send)?;
+    let recv = &wire.recv(recv)?;
     tracing::info!("{label}: {send} | {recv}");
     let mut receiver = dst
         .endpoint()
@@ -466,6 +529,17 @@ fn transfer(
         ));
     };
     let t = progress.transfer(label, total);
+    let stream: Box<dyn std::io::Read + std::marker::Send> = match wire {
+        Wire::DecodeHere => Box::new(
+            zstd::stream::read::Decoder::new(stream)
+                .map_err(|e| TransferError::Pump(e.to_string()))?,
+        ),
+        Wire::EncodeHere => Box::new(
+            zstd::stream::read::Encoder::new(stream, ZSTD_LEVEL)
+                .map_err(|e| TransferError::Pump(e.to_string()))?,
+        ),
+        Wire::Plain | Wire::Remote => Box::new(stream),
+    };
     let pumped = pump(stream, &mut sink, opts.pump, t.as_ref());
     // End of stream for the receiver, whether or not the sender finished.
     drop(sink);
@@ -473,9 +547,18 @@ fn transfer(
         // The receiver is gone; the sender would block on a full pipe.
         sender.kill();
     }
-    let send_status = wait(&mut sender);
+    let mut send_status = wait(&mut sender);
     let recv_status = wait(&mut receiver);
-    let send_stderr = join(send_err);
+    let mut send_stderr = join(send_err);
+    if wire.compresses_at_source() {
+        // `sh -c 'zfs send … | zstd'` exits with zstd's status; the real one
+        // is on stderr.
+        let (status_ok, rest) = split_send_exit(&send_stderr);
+        send_stderr = rest;
+        if !status_ok {
+            send_status = None;
+        }
+    }
     let recv_stderr = join(recv_err);
     let bytes = pumped.as_ref().map_or_else(|e| e.bytes(), |n| *n);
     let ok = pumped.is_ok()
@@ -643,4 +726,207 @@ fn release(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {
             }
         }
     }
+}
+
+const ZSTD_LEVEL: i32 = 3;
+const SEND_EXIT_TAG: &str = "zfleet-send-exit:";
+
+/// How the stream is compressed between the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Plain,
+    /// The remote source compresses; this process decompresses into a local receiver.
+    DecodeHere,
+    /// This process compresses a local sender; the remote receiver decompresses.
+    EncodeHere,
+    /// Both sides remote: the source compresses and the target decompresses.
+    Remote,
+}
+
+impl Wire {
+    fn choose(compress: bool, src: &Host, dst: &Host) -> Self {
+        match (
+            compress,
+            src.endpoint().is_local(),
+            dst.endpoint().is_local(),
+        ) {
+            (false, ..) | (true, true, true) => Wire::Plain,
+            (true, false, true) => Wire::DecodeHere,
+            (true, true, false) => Wire::EncodeHere,
+            (true, false, false) => Wire::Remote,
+        }
+    }
+
+    fn compresses_at_source(self) -> bool {
+        matches!(self, Wire::DecodeHere | Wire::Remote)
+    }
+
+    /// `sh -c '{ zfs send …; echo zfleet-send-exit:$? >&2; } | zstd -c'` on the
+    /// source, so the sender's own exit status is not lost behind zstd's.
+    fn send(self, send: &Argv) -> Result<Argv, TransferError> {
+        if !self.compresses_at_source() {
+            return Ok(send.clone());
+        }
+        let line = crate::exec::quote::remote_command_line(send.words())
+            .map_err(|e| TransferError::Pump(e.to_string()))?;
+        Ok(Argv::new("sh").arg("-c").arg(format!(
+            "{{ {line}; echo {SEND_EXIT_TAG}$? >&2; }} | zstd -c -q -{ZSTD_LEVEL}"
+        )))
+    }
+
+    fn recv(self, recv: &Argv) -> Result<Argv, TransferError> {
+        if !matches!(self, Wire::EncodeHere | Wire::Remote) {
+            return Ok(recv.clone());
+        }
+        let line = crate::exec::quote::remote_command_line(recv.words())
+            .map_err(|e| TransferError::Pump(e.to_string()))?;
+        Ok(Argv::new("sh")
+            .arg("-c")
+            .arg(format!("zstd -d -c -q | {line}")))
+    }
+}
+
+/// Takes the sender's exit status line out of its stderr.
+fn split_send_exit(stderr: &str) -> (bool, String) {
+    let mut ok = false;
+    let rest: Vec<&str> = stderr
+        .lines()
+        .filter(|l| match l.strip_prefix(SEND_EXIT_TAG) {
+            Some(code) => {
+                ok = code.trim() == "0";
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (ok, rest.join("\n"))
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn the_senders_status_survives_the_pipe() {
+        assert_eq!(split_send_exit("zfleet-send-exit:0"), (true, String::new()));
+        assert_eq!(
+            split_send_exit("cannot open 'x': dataset does not exist\nzfleet-send-exit:1"),
+            (false, "cannot open 'x': dataset does not exist".to_string())
+        );
+        // Killed before it could say: a failure.
+        assert_eq!(split_send_exit(""), (false, String::new()));
+    }
+
+    #[test]
+    fn compressing_send_line() {
+        let send = Argv::new("zfs").args(["send", "-I", "z/a@1", "z/a@2"]);
+        let w = Wire::DecodeHere.send(&send).unwrap();
+        assert_eq!(
+            w.args[1],
+            "{ zfs send -I z/a@1 z/a@2; echo zfleet-send-exit:$? >&2; } | zstd -c -q -3"
+        );
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+const SYNC_PREFIX: &str = "zfleet_sync_";
+
+/// `zfleet_sync_<server>_2026-11-25_23:00:00` (UTC): per server, so two servers'
+/// sync snapshots never clean up each other's.
+pub fn sync_snapshot_name(marker: &str, unix: i64) -> String {
+    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{SYNC_PREFIX}{marker}_{}", t.strftime("%Y-%m-%d_%H:%M:%S"))
+}
+
+fn is_sync_snapshot_of(name: &str, marker: &str) -> bool {
+    name.strip_prefix(SYNC_PREFIX)
+        .and_then(|rest| rest.strip_prefix(marker))
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|stamp| {
+            stamp.len() == 19
+                && stamp
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | ':'))
+        })
+}
+
+/// Removes this marker's sync snapshots other than `keep`, on both sides: only
+/// names zfleet made, never a policy or user snapshot.
+fn remove_old_sync_snapshots(
+    src: &Host,
+    dst: &Host,
+    job: &JobSpec,
+    keep: &str,
+    src_l: &Listing,
+    dst_l: Option<&Listing>,
+) -> Result<(), Error> {
+    for (host, ds, listing) in [(src, &job.source, Some(src_l)), (dst, &job.target, dst_l)] {
+        let Some(l) = listing else { continue };
+        for o in l.snapshots_of(ds) {
+            let name = short_name(o);
+            if name != keep && is_sync_snapshot_of(&name, &job.marker) {
+                host.endpoint()
+                    .run(
+                        &cmd::destroy_snapshot(&ds.snapshot(&name)?),
+                        &RunOptions::timeout(QUERY_TIMEOUT),
+                    )
+                    .map_err(ZfsError::from)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies the preserved native properties (their effective values) from source
+/// to target, and records the source's mountpoint, canmount and user
+/// properties as `zfleet:src:<name>` on the target, for restores. Only changes
+/// are written.
+fn preserve_properties(src: &Host, dst: &Host, job: &JobSpec) -> Result<Vec<String>, Error> {
+    use crate::zfs::PropertySource;
+    let q = RunOptions::timeout(QUERY_TIMEOUT);
+    let read = |h: &Host, ds: &DatasetName| -> Result<Vec<crate::zfs::PropertyRow>, Error> {
+        let argv = cmd::get_properties(&[], &[ds]);
+        let out = h.query(&argv)?;
+        crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
+            host: h.name.clone(),
+            cmdline: argv.to_string(),
+            source,
+        })
+    };
+    let from = read(src, &job.source)?;
+    let to = read(dst, &job.target)?;
+    let current = |name: &str| {
+        to.iter()
+            .find(|r| r.property == name)
+            .map(|r| r.value.as_str())
+    };
+    let mut want: Vec<(String, String)> = Vec::new();
+    for r in &from {
+        let explicit = matches!(r.source, PropertySource::Local | PropertySource::Received);
+        if job.preserve.contains(&r.property) {
+            want.push((r.property.clone(), r.value.clone()));
+        } else if matches!(r.property.as_str(), "mountpoint" | "canmount") {
+            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
+        } else if r.property.contains(':') && !r.property.starts_with("zfleet:") && explicit {
+            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
+        }
+    }
+    let mut warnings = Vec::new();
+    for (k, v) in want {
+        if current(&k) == Some(v.as_str()) {
+            continue;
+        }
+        if let Err(e) = dst
+            .endpoint()
+            .run(&cmd::set(&k, &v, job.target.as_str()), &q)
+        {
+            warnings.push(format!("{k}={v} not set on {}: {e}", job.target));
+        }
+    }
+    Ok(warnings)
 }

@@ -98,6 +98,11 @@ pub fn print_summary(r: &BackupReport) {
                     "FAILED".to_string()
                 }
             };
+            notes.extend(
+                j.warnings
+                    .iter()
+                    .map(|w| format!("{}: warning: {w}", j.label)),
+            );
             t.add_row(vec![
                 c.client.clone(),
                 dataset,

@@ -27,6 +27,9 @@ pub struct SyncArgs {
     /// Show what would be sent, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Compress the stream with zstd on the wire (a remote side needs `zstd`).
+    #[arg(long)]
+    compress: bool,
     /// Send encrypted datasets raw (the target never needs the key). On by default.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     raw: bool,
@@ -98,12 +101,14 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
     };
     let (s_host, d_host) = (host_for(&src), host_for(&dst));
     let job = JobSpec {
-        label: a.source.clone(),
-        source: src.dataset.clone(),
-        target: dst.dataset.clone(),
-        marker: "sync".into(),
         raw: a.raw,
-        create_parents_below: None,
+        compress: a.compress,
+        ..JobSpec::new(
+            a.source.clone(),
+            src.dataset.clone(),
+            dst.dataset.clone(),
+            "sync",
+        )
     };
     let opts = Options {
         plan: a.transfer.plan_options(),
