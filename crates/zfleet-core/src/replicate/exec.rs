@@ -8,7 +8,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::plan::{self, Base, Plan, Point, Side, Step};
+use super::properties::preserve_properties;
 use super::pump::{pump, PumpOptions};
+use super::sync_snapshot::{remove_old_sync_snapshots, sync_snapshot_name};
+use super::wire::{split_send_exit, Wire, ZSTD_LEVEL};
 use crate::exec::{Argv, ChildGuard, RunOptions, SpawnIo};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
@@ -130,7 +133,7 @@ fn points(l: &Listing, ds: &DatasetName, kind: ObjectType) -> Vec<Point> {
         .collect()
 }
 
-fn short_name(o: &ObjectInfo) -> String {
+pub(super) fn short_name(o: &ObjectInfo) -> String {
     let s = o.name.to_string();
     s.rsplit(['@', '#']).next().unwrap_or(&s).to_string()
 }
@@ -439,7 +442,7 @@ fn estimate(src: &Host, argv: &Argv) -> Option<u64> {
 }
 
 #[derive(Debug)]
-enum TransferError {
+pub(super) enum TransferError {
     Start(crate::exec::ExecError),
     Send {
         argv: String,
@@ -728,205 +731,8 @@ fn release(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {
     }
 }
 
-const ZSTD_LEVEL: i32 = 3;
-const SEND_EXIT_TAG: &str = "zfleet-send-exit:";
-
-/// How the stream is compressed between the hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    Plain,
-    /// The remote source compresses; this process decompresses into a local receiver.
-    DecodeHere,
-    /// This process compresses a local sender; the remote receiver decompresses.
-    EncodeHere,
-    /// Both sides remote: the source compresses and the target decompresses.
-    Remote,
-}
-
-impl Wire {
-    fn choose(compress: bool, src: &Host, dst: &Host) -> Self {
-        match (
-            compress,
-            src.endpoint().is_local(),
-            dst.endpoint().is_local(),
-        ) {
-            (false, ..) | (true, true, true) => Wire::Plain,
-            (true, false, true) => Wire::DecodeHere,
-            (true, true, false) => Wire::EncodeHere,
-            (true, false, false) => Wire::Remote,
-        }
-    }
-
-    fn compresses_at_source(self) -> bool {
-        matches!(self, Wire::DecodeHere | Wire::Remote)
-    }
-
-    /// `sh -c '{ zfs send …; echo zfleet-send-exit:$? >&2; } | zstd -c'` on the
-    /// source, so the sender's own exit status is not lost behind zstd's.
-    fn send(self, send: &Argv) -> Result<Argv, TransferError> {
-        if !self.compresses_at_source() {
-            return Ok(send.clone());
-        }
-        let line = crate::exec::quote::remote_command_line(send.words())
-            .map_err(|e| TransferError::Pump(e.to_string()))?;
-        Ok(Argv::new("sh").arg("-c").arg(format!(
-            "{{ {line}; echo {SEND_EXIT_TAG}$? >&2; }} | zstd -c -q -{ZSTD_LEVEL}"
-        )))
-    }
-
-    fn recv(self, recv: &Argv) -> Result<Argv, TransferError> {
-        if !matches!(self, Wire::EncodeHere | Wire::Remote) {
-            return Ok(recv.clone());
-        }
-        let line = crate::exec::quote::remote_command_line(recv.words())
-            .map_err(|e| TransferError::Pump(e.to_string()))?;
-        Ok(Argv::new("sh")
-            .arg("-c")
-            .arg(format!("zstd -d -c -q | {line}")))
-    }
-}
-
-/// Takes the sender's exit status line out of its stderr.
-fn split_send_exit(stderr: &str) -> (bool, String) {
-    let mut ok = false;
-    let rest: Vec<&str> = stderr
-        .lines()
-        .filter(|l| match l.strip_prefix(SEND_EXIT_TAG) {
-            Some(code) => {
-                ok = code.trim() == "0";
-                false
-            }
-            None => true,
-        })
-        .collect();
-    (ok, rest.join("\n"))
-}
-
-#[cfg(test)]
-mod wire_tests {
-    use super::*;
-
-    #[test]
-    fn the_senders_status_survives_the_pipe() {
-        assert_eq!(split_send_exit("zfleet-send-exit:0"), (true, String::new()));
-        assert_eq!(
-            split_send_exit("cannot open 'x': dataset does not exist\nzfleet-send-exit:1"),
-            (false, "cannot open 'x': dataset does not exist".to_string())
-        );
-        // Killed before it could say: a failure.
-        assert_eq!(split_send_exit(""), (false, String::new()));
-    }
-
-    #[test]
-    fn compressing_send_line() {
-        let send = Argv::new("zfs").args(["send", "-I", "z/a@1", "z/a@2"]);
-        let w = Wire::DecodeHere.send(&send).unwrap();
-        assert_eq!(
-            w.args[1],
-            "{ zfs send -I z/a@1 z/a@2; echo zfleet-send-exit:$? >&2; } | zstd -c -q -3"
-        );
-    }
-}
-
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-const SYNC_PREFIX: &str = "zfleet_sync_";
-
-/// `zfleet_sync_<server>_2026-11-25_23:00:00` (UTC): per server, so two servers'
-/// sync snapshots never clean up each other's.
-pub fn sync_snapshot_name(marker: &str, unix: i64) -> String {
-    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!("{SYNC_PREFIX}{marker}_{}", t.strftime("%Y-%m-%d_%H:%M:%S"))
-}
-
-fn is_sync_snapshot_of(name: &str, marker: &str) -> bool {
-    name.strip_prefix(SYNC_PREFIX)
-        .and_then(|rest| rest.strip_prefix(marker))
-        .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|stamp| {
-            stamp.len() == 19
-                && stamp
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | ':'))
-        })
-}
-
-/// Removes this marker's sync snapshots other than `keep`, on both sides: only
-/// names zfleet made, never a policy or user snapshot.
-fn remove_old_sync_snapshots(
-    src: &Host,
-    dst: &Host,
-    job: &JobSpec,
-    keep: &str,
-    src_l: &Listing,
-    dst_l: Option<&Listing>,
-) -> Result<(), Error> {
-    for (host, ds, listing) in [(src, &job.source, Some(src_l)), (dst, &job.target, dst_l)] {
-        let Some(l) = listing else { continue };
-        for o in l.snapshots_of(ds) {
-            let name = short_name(o);
-            if name != keep && is_sync_snapshot_of(&name, &job.marker) {
-                host.endpoint()
-                    .run(
-                        &cmd::destroy_snapshot(&ds.snapshot(&name)?),
-                        &RunOptions::timeout(QUERY_TIMEOUT),
-                    )
-                    .map_err(ZfsError::from)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Copies the preserved native properties (their effective values) from source
-/// to target, and records the source's mountpoint, canmount and user
-/// properties as `zfleet:src:<name>` on the target, for restores. Only changes
-/// are written.
-fn preserve_properties(src: &Host, dst: &Host, job: &JobSpec) -> Result<Vec<String>, Error> {
-    use crate::zfs::PropertySource;
-    let q = RunOptions::timeout(QUERY_TIMEOUT);
-    let read = |h: &Host, ds: &DatasetName| -> Result<Vec<crate::zfs::PropertyRow>, Error> {
-        let argv = cmd::get_properties(&[], &[ds]);
-        let out = h.query(&argv)?;
-        crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-            host: h.name.clone(),
-            cmdline: argv.to_string(),
-            source,
-        })
-    };
-    let from = read(src, &job.source)?;
-    let to = read(dst, &job.target)?;
-    let current = |name: &str| {
-        to.iter()
-            .find(|r| r.property == name)
-            .map(|r| r.value.as_str())
-    };
-    let mut want: Vec<(String, String)> = Vec::new();
-    for r in &from {
-        let explicit = matches!(r.source, PropertySource::Local | PropertySource::Received);
-        if job.preserve.contains(&r.property) {
-            want.push((r.property.clone(), r.value.clone()));
-        } else if matches!(r.property.as_str(), "mountpoint" | "canmount") {
-            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
-        } else if r.property.contains(':') && !r.property.starts_with("zfleet:") && explicit {
-            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
-        }
-    }
-    let mut warnings = Vec::new();
-    for (k, v) in want {
-        if current(&k) == Some(v.as_str()) {
-            continue;
-        }
-        if let Err(e) = dst
-            .endpoint()
-            .run(&cmd::set(&k, &v, job.target.as_str()), &q)
-        {
-            warnings.push(format!("{k}={v} not set on {}: {e}", job.target));
-        }
-    }
-    Ok(warnings)
 }

@@ -4,4 +4,7 @@
 pub mod backup;
 pub mod exec;
 pub mod plan;
+mod properties;
 pub mod pump;
+mod sync_snapshot;
+mod wire;
