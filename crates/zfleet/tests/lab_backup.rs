@@ -548,3 +548,65 @@ fn zstd_on_the_wire_moves_the_same_bytes() {
     assert!(!child.wait().unwrap().success());
     assert_recovers(c1, backup, &f, "zstd sender killed");
 }
+
+#[test]
+fn a_push_client_sends_its_own_backups_and_the_server_leaves_it_alone() {
+    let lab = start(
+        &LabSpec::new("push")
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_client("roamer"))
+            .host(HostSpec::seed_backup("backup"))
+            .faketime(false),
+    );
+    let [c1, roamer, backup] = ["client1", "roamer", "backup"].map(|n| lab.host(n).unwrap());
+    let f = fleet(
+        &lab,
+        &format!(
+            "{}[hosts.client1.backup]\n{}[hosts.roamer.backup]\npush = true\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
+            host_line(c1),
+            host_line(roamer),
+            host_line(backup)
+        ),
+    );
+    for c in [c1, roamer] {
+        write(c, PS, "d.bin", 2);
+        c.sh(&format!("zfs snapshot {PS}@p1")).unwrap();
+    }
+    let check = zfleet(backup, &f, &["check"]).ok();
+    assert!(check.stdout.contains("roamer:zroot/persistSave → zstorage/backups/roamer/zroot/persistSave (pushed by the client)"), "{}", check.stdout);
+    // The server pulls client1 and leaves roamer to itself.
+    let report = zfleet(backup, &f, &["backup", "--json"]).ok().json();
+    let peers: Vec<&str> = report["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client"].as_str().unwrap())
+        .collect();
+    assert_eq!(peers, ["client1"]);
+    assert!(!exists(backup, &target("roamer")));
+    let run = zfleet(backup, &f, &["backup", "roamer"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("`roamer` pushes its own backups to `backup`"),
+        "{}",
+        run.stderr
+    );
+    // The client pushes: full, then incremental.
+    let report = zfleet(roamer, &f, &["backup", "--json"]).ok().json();
+    assert_eq!(report["clients"][0]["client"], "backup");
+    assert_eq!(report["clients"][0]["jobs"][0]["outcome"], "sent");
+    assert_eq!(digest(roamer, PS), digest(backup, &target("roamer")));
+    roamer.sh(&format!("zfs snapshot {PS}@p2")).unwrap();
+    zfleet(roamer, &f, &["backup"]).ok();
+    assert_eq!(snapshots(backup, &target("roamer")), ["p1", "p2"]);
+    // client1 is pulled, so it has nothing to push.
+    let run = zfleet(c1, &f, &["backup"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("neither a backup server nor a client that pushes"),
+        "{}",
+        run.stderr
+    );
+}

@@ -21,12 +21,19 @@ pub struct Job {
     pub preserve_properties: Vec<String>,
     pub sync_snapshot: bool,
     pub compress: super::Compression,
+    /// The client pushes this one to the server; the server does not pull it.
+    pub push: bool,
 }
 
 impl Job {
     /// `client:source → target`, the way `zfleet check` shows it.
     pub fn describe(&self) -> String {
-        format!("{}:{} → {}", self.client, self.source, self.target)
+        let push = if self.push {
+            " (pushed by the client)"
+        } else {
+            ""
+        };
+        format!("{}:{} → {}{push}", self.client, self.source, self.target)
     }
 }
 
@@ -118,6 +125,7 @@ impl Fleet {
                         preserve_properties: role.preserve_properties.clone(),
                         sync_snapshot: role.sync_snapshot,
                         compress: role.compress,
+                        push: c.push,
                     });
                 }
             }
@@ -135,6 +143,7 @@ impl Fleet {
                         preserve_properties: role.preserve_properties.clone(),
                         sync_snapshot: role.sync_snapshot,
                         compress: role.compress,
+                        push: false,
                     });
                 }
             }
@@ -146,6 +155,14 @@ impl Fleet {
             jobs,
             skipped,
         })
+    }
+
+    /// The jobs a push client runs itself, one per (server, dataset).
+    pub fn push_jobs(&self, client: &str) -> Vec<Job> {
+        self.jobs()
+            .into_iter()
+            .filter(|j| j.push && j.client == client)
+            .collect()
     }
 
     /// Every job of every server.

@@ -81,6 +81,9 @@ pub struct ClientRole {
     pub datasets: Vec<DatasetName>,
     /// The ssh account backup servers use on this host.
     pub user: Option<String>,
+    /// The client sends to the servers (`zfleet backup` on the client) instead
+    /// of being pulled: for hosts the servers cannot reach.
+    pub push: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

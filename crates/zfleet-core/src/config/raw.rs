@@ -62,6 +62,7 @@ pub struct RawClient {
     pub enabled: Option<bool>,
     pub datasets: Option<Vec<DatasetName>>,
     pub user: Option<String>,
+    pub push: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -591,6 +591,7 @@ impl Ctx<'_> {
             enabled: c.enabled.unwrap_or(true),
             datasets,
             user: c.user.clone(),
+            push: c.push.unwrap_or(false),
         }
     }
 

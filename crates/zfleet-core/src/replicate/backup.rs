@@ -2,8 +2,6 @@
 //! parallel up to the server's limit, one ssh connection per client, each job
 //! recorded in the state database. One failing client never stops the others.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use super::exec::{replicate, JobReport, JobSpec, Options, Outcome};
@@ -61,6 +59,11 @@ pub fn run_backups(
         ))
     })?;
     for name in only {
+        if plan.jobs.iter().any(|j| &j.client == name && j.push) {
+            return Err(Error::Usage(format!(
+                "`{name}` pushes its own backups to `{server}`; run `zfleet backup` on {name}"
+            )));
+        }
         if !plan.jobs.iter().any(|j| &j.client == name) {
             let why = plan.skipped.iter().find(|s| &s.client == name).map_or_else(
                 || "it is not a backup client in the fleet file".to_string(),
@@ -81,7 +84,7 @@ pub fn run_backups(
         )));
     }
     let mut clients: Vec<String> = Vec::new();
-    for j in &plan.jobs {
+    for j in plan.jobs.iter().filter(|j| !j.push) {
         if (only.is_empty() || only.contains(&j.client)) && !clients.contains(&j.client) {
             clients.push(j.client.clone());
         }
@@ -95,17 +98,30 @@ pub fn run_backups(
             .map_or(4, |r| r.parallel as usize)
     });
     let reports = parallel::map(&clients, limit, |client| {
-        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| &j.client == client).collect();
-        back_up_client(
-            client,
-            &jobs,
-            &target,
-            &plan.target_root,
-            &sessions,
-            opts,
-            progress,
-            state,
-        )
+        let jobs: Vec<&Job> = plan
+            .jobs
+            .iter()
+            .filter(|j| &j.client == client && !j.push)
+            .collect();
+        let source = jobs
+            .first()
+            .map(|j| Host::ssh(client.as_str(), &j.ssh, sessions.clone()));
+        match source {
+            Some(source) => run_peer(
+                client,
+                &jobs,
+                &source,
+                &target,
+                Some(&plan.target_root),
+                opts,
+                progress,
+                state,
+            ),
+            None => ClientReport {
+                client: client.clone(),
+                jobs: Vec::new(),
+            },
+        }
     });
     Ok(BackupReport {
         server: server.to_string(),
@@ -113,28 +129,23 @@ pub fn run_backups(
     })
 }
 
+/// Runs one peer's jobs in order over one connection: a client's datasets on a
+/// server (pull), or one server's share of a push client's datasets.
 #[allow(clippy::too_many_arguments)]
-fn back_up_client(
+fn run_peer(
     client: &str,
     jobs: &[&Job],
+    source: &Host,
     target: &Host,
-    target_root: &crate::zfs::DatasetName,
-    sessions: &Arc<SshSessions>,
+    target_root: Option<&crate::zfs::DatasetName>,
     opts: &Options,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> ClientReport {
-    let Some(first) = jobs.first() else {
-        return ClientReport {
-            client: client.to_string(),
-            jobs: Vec::new(),
-        };
-    };
-    let source = Host::ssh(client, &first.ssh, sessions.clone());
     let mut reports = Vec::new();
     for job in jobs {
         let spec = JobSpec {
-            create_parents_below: Some(target_root.clone()),
+            create_parents_below: target_root.cloned(),
             preserve: job.preserve_properties.clone(),
             sync_snapshot: job.sync_snapshot,
             compress: job.compress == crate::config::Compression::Zstd,
@@ -148,7 +159,11 @@ fn back_up_client(
         let started = now();
         let run_id = state.filter(|_| !opts.dry_run).and_then(|s| {
             s.start_run(&RunRecord {
-                kind: "backup".into(),
+                kind: if job.push {
+                    "push".into()
+                } else {
+                    "backup".into()
+                },
                 server: Some(job.server.clone()),
                 client: Some(client.to_string()),
                 source: Some(job.source.to_string()),
@@ -159,7 +174,7 @@ fn back_up_client(
             .map_err(|e| tracing::warn!("{e}"))
             .ok()
         });
-        let report = replicate(&source, target, &spec, opts, progress);
+        let report = replicate(source, target, &spec, opts, progress);
         if let (Some(s), Some(id)) = (state, run_id) {
             let (result, error) = match &report.outcome {
                 Outcome::UpToDate => ("up_to_date", None),
@@ -230,4 +245,58 @@ fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A push client's run: each server that wants its datasets receives them over
+/// one connection per server, servers in parallel.
+pub fn run_pushes(
+    fleet: &Fleet,
+    client: &str,
+    opts: &Options,
+    progress: &dyn Progress,
+    state: Option<&State>,
+) -> Result<BackupReport, Error> {
+    let jobs = fleet.push_jobs(client);
+    if jobs.is_empty() {
+        return Err(Error::Usage(format!(
+            "`{client}` has no backups to push (it needs `push = true` in [hosts.{client}.backup] and a server that backs it up)"
+        )));
+    }
+    let mut servers: Vec<String> = Vec::new();
+    for j in &jobs {
+        if !servers.contains(&j.server) {
+            servers.push(j.server.clone());
+        }
+    }
+    let sessions = SshSessions::new()
+        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
+    let source = Host::local(client);
+    let reports = parallel::map(&servers, servers.len(), |server| {
+        let mine: Vec<&Job> = jobs.iter().filter(|j| &j.server == server).collect();
+        let root = fleet
+            .host(server)
+            .and_then(|h| h.server.as_ref())
+            .map(|r| r.target_root.clone());
+        let target = match fleet.host(server) {
+            Some(h) => Host::ssh(server.as_str(), &h.ssh, sessions.clone()),
+            None => Host::local(server.as_str()),
+        };
+        let mut r = run_peer(
+            client,
+            &mine,
+            &source,
+            &target,
+            root.as_ref(),
+            opts,
+            progress,
+            state,
+        );
+        // The report is per peer: name the server it went to.
+        r.client = server.clone();
+        r
+    });
+    Ok(BackupReport {
+        server: client.to_string(),
+        clients: reports,
+    })
 }

@@ -1,5 +1,5 @@
 use clap::Args;
-use zfleet_core::replicate::backup::{run_backups, BackupReport};
+use zfleet_core::replicate::backup::{run_backups, run_pushes, BackupReport};
 use zfleet_core::replicate::exec::{Options, Outcome};
 use zfleet_core::state::State;
 use zfleet_core::Error;
@@ -12,7 +12,8 @@ use crate::render;
 /// Pull backups: replicate every client this server backs up (the jobs
 /// `zfleet check` lists), or only the HOSTs named.
 ///
-/// Runs on a backup server. The first run sends each dataset's oldest snapshot
+/// Runs on a backup server; on a client with `push = true` it sends that
+/// client's datasets to every server that backs it up instead. The first run sends each dataset's oldest snapshot
 /// in full and then every later one; later runs send incrementally from the
 /// newest snapshot both sides share (found by guid). A target that was changed
 /// or has snapshots the source lacks is refused unless --rollback.
@@ -45,15 +46,29 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
     };
     let progress = CliProgress::new(g.quiet, a.out.json);
-    let report = run_backups(
-        &cx.fleet,
-        &cx.this_host,
-        &a.hosts,
-        &opts,
-        a.parallel,
-        &progress,
-        state.as_ref(),
-    )?;
+    let me = &cx.this_host;
+    let is_server = cx.fleet.host(me).is_some_and(|h| h.server.is_some());
+    let pushes = !cx.fleet.push_jobs(me).is_empty();
+    let report = match (is_server, pushes) {
+        (true, false) => run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?,
+        (false, true) => {
+            if !a.hosts.is_empty() {
+                return Err(Error::Usage("a push client sends to every server that backs it up; it takes no host names".into()));
+            }
+            run_pushes(&cx.fleet, me, &opts, &progress, state.as_ref())?
+        }
+        (true, true) => {
+            let mut r = run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?;
+            r.clients.extend(run_pushes(&cx.fleet, me, &opts, &progress, state.as_ref())?.clients);
+            r
+        }
+        (false, false) => {
+            return Err(Error::Usage(format!(
+                "this machine is `{me}`, which is neither a backup server nor a client that pushes (use --host NAME if it has another name in {})",
+                cx.fleet.file.display()
+            )))
+        }
+    };
     if a.out.json {
         render::json(&report);
     } else {
@@ -76,7 +91,7 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
 }
 
 pub fn print_summary(r: &BackupReport) {
-    let mut t = render::table(["client", "dataset", "result", "snapshots", "bytes", "time"]);
+    let mut t = render::table(["host", "dataset", "result", "snapshots", "bytes", "time"]);
     let mut notes = Vec::new();
     for c in &r.clients {
         for j in &c.jobs {
