@@ -87,16 +87,8 @@ impl Host {
         if let Some(c) = self.caps.get() {
             return Ok(c);
         }
-        let out = self
-            .endpoint
-            .run_unchecked(&caps::probe_version(), &RunOptions::timeout(QUERY_TIMEOUT))?;
-        let probed = match caps::from_version_output(&out.stdout_text()) {
-            Some(c) if out.status.success() => c,
-            _ => {
-                let up = self.query(&caps::probe_upgrade())?;
-                caps::from_upgrade_output(&up.stdout_text())
-            }
-        };
+        let out = self.query(&caps::probe())?;
+        let probed = caps::from_probe_output(&out.stdout_text());
         Ok(self.caps.get_or_init(|| probed))
     }
 

@@ -9,9 +9,7 @@ use crate::sim::Lab;
 /// `zstorage`) and all others clients (pool `zroot`), as in `LabSpec::seed()`.
 /// `extra` is appended verbatim (more hosts, templates, overrides).
 pub fn seed_fleet_toml(lab: &Lab, extra: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Generated for lab `{}`.", lab.name());
-    let _ = writeln!(s, "[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n", lab.user_key().display(), lab.known_hosts().display());
+    let mut s = ssh_header(lab);
     s.push_str(
         "[templates.default]\nhourly = 8\ndaily = 1\nmonthly = 1\nyearly = 1\n\n\
          [templates.backup]\nautosnap = false\nhourly = 0\ndaily = 14\nmonthly = 6\nyearly = 1\n\n",
@@ -38,4 +36,14 @@ pub fn seed_fleet_toml(lab: &Lab, extra: &str) -> String {
     }
     s.push_str(extra);
     s
+}
+
+/// The `[ssh]` table that reaches the lab's hosts: its key and known_hosts.
+pub fn ssh_header(lab: &Lab) -> String {
+    format!(
+        "# Generated for lab `{}`.\n[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n",
+        lab.name(),
+        lab.user_key().display(),
+        lab.known_hosts().display()
+    )
 }

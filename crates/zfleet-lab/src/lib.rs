@@ -5,6 +5,7 @@
 //! `guest`: an OpenZFS 2.x qemu guest built from Debian packages, for the features
 //! zfs-fuse lacks (encryption, raw sends, bookmarks, resume tokens, holds, allow).
 
+pub mod bench;
 pub mod demo;
 pub mod fleet;
 pub mod guest;

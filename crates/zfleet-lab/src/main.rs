@@ -24,6 +24,32 @@ enum Top {
     /// zfleet's main job on a lab fleet of two clients and a backup server,
     /// every command shown with its output (needs root).
     Demo(DemoArgs),
+    /// Benchmarks on the lab, printed as ratios (needs root).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// zfleet against the raw `ssh host zfs send | zfs recv` pipe, same data, same run.
+    Throughput {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        /// MiB of random data in the stream.
+        #[arg(long, default_value_t = 256)]
+        megabytes: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// A backup run with nothing new: wall time, ssh connections, remote commands per host.
+    NoChange {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        hosts: usize,
+        #[arg(long, default_value_t = 3)]
+        datasets: usize,
+    },
 }
 
 #[derive(Args)]
@@ -87,6 +113,26 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Top::Sim(SimCommand::Up(args)) => up(args),
         Top::Sim(SimCommand::Exec(args)) => exec(args),
+        Top::Bench(BenchCommand::Throughput {
+            zfleet,
+            megabytes,
+            reps,
+        }) => zfleet_lab::bench::throughput(&zfleet_lab::bench::ThroughputOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes,
+            reps,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::NoChange {
+            zfleet,
+            hosts,
+            datasets,
+        }) => zfleet_lab::bench::no_change(&zfleet_lab::bench::NoChangeOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            hosts,
+            datasets,
+        })
+        .map(|()| ExitCode::SUCCESS),
         Top::Demo(args) => zfleet_lab::demo::run(&zfleet_lab::demo::DemoOptions {
             zfleet: args.zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             megabytes: args.megabytes,

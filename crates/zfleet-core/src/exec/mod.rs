@@ -105,6 +105,22 @@ impl Endpoint {
 
     /// Runs to completion; the caller judges the exit status.
     pub fn run_unchecked(&self, argv: &Argv, opts: &RunOptions) -> Result<Output, ExecError> {
+        let started = std::time::Instant::now();
+        let result = self.run_inner(argv, opts);
+        tracing::debug!(
+            "{}: {argv} ({} ms{})",
+            self.label(),
+            started.elapsed().as_millis(),
+            match &result {
+                Ok(o) if o.status.success() => String::new(),
+                Ok(o) => format!(", {}", describe_status(o.status)),
+                Err(_) => ", failed to run".to_string(),
+            }
+        );
+        result
+    }
+
+    fn run_inner(&self, argv: &Argv, opts: &RunOptions) -> Result<Output, ExecError> {
         let mut cmd = self.command(argv)?;
         cmd.stdin(if opts.stdin.is_some() {
             Stdio::piped()

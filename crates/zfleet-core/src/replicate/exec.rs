@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::plan::{self, Base, Plan, Point, Side, Step};
-use super::properties::preserve_properties;
+use super::properties;
 use super::pump::{pump, PumpOptions};
 use super::sync_snapshot::{remove_old_sync_snapshots, sync_snapshot_name};
 use super::wire::{split_send_exit, Wire, ZSTD_LEVEL};
@@ -372,15 +372,30 @@ fn run(
         }
         report.outcome = Outcome::Sent;
         let newest = source.snapshots.last().map(|p| p.name.clone());
-        if let Some(n) = &newest {
-            let dst_l = dst.observe_if_exists(&job.target, std::slice::from_ref(&marker))?;
-            mark_base(src, dst, job, &marker, n, &src_l, dst_l.as_ref())?;
-            if job.sync_snapshot {
-                remove_old_sync_snapshots(src, dst, job, n, &src_l, dst_l.as_ref())?;
-            }
-        }
+        // The source's properties are read while the base moves: each is a
+        // round trip to the client.
+        let (marked, source_props) = std::thread::scope(|s| {
+            let props = s.spawn(|| properties::read(src, &job.source));
+            let marked = match &newest {
+                Some(n) => dst
+                    .observe_if_exists(&job.target, std::slice::from_ref(&marker))
+                    .and_then(|dst_l| {
+                        mark_base(src, dst, job, &marker, n, &src_l, dst_l.as_ref())?;
+                        if job.sync_snapshot {
+                            remove_old_sync_snapshots(src, dst, job, n, &src_l, dst_l.as_ref())?;
+                        }
+                        Ok(())
+                    }),
+                None => Ok(()),
+            };
+            let props = props
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("reading properties panicked".into())));
+            (marked, props)
+        });
+        marked?;
         report.base = newest;
-        match preserve_properties(src, dst, job) {
+        match source_props.and_then(|rows| properties::apply(dst, job, &rows)) {
             Ok(w) => report.warnings.extend(w),
             Err(e) => report.warnings.push(format!("properties not copied: {e}")),
         }
@@ -645,7 +660,8 @@ fn ensure_parents(
 
 /// Moves the base marker (property and hold) to `snap` on both sides, then
 /// clears it from older snapshots — in that order, so that at every moment at
-/// least one common snapshot is protected.
+/// least one common snapshot is protected. Each side is one command, and the
+/// two sides run at the same time: on a remote host every command is a round trip.
 fn mark_base(
     src: &Host,
     dst: &Host,
@@ -655,59 +671,78 @@ fn mark_base(
     src_l: &Listing,
     dst_l: Option<&Listing>,
 ) -> Result<(), Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    for (host, ds, listing) in [(src, &job.source, Some(src_l)), (dst, &job.target, dst_l)] {
-        let new = ds.snapshot(snap)?;
-        let old: Vec<SnapshotName> = listing
-            .map(|l| {
-                l.snapshots_of(ds)
-                    .iter()
-                    .filter(|o| o.props.contains_key(marker) && short_name(o) != snap)
-                    .filter_map(|o| ds.snapshot(&short_name(o)).ok())
-                    .collect()
+    let now = now_unix().to_string();
+    let sides = [(src, &job.source, Some(src_l)), (dst, &job.target, dst_l)];
+    let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sides
+            .iter()
+            .map(|(host, ds, listing)| {
+                s.spawn(|| mark_side(host, ds, *listing, marker, snap, &now))
             })
-            .unwrap_or_default();
-        let already = listing.is_some_and(|l| {
-            l.snapshots_of(ds)
-                .iter()
-                .any(|o| short_name(o) == snap && o.props.contains_key(marker))
-        });
-        let ep = host.endpoint();
-        let q = RunOptions::timeout(QUERY_TIMEOUT);
-        if !already {
-            ep.run(&cmd::set(marker, &now.to_string(), &new.to_string()), &q)
-                .map_err(ZfsError::from)?;
-            hold(host, marker, &new)?;
-        }
-        for o in &old {
-            release(host, marker, o)?;
-            ep.run(&cmd::inherit(marker, &o.to_string()), &q)
-                .map_err(ZfsError::from)?;
-        }
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("marking the base panicked".into())))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+fn mark_side(
+    host: &Host,
+    ds: &DatasetName,
+    listing: Option<&Listing>,
+    marker: &str,
+    snap: &str,
+    now: &str,
+) -> Result<(), Error> {
+    let new = ds.snapshot(snap)?;
+    let snaps = listing.map(|l| l.snapshots_of(ds)).unwrap_or_default();
+    let old: Vec<SnapshotName> = snaps
+        .iter()
+        .filter(|o| o.props.contains_key(marker) && short_name(o) != snap)
+        .filter_map(|o| ds.snapshot(&short_name(o)).ok())
+        .collect();
+    let already = snaps
+        .iter()
+        .any(|o| short_name(o) == snap && o.props.contains_key(marker));
+    let q = |a: &Argv| {
+        crate::exec::quote::remote_command_line(a.words())
+            .map_err(|e| Error::Internal(e.to_string()))
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if !already {
+        parts.push(q(&cmd::set(marker, now, &new.to_string()))?);
+        // Held already is held: only that message is not a failure.
+        parts.push(tolerating(
+            &q(&cmd::hold(marker, &[&new]))?,
+            "tag already exists",
+        ));
     }
+    for o in &old {
+        parts.push(tolerating(&q(&cmd::release(marker, &[o]))?, "no such tag"));
+        parts.push(q(&cmd::inherit(marker, &o.to_string()))?);
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let script = Argv::new("sh").arg("-c").arg(parts.join(" && "));
+    host.endpoint()
+        .run(&script, &RunOptions::timeout(QUERY_TIMEOUT))
+        .map_err(ZfsError::from)?;
     Ok(())
 }
 
-fn hold(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {
-    match host.endpoint().run(
-        &cmd::hold(tag, &[snap]),
-        &RunOptions::timeout(QUERY_TIMEOUT),
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let z = ZfsError::from(e);
-            let text = z.exec.stderr().unwrap_or_default().to_ascii_lowercase();
-            // Holding twice is fine; a dialect without holds relies on the
-            // property and zfleet's state instead.
-            if text.contains("tag already exists") || z.kind == ZfsErrorKind::Unsupported {
-                Ok(())
-            } else {
-                Err(z.into())
-            }
-        }
-    }
+/// A shell fragment that runs `line` and fails unless it succeeds or its
+/// error contains `benign` (dialects without holds fail with "unrecognized
+/// command" or "pyzfs", and rely on the property instead).
+fn tolerating(line: &str, benign: &str) -> String {
+    format!(
+        "{{ out=$({line} 2>&1) || case \"$out\" in *'{benign}'*|*'unrecognized command'*|*pyzfs*) ;; *) echo \"$out\" >&2; false ;; esac; }}"
+    )
 }
 
 fn release(host: &Host, tag: &str, snap: &SnapshotName) -> Result<(), Error> {

@@ -4,57 +4,109 @@
 use super::exec::JobSpec;
 use crate::exec::RunOptions;
 use crate::host::{Host, QUERY_TIMEOUT};
-use crate::zfs::{cmd, DatasetName};
+use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};
 use crate::Error;
 
-/// Copies the preserved native properties (their effective values) from source
-/// to target, and records the source's mountpoint, canmount and user
-/// properties as `zfleet:src:<name>` on the target, for restores. Only changes
-/// are written.
-pub(super) fn preserve_properties(
-    src: &Host,
-    dst: &Host,
-    job: &JobSpec,
-) -> Result<Vec<String>, Error> {
-    use crate::zfs::PropertySource;
-    let q = RunOptions::timeout(QUERY_TIMEOUT);
-    let read = |h: &Host, ds: &DatasetName| -> Result<Vec<crate::zfs::PropertyRow>, Error> {
-        let argv = cmd::get_properties(&[], &[ds]);
-        let out = h.query(&argv)?;
-        crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-            host: h.name.clone(),
-            cmdline: argv.to_string(),
-            source,
-        })
-    };
-    let from = read(src, &job.source)?;
-    let to = read(dst, &job.target)?;
-    let current = |name: &str| {
-        to.iter()
-            .find(|r| r.property == name)
-            .map(|r| r.value.as_str())
-    };
-    let mut want: Vec<(String, String)> = Vec::new();
-    for r in &from {
+/// Every property of `ds` with its source, in one command.
+pub(super) fn read(h: &Host, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
+    let argv = cmd::get_properties(&[], &[ds]);
+    let out = h.query(&argv)?;
+    crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
+        host: h.name.clone(),
+        cmdline: argv.to_string(),
+        source,
+    })
+}
+
+/// What the target should carry, from the source's properties: the preserved
+/// native ones with their effective values, and the source's mountpoint,
+/// canmount and explicitly set user properties recorded as `zfleet:src:<name>`.
+pub fn wanted(source: &[PropertyRow], preserve: &[String]) -> Vec<(String, String)> {
+    let mut want = Vec::new();
+    for r in source {
         let explicit = matches!(r.source, PropertySource::Local | PropertySource::Received);
         let user = r.property.contains(':') && !r.property.starts_with("zfleet:") && explicit;
-        if job.preserve.contains(&r.property) {
+        if preserve.contains(&r.property) {
             want.push((r.property.clone(), r.value.clone()));
         } else if matches!(r.property.as_str(), "mountpoint" | "canmount") || user {
             want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
         }
     }
+    want
+}
+
+/// Writes what differs on the target; failures become warnings.
+pub(super) fn apply(
+    dst: &Host,
+    job: &JobSpec,
+    source: &[PropertyRow],
+) -> Result<Vec<String>, Error> {
+    let current = read(dst, &job.target)?;
+    let value = |name: &str| {
+        current
+            .iter()
+            .find(|r| r.property == name)
+            .map(|r| r.value.as_str())
+    };
     let mut warnings = Vec::new();
-    for (k, v) in want {
-        if current(&k) == Some(v.as_str()) {
+    for (k, v) in wanted(source, &job.preserve) {
+        if value(&k) == Some(v.as_str()) {
             continue;
         }
-        if let Err(e) = dst
-            .endpoint()
-            .run(&cmd::set(&k, &v, job.target.as_str()), &q)
-        {
+        if let Err(e) = dst.endpoint().run(
+            &cmd::set(&k, &v, job.target.as_str()),
+            &RunOptions::timeout(QUERY_TIMEOUT),
+        ) {
             warnings.push(format!("{k}={v} not set on {}: {e}", job.target));
         }
     }
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(p: &str, v: &str, src: PropertySource) -> PropertyRow {
+        PropertyRow {
+            name: "zroot/a".into(),
+            property: p.into(),
+            value: v.into(),
+            source: src,
+        }
+    }
+
+    #[test]
+    fn preserved_recorded_and_ignored() {
+        let rows = [
+            row(
+                "compression",
+                "zstd",
+                PropertySource::Inherited("zroot".into()),
+            ),
+            row("recordsize", "131072", PropertySource::Default),
+            row("atime", "off", PropertySource::Local),
+            row("mountpoint", "/persist/save", PropertySource::Local),
+            row("canmount", "on", PropertySource::Default),
+            row("com.example:note", "x", PropertySource::Local),
+            row(
+                "com.example:inherited",
+                "y",
+                PropertySource::Inherited("zroot".into()),
+            ),
+            row("zfleet:base:vault", "1", PropertySource::Local),
+        ];
+        let want = wanted(&rows, &["compression".into(), "recordsize".into()]);
+        let got: Vec<String> = want.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            got,
+            [
+                "compression=zstd",
+                "recordsize=131072",
+                "zfleet:src:mountpoint=/persist/save",
+                "zfleet:src:canmount=on",
+                "zfleet:src:com.example:note=x",
+            ]
+        );
+    }
 }

@@ -7,7 +7,6 @@
 
 use serde::Serialize;
 
-use super::cmd;
 use crate::exec::Argv;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,14 +87,17 @@ impl Caps {
     }
 }
 
-/// The probe is one shell-free command per step: first `zfs version`, and only
-/// if that is not a command here, `zpool upgrade -v`.
-pub fn probe_version() -> Argv {
-    cmd::zfs().arg("version")
+/// One command, so the probe costs one round trip even on a dialect without
+/// `zfs version`: OpenZFS 2.x answers the first part, older ones the second.
+pub fn probe() -> Argv {
+    Argv::new("sh")
+        .arg("-c")
+        .arg("zfs version 2>/dev/null || zpool upgrade -v")
 }
 
-pub fn probe_upgrade() -> Argv {
-    cmd::zpool().args(["upgrade", "-v"])
+/// Reads the probe's output.
+pub fn from_probe_output(stdout: &str) -> Caps {
+    from_version_output(stdout).unwrap_or_else(|| from_upgrade_output(stdout))
 }
 
 /// From `zfs version` output: `zfs-2.1.11-1` (and `zfs-kmod-…` on a second line).
@@ -125,6 +127,24 @@ pub fn from_upgrade_output(stdout: &str) -> Caps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_is_one_command() {
+        assert_eq!(
+            probe().to_string(),
+            "sh -c 'zfs version 2>/dev/null || zpool upgrade -v'"
+        );
+        assert_eq!(
+            from_probe_output("zfs-2.1.11-1\nzfs-kmod-2.1.11-1\n").describe(),
+            "OpenZFS 2.1.11"
+        );
+        assert_eq!(
+            from_probe_output(include_str!(
+                "../../tests/fixtures/zfs-fuse/zpool-upgrade-v.txt"
+            )),
+            Caps::legacy(Some(23))
+        );
+    }
 
     #[test]
     fn zfs_fuse_is_legacy_23() {

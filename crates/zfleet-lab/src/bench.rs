@@ -1,0 +1,259 @@
+//! `zfleet-lab bench …`: replication measured on the lab, printed as ratios
+//! against the raw `ssh host zfs send | zfs recv` pipe on the same data in the
+//! same run. Benchmarks, not tests: they assert nothing and print figures.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
+
+const PS: &str = "zroot/persistSave";
+
+pub struct ThroughputOptions {
+    pub zfleet: PathBuf,
+    pub megabytes: u64,
+    pub reps: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs a shell line on a host and returns (wall seconds, peak RSS in KiB of
+/// the measured command, from GNU time).
+fn timed(h: &Host, script: &str) -> Result<(f64, u64)> {
+    let start = Instant::now();
+    let out = h.sh_within(
+        &format!(
+            "/usr/bin/time -f 'zfleet-bench-rss %M' sh -c {} 2>&1",
+            shell_quote(script)
+        ),
+        Duration::from_secs(3600),
+    )?;
+    for l in out
+        .lines()
+        .filter(|l| l.contains(" in ") && l.contains("/s"))
+    {
+        println!("      {}", l.trim());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rss = out
+        .lines()
+        .chain(std::iter::empty())
+        .find_map(|l| l.strip_prefix("zfleet-bench-rss "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((secs, rss))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Removes a bench target and zfleet's marks on both sides, so each run starts
+/// from the same state.
+fn reset(client: &Host, backup: &Host, target: &str) -> Result<()> {
+    // zfs-fuse keeps a just-written mount busy for a moment: retry the destroy.
+    backup.sh(&format!(
+        "for s in $(zfs list -H -o name -t snapshot -r {target} 2>/dev/null); do zfs release zfleet:base:sync $s 2>/dev/null || true; done; \
+         for i in $(seq 50); do zfs list {target} >/dev/null 2>&1 || break; zfs destroy -rf {target} 2>/dev/null || sleep 0.2; done"
+    ))?;
+    client.sh(&format!(
+        "for s in $(zfs list -H -o name -t snapshot -r {PS}); do zfs release zfleet:base:sync $s 2>/dev/null || true; zfs inherit zfleet:base:sync $s; done"
+    ))?;
+    Ok(())
+}
+
+/// zfleet against the raw pipe over the same ssh, same data, same run.
+pub fn throughput(opts: &ThroughputOptions) -> Result<()> {
+    if !opts.zfleet.exists() {
+        bail!("no zfleet binary at {}", opts.zfleet.display());
+    }
+    crate::sim::check_prerequisites(false)?;
+    let size = (opts.megabytes + 256) << 20;
+    let lab = Lab::start(
+        &LabSpec::new("bench")
+            .host(HostSpec::seed_client("client1"))
+            .host(
+                HostSpec::new("backup").pool(
+                    PoolSpec::new("zstorage")
+                        .dataset(DatasetSpec::new("zstorage/bench").property("canmount", "off")),
+                ),
+            )
+            .vdev_size(size * 2)
+            .faketime(false),
+    )?;
+    let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
+    println!(
+        "writing {} MiB of random data on client1 and snapshotting it",
+        opts.megabytes
+    );
+    c1.sh_within(
+        &format!("cd \"$(zfs get -H -o value mountpoint {PS})\" && head -c {}M /dev/urandom > data.bin && zfs snapshot {PS}@bench", opts.megabytes),
+        Duration::from_secs(600),
+    )?;
+    let bytes = c1
+        .sh(&format!("zfs send {PS}@bench | wc -c"))?
+        .trim()
+        .parse::<f64>()
+        .context("stream size")?;
+    let mb = bytes / (1 << 20) as f64;
+    let zf = opts.zfleet.display().to_string();
+    let mut raw = Vec::new();
+    let mut zfl = Vec::new();
+    let mut rss = Vec::new();
+    for rep in 0..opts.reps {
+        // Alternate the order so neither always runs on a warmer cache.
+        let order: [&str; 2] = if rep % 2 == 0 {
+            ["raw", "zfleet"]
+        } else {
+            ["zfleet", "raw"]
+        };
+        for tool in order {
+            let target = format!("zstorage/bench/{tool}");
+            reset(c1, backup, &target)?;
+            let (secs, kib) = if tool == "raw" {
+                timed(
+                    backup,
+                    &format!("ssh client1 zfs send {PS}@bench | zfs receive {target}"),
+                )?
+            } else {
+                timed(
+                    backup,
+                    &format!("{zf} --config /nonexistent -v sync client1:{PS} {target}"),
+                )?
+            };
+            println!(
+                "  run {}: {tool:6} {secs:6.2} s  {:7.1} MiB/s",
+                rep + 1,
+                mb / secs
+            );
+            if tool == "raw" {
+                raw.push(mb / secs);
+            } else {
+                zfl.push(mb / secs);
+                rss.push(kib);
+            }
+        }
+    }
+    let (r, z) = (median(raw), median(zfl));
+    println!(
+        "\nfull send of {mb:.0} MiB from client1 to backup over ssh (median of {} runs):",
+        opts.reps
+    );
+    println!("  raw `ssh client1 zfs send | zfs receive`  {r:7.1} MiB/s");
+    println!("  zfleet sync                               {z:7.1} MiB/s");
+    println!("  ratio zfleet / raw pipe                   {:7.2}", z / r);
+    println!(
+        "  zfleet peak RSS                           {:7.1} MiB",
+        rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0
+    );
+    lab.teardown()?;
+    Ok(())
+}
+
+pub struct NoChangeOptions {
+    pub zfleet: PathBuf,
+    pub hosts: usize,
+    pub datasets: usize,
+}
+
+/// A backup run with nothing new over N hosts × M datasets: wall time, ssh
+/// connections and remote commands per host.
+pub fn no_change(opts: &NoChangeOptions) -> Result<()> {
+    crate::sim::check_prerequisites(false)?;
+    let mut spec = LabSpec::new("nochange").faketime(false);
+    for i in 0..opts.hosts {
+        let mut pool = PoolSpec::new("zroot").property("mountpoint", "none");
+        for d in 0..opts.datasets {
+            pool = pool.dataset(DatasetSpec::new(format!("zroot/d{d}")).snapshot("s1"));
+        }
+        spec = spec.host(HostSpec::new(format!("client{i}")).pool(pool));
+    }
+    spec = spec.host(HostSpec::seed_backup("backup"));
+    let lab = Lab::start(&spec)?;
+    let datasets: Vec<String> = (0..opts.datasets)
+        .map(|d| format!("\"zroot/d{d}\""))
+        .collect();
+    let mut fleet = crate::fleet::ssh_header(&lab);
+    for h in lab.hosts() {
+        fleet.push_str(&format!(
+            "[hosts.{}]\naddress = \"{}\"\n",
+            h.name(),
+            h.addr()
+        ));
+        if h.name() == "backup" {
+            fleet.push_str(&format!(
+                "[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\nparallel = {}\n",
+                opts.hosts
+            ));
+        } else {
+            fleet.push_str(&format!(
+                "[hosts.{}.backup]\ndatasets = [{}]\n",
+                h.name(),
+                datasets.join(", ")
+            ));
+        }
+    }
+    let path = lab.dir().join("fleet.toml");
+    std::fs::write(&path, fleet)?;
+    let backup = lab.host("backup")?;
+    run_zfleet(backup, &opts.zfleet, &path, &["-q", "backup"])?;
+    let clients: Vec<&Host> = lab
+        .hosts()
+        .iter()
+        .filter(|h| h.name() != "backup")
+        .collect();
+    let before: Vec<(usize, usize)> = clients
+        .iter()
+        .map(|h| Ok((h.ssh_connections()?, h.ssh_sessions()?)))
+        .collect::<Result<_>>()?;
+    let start = Instant::now();
+    let out = run_zfleet(backup, &opts.zfleet, &path, &["backup"])?;
+    let secs = start.elapsed().as_secs_f64();
+    let after: Vec<(usize, usize)> = clients
+        .iter()
+        .map(|h| Ok((h.ssh_connections()?, h.ssh_sessions()?)))
+        .collect::<Result<_>>()?;
+    let up_to_date = out.matches("up to date").count();
+    let conns: Vec<usize> = before.iter().zip(&after).map(|(b, a)| a.0 - b.0).collect();
+    let sess: Vec<usize> = before.iter().zip(&after).map(|(b, a)| a.1 - b.1).collect();
+    println!(
+        "no-change backup run, {} hosts × {} datasets:",
+        opts.hosts, opts.datasets
+    );
+    println!("  wall time                    {secs:.2} s");
+    println!(
+        "  jobs up to date              {up_to_date} of {}",
+        opts.hosts * opts.datasets
+    );
+    println!("  ssh connections per host     {:?}", conns);
+    println!(
+        "  remote commands per host     {:?} (each one ssh session: zfs probe, listings, marks)",
+        sess
+    );
+    lab.teardown()?;
+    Ok(())
+}
+
+fn run_zfleet(h: &Host, bin: &Path, fleet: &Path, args: &[&str]) -> Result<String> {
+    let out = h
+        .command(bin)
+        .arg("--config")
+        .arg(fleet)
+        .arg("--host")
+        .arg(h.name())
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "zfleet {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
