@@ -546,6 +546,14 @@ fn transfer(
             "the send or receive process has no pipe".into(),
         ));
     };
+    // 64 KiB pipes mean a context switch every 64 KiB on each side of the
+    // pump; 1 MiB pipes let both ends run in longer stretches.
+    for fd in [
+        std::os::fd::AsFd::as_fd(&stream),
+        std::os::fd::AsFd::as_fd(&sink),
+    ] {
+        let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+    }
     let t = progress.transfer(label, total);
     let stream: Box<dyn std::io::Read + std::marker::Send> = match wire {
         Wire::DecodeHere => Box::new(
@@ -614,6 +622,8 @@ fn transfer(
     }
     Ok(bytes)
 }
+
+const PIPE_SIZE: usize = 1 << 20;
 
 fn wait(c: &mut ChildGuard) -> Option<std::process::ExitStatus> {
     c.wait_timeout(None).ok().flatten()
