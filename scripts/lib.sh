@@ -37,4 +37,4 @@ ensure_rust() {
 }
 
 # What the simulated-host lab needs.
-LAB_PACKAGES=(zfs-fuse openssh-server openssh-client faketime iproute2 util-linux procps sqlite3 zstd)
+LAB_PACKAGES=(zfs-fuse openssh-server openssh-client faketime iproute2 util-linux procps sqlite3 zstd sudo)

@@ -19,6 +19,9 @@ pub struct Host {
     pub name: String,
     endpoint: Endpoint,
     caps: OnceLock<Caps>,
+    /// The host answers through `zfleet serve` (a forced command): it takes
+    /// single zfs commands, not shell lines.
+    served: OnceLock<bool>,
 }
 
 impl Host {
@@ -27,6 +30,7 @@ impl Host {
             name: name.into(),
             endpoint: Endpoint::Local,
             caps: OnceLock::new(),
+            served: OnceLock::new(),
         }
     }
 
@@ -50,6 +54,7 @@ impl Host {
             name,
             endpoint: Endpoint::Ssh(Arc::new(target)),
             caps: OnceLock::new(),
+            served: OnceLock::new(),
         }
     }
 
@@ -88,8 +93,19 @@ impl Host {
             return Ok(c);
         }
         let out = self.query(&caps::probe())?;
-        let probed = caps::from_probe_output(&out.stdout_text());
+        let text = out.stdout_text();
+        let (served, text) = match text.strip_prefix(crate::serve::SERVE_BANNER) {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, text),
+        };
+        let _ = self.served.set(served);
+        let probed = caps::from_probe_output(&text);
         Ok(self.caps.get_or_init(|| probed))
+    }
+
+    /// Whether the host answers through `zfleet serve` (known after the probe).
+    pub fn is_served(&self) -> bool {
+        self.served.get().copied().unwrap_or(false)
     }
 
     /// Imported pools.

@@ -7,10 +7,13 @@
 
 pub mod config;
 pub mod exec;
+pub mod export;
+pub mod grant;
 pub mod host;
 pub mod parallel;
 pub mod progress;
 pub mod replicate;
+pub mod serve;
 pub mod state;
 pub mod zfs;
 

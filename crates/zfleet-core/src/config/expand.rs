@@ -113,6 +113,9 @@ impl Fleet {
                 .clone()
                 .or_else(|| self.backup_user.clone())
                 .or(ssh.user);
+            if let Some(id) = &self.backup_identity {
+                ssh.identity = Some(id.clone());
+            }
             for source in &c.datasets {
                 if let Ok(target) = Self::target_for(&role.target_root, &client.name, source) {
                     jobs.push(Job {

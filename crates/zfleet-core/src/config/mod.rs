@@ -39,6 +39,9 @@ pub struct Fleet {
     pub file: PathBuf,
     /// Account backup servers log in as on clients, unless a client names its own.
     pub backup_user: Option<String>,
+    /// Private key backup connections use (servers pulling, clients pushing),
+    /// kept apart from the admin key in `[ssh]`.
+    pub backup_identity: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub templates: IndexMap<String, Policy>,
     pub hosts: IndexMap<String, HostConfig>,
@@ -84,6 +87,8 @@ pub struct ClientRole {
     /// The client sends to the servers (`zfleet backup` on the client) instead
     /// of being pulled: for hosts the servers cannot reach.
     pub push: bool,
+    /// The key a push client sends with (for `zfleet grant` on its servers).
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +106,8 @@ pub struct ServerRole {
     /// (and remove older ones), instead of sending only policy snapshots.
     pub sync_snapshot: bool,
     pub compress: Compression,
+    /// The key this server pulls with (for `zfleet grant` on its clients).
+    pub public_key: Option<String>,
 }
 
 /// Compression of the stream on the wire, on top of what ZFS sends.

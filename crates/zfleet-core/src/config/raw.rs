@@ -27,6 +27,7 @@ pub struct RawFleet {
 #[serde(deny_unknown_fields)]
 pub struct RawFleetSettings {
     pub backup_user: Option<String>,
+    pub backup_identity: Option<String>,
     pub state_dir: Option<String>,
 }
 
@@ -63,6 +64,7 @@ pub struct RawClient {
     pub datasets: Option<Vec<DatasetName>>,
     pub user: Option<String>,
     pub push: Option<bool>,
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,7 @@ pub struct RawServer {
     pub preserve_properties: Option<Vec<String>>,
     pub sync_snapshot: Option<bool>,
     pub compress: Option<String>,
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -285,6 +285,7 @@ impl Ctx<'_> {
                 self.err(&p.key("fleet").key("backup_user"), false, m, None);
             }
         }
+        let backup_identity = raw.fleet.backup_identity.as_ref().map(PathBuf::from);
         let state_dir = PathBuf::from(raw.fleet.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR));
         if !state_dir.is_absolute() {
             self.err(
@@ -323,6 +324,7 @@ impl Ctx<'_> {
         let fleet = Fleet {
             file: self.file.to_path_buf(),
             backup_user,
+            backup_identity,
             state_dir,
             templates,
             hosts,
@@ -580,6 +582,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// An OpenSSH public key line: `type base64 [comment]`, one line.
+    fn public_key(&mut self, p: &KeyPath, key: Option<&String>) -> Option<String> {
+        let key = key?;
+        let mut parts = key.split_whitespace();
+        let ok = matches!(parts.next(), Some(t) if t.starts_with("ssh-") || t.starts_with("ecdsa-") || t.starts_with("sk-"))
+            && parts.next().is_some_and(|b| {
+                b.len() > 20
+                    && b.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+            })
+            && !key.contains(['\n', '"']);
+        if ok {
+            Some(key.trim().to_string())
+        } else {
+            self.err(
+                p,
+                false,
+                "is not an OpenSSH public key line (`ssh-ed25519 AAAA… comment`)",
+                None,
+            );
+            None
+        }
+    }
+
     fn client(&mut self, p: &KeyPath, c: &RawClient) -> ClientRole {
         if let Some(u) = &c.user {
             if let Err(m) = valid_user(u) {
@@ -592,6 +618,7 @@ impl Ctx<'_> {
             datasets,
             user: c.user.clone(),
             push: c.push.unwrap_or(false),
+            public_key: self.public_key(&p.key("public_key"), c.public_key.as_ref()),
         }
     }
 
@@ -711,6 +738,7 @@ impl Ctx<'_> {
             preserve_properties,
             sync_snapshot: s.sync_snapshot.unwrap_or(false),
             compress,
+            public_key: self.public_key(&p.key("public_key"), s.public_key.as_ref()),
         }
     }
 

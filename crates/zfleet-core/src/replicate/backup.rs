@@ -278,7 +278,15 @@ pub fn run_pushes(
             .and_then(|h| h.server.as_ref())
             .map(|r| r.target_root.clone());
         let target = match fleet.host(server) {
-            Some(h) => Host::ssh(server.as_str(), &h.ssh, sessions.clone()),
+            Some(h) => {
+                // The backup account and key, as a server uses to pull.
+                let mut ssh = h.ssh.clone();
+                ssh.user = fleet.backup_user.clone().or(ssh.user);
+                if let Some(id) = &fleet.backup_identity {
+                    ssh.identity = Some(id.clone());
+                }
+                Host::ssh(server.as_str(), &ssh, sessions.clone())
+            }
             None => Host::local(server.as_str()),
         };
         let mut r = run_peer(

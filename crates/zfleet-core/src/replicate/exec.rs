@@ -719,6 +719,33 @@ fn mark_side(
     let already = snaps
         .iter()
         .any(|o| short_name(o) == snap && o.props.contains_key(marker));
+    if host.is_served() {
+        // zfleet serve takes plain commands chained with `&&` and knows which
+        // hold and release failures are harmless.
+        let mut chain: Vec<Argv> = Vec::new();
+        if !already {
+            chain.push(cmd::set(marker, now, &new.to_string()));
+            chain.push(cmd::hold(marker, &[&new]));
+        }
+        for o in &old {
+            chain.push(cmd::release(marker, &[o]));
+            chain.push(cmd::inherit(marker, &o.to_string()));
+        }
+        let Some((first, rest)) = chain.split_first() else {
+            return Ok(());
+        };
+        let mut joined = first.clone();
+        for a in rest {
+            joined = joined
+                .arg("&&")
+                .arg(a.program.clone())
+                .args(a.args.iter().cloned());
+        }
+        host.endpoint()
+            .run(&joined, &RunOptions::timeout(QUERY_TIMEOUT))
+            .map_err(ZfsError::from)?;
+        return Ok(());
+    }
     let q = |a: &Argv| {
         crate::exec::quote::remote_command_line(a.words())
             .map_err(|e| Error::Internal(e.to_string()))

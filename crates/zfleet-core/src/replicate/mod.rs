@@ -6,5 +6,5 @@ pub mod exec;
 pub mod plan;
 mod properties;
 pub mod pump;
-mod sync_snapshot;
+pub mod sync_snapshot;
 mod wire;

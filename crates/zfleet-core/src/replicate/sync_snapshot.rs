@@ -16,7 +16,7 @@ pub fn sync_snapshot_name(marker: &str, unix: i64) -> String {
     format!("{SYNC_PREFIX}{marker}_{}", t.strftime("%Y-%m-%d_%H:%M:%S"))
 }
 
-fn is_sync_snapshot_of(name: &str, marker: &str) -> bool {
+pub fn is_sync_snapshot_of(name: &str, marker: &str) -> bool {
     name.strip_prefix(SYNC_PREFIX)
         .and_then(|rest| rest.strip_prefix(marker))
         .and_then(|rest| rest.strip_prefix('_'))

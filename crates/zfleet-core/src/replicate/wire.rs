@@ -22,6 +22,8 @@ pub(super) enum Wire {
 
 impl Wire {
     pub(super) fn choose(compress: bool, src: &Host, dst: &Host) -> Self {
+        // zfleet serve runs single commands, not a pipeline to zstd.
+        let compress = compress && !src.is_served() && !dst.is_served();
         match (
             compress,
             src.endpoint().is_local(),

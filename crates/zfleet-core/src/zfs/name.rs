@@ -61,6 +61,7 @@ fn check_component(component: &str, offset: usize) -> Result<(), String> {
             '\n' => "a newline".to_string(),
             '\t' => "a tab".to_string(),
             '\0' => "a NUL byte".to_string(),
+            '`' => "a backtick".to_string(),
             c if c.is_control() => format!("control character {:#04x}", c as u32),
             c => format!("`{c}`"),
         };
@@ -222,6 +223,13 @@ fn check_dataset(s: &str) -> Result<(), String> {
         offset += component.len() + 1;
     }
     Ok(())
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Self::parse(s)
+    }
 }
 
 impl TryFrom<String> for DatasetName {

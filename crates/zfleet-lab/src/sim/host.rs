@@ -61,6 +61,8 @@ mkdir -p /var/lib/zfs /var/lib/zfleet /root/.ssh
 mount --bind "$ZL_DIR/var-lib-zfs" /var/lib/zfs
 # zfleet's state and locks, per host as on real machines.
 mount --bind "$ZL_DIR/var-lib-zfleet" /var/lib/zfleet
+# Logs (zfleet serve's among them) stay with the host, not on the machine.
+mount --bind "$ZL_DIR/var-log" /var/log
 mount --bind "$ZL_DIR/home" /home
 mount --bind "$ZL_DIR/dot-ssh" /root/.ssh
 cp "$ZL_LAB/hosts" /etc/hosts
@@ -86,6 +88,7 @@ impl Host {
             "etc/work",
             "var-lib-zfs",
             "var-lib-zfleet",
+            "var-log",
             "home",
             "dot-ssh",
             "root",
@@ -697,7 +700,7 @@ fn sshd_config(name: &str, addr: Ipv4Addr, dir: &Path, libfaketime: Option<&Path
 ListenAddress {addr}
 HostKey {d}/ssh/ssh_host_ed25519_key
 PidFile {d}/ssh/sshd.pid
-AuthorizedKeysFile {d}/ssh/authorized_keys/%u
+AuthorizedKeysFile {d}/ssh/authorized_keys/%u .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no

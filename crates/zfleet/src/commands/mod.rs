@@ -3,7 +3,10 @@
 
 mod backup;
 mod check;
+mod export;
+mod grant;
 mod list;
+mod serve;
 mod sync;
 
 use clap::Subcommand;
@@ -16,6 +19,9 @@ pub enum Command {
     Check(check::CheckArgs),
     Backup(backup::BackupArgs),
     Sync(sync::SyncArgs),
+    Grant(grant::GrantArgs),
+    Serve(serve::ServeArgs),
+    Export(export::ExportArgs),
     List(list::ListArgs),
 }
 
@@ -26,6 +32,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Check(a) => check::cmd_check(&cli.global, &a),
         Command::Backup(a) => backup::cmd_backup(&cli.global, &a),
         Command::Sync(a) => sync::cmd_sync(&cli.global, &a),
+        Command::Grant(a) => grant::cmd_grant(&cli.global, &a),
+        Command::Serve(a) => serve::cmd_serve(&cli.global, &a),
+        Command::Export(a) => export::cmd_export(&cli.global, &a),
         Command::List(a) => list::cmd_list(&cli.global, &a),
     }
 }

@@ -1,0 +1,179 @@
+//! Running what was allowed: each command as an argv (never a shell), streams
+//! passed straight through this process's stdin/stdout (the ssh channel), and
+//! every request written to the serve log with its verdict.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::policy::{authorize, Mode, Op, OpKind, Stream};
+use super::{request, Refusal};
+use crate::exec::quote::display_line;
+use crate::zfs::{cmd, SnapshotName};
+
+/// Exit status for a refused request (126: "cannot execute").
+pub const REFUSED: i32 = 126;
+/// What the probe answers first, so the server knows it talks to `zfleet serve`
+/// and sends single commands it can check.
+pub const SERVE_BANNER: &str = "zfleet-serve 1";
+
+/// Where requests and verdicts are written. Falls back to stderr alone when the
+/// file cannot be opened (the server still sees refusals there).
+pub struct ServeLog {
+    pub path: Option<PathBuf>,
+    pub host: String,
+    pub peer: String,
+}
+
+impl ServeLog {
+    fn write(&self, verdict: &str, request: &str) {
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+        let line = format!(
+            "{now} host={} peer={} {verdict} request={:?}\n",
+            self.host, self.peer, request
+        );
+        if let Some(p) = &self.path {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                let _ = f.write_all(line.as_bytes());
+                return;
+            }
+        }
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+/// Handles one request (the content of `SSH_ORIGINAL_COMMAND`, `None` for an
+/// interactive login). Returns the exit status.
+pub fn serve(mode: &Mode, raw: Option<&str>, log: &ServeLog) -> i32 {
+    let raw = raw.unwrap_or("");
+    let ops = match request::parse(raw).and_then(|cmds| {
+        cmds.iter()
+            .map(|c| authorize(mode, c))
+            .collect::<Result<Vec<Op>, Refusal>>()
+    }) {
+        Ok(ops) => ops,
+        Err(r) => return refuse(log, raw, &r),
+    };
+    for op in &ops {
+        if let OpKind::ResumeSend { token } = &op.kind {
+            if let Err(r) = check_token(mode, token) {
+                return refuse(log, raw, &r);
+            }
+        }
+    }
+    log.write("allowed", raw);
+    for op in &ops {
+        let status = run(op);
+        if status != 0 {
+            return status;
+        }
+    }
+    0
+}
+
+fn refuse(log: &ServeLog, raw: &str, r: &Refusal) -> i32 {
+    log.write(&format!("refused ({})", r.reason), raw);
+    eprintln!("zfleet serve: refused: {}", r.reason);
+    REFUSED
+}
+
+/// A resume token names the snapshot it continues; it must be one this peer
+/// may send, like any other send.
+fn check_token(mode: &Mode, token: &str) -> Result<(), Refusal> {
+    let out = Command::new("zfs")
+        .args(["send", "-n", "-v", "-t", token])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Refusal::new(format!("cannot read the resume token: {e}")))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toname = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("toname = "))
+        .ok_or_else(|| Refusal::new("the resume token does not name a snapshot"))?;
+    let snap = SnapshotName::parse(toname.trim()).map_err(|e| Refusal::new(e.to_string()))?;
+    authorize(mode, &["zfs".into(), "send".into(), snap.to_string()]).map(drop)
+}
+
+fn run(op: &Op) -> i32 {
+    let mut c = Command::new(&op.argv.program);
+    c.args(&op.argv.args).env("LC_ALL", "C");
+    match op.kind {
+        OpKind::Probe => probe(),
+        OpKind::Tolerate { ref benign } => {
+            let out = match c.stdin(Stdio::null()).output() {
+                Ok(o) => o,
+                Err(e) => return spawn_failed(op, &e),
+            };
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success()
+                || err.contains(benign.as_str())
+                || err.contains("unrecognized command")
+                || err.contains("pyzfs")
+            {
+                0
+            } else {
+                eprint!("{err}");
+                out.status.code().unwrap_or(1)
+            }
+        }
+        OpKind::Plain | OpKind::ResumeSend { .. } => {
+            // Streams go straight through: stdout to the ssh channel for a
+            // send, stdin from it for a receive; zfleet copies nothing.
+            c.stdin(if op.stream == Stream::In {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+            match c.status() {
+                Ok(st) => st.code().unwrap_or(1),
+                Err(e) => spawn_failed(op, &e),
+            }
+        }
+    }
+}
+
+fn spawn_failed(op: &Op, e: &std::io::Error) -> i32 {
+    eprintln!(
+        "zfleet serve: cannot run `{}`: {e}",
+        display_line(op.argv.words())
+    );
+    1
+}
+
+/// `zfs version`, or `zpool upgrade -v` where that is not a command, after
+/// the banner that tells the server it talks to zfleet serve.
+fn probe() -> i32 {
+    println!("{SERVE_BANNER}");
+    let version = cmd::zfs().arg("version");
+    let ok = Command::new(&version.program)
+        .args(&version.args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if matches!(ok, Ok(s) if s.success()) {
+        return 0;
+    }
+    let up = cmd::zpool().args(["upgrade", "-v"]);
+    match Command::new(&up.program)
+        .args(&up.args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .status()
+    {
+        Ok(s) => s.code().unwrap_or(1),
+        Err(e) => {
+            eprintln!("zfleet serve: cannot run zpool: {e}");
+            1
+        }
+    }
+}

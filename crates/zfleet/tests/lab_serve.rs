@@ -1,0 +1,282 @@
+//! Least privilege on real sshd: `zfleet grant --apply` sets up the backup
+//! account, backups run through `zfleet serve`, and a stolen backup key can do
+//! nothing else — each attempt refused, logged, and the pool unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::{start, zfleet, zfleet_bin};
+use zfleet_lab::sim::{Host, HostSpec, Lab, LabSpec};
+
+const PS: &str = "zroot/persistSave";
+
+fn setup(lab: &Lab) -> (PathBuf, PathBuf) {
+    let key = lab.dir().join("backup_key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let fleet = lab.dir().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\n\
+             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
+             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
+             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
+            key.display(),
+            lab.user_key().display(),
+            lab.known_hosts().display(),
+            c1.addr(),
+            backup.addr(),
+            public.trim()
+        ),
+    )
+    .unwrap();
+    (fleet, key)
+}
+
+/// Everything about the client's pool that a refused request must not change.
+fn pool_state(h: &Host) -> String {
+    h.sh("zfs get -H -p -r -o name,property,value type,guid,mountpoint,compression,userrefs,zfleet:base:backup zroot").unwrap()
+}
+
+/// `ssh -i KEY zfleet@client1 REQUEST` from the backup host: (exit, stderr).
+fn as_backup_key(backup: &Host, c1: &Host, lab: &Lab, key: &Path, request: &str) -> (i32, String) {
+    let mut cmd = backup.ssh_as(c1, "zfleet", key);
+    if !request.is_empty() {
+        cmd.arg(request);
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let _ = lab;
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn grant_apply_then_backups_through_serve_and_nothing_else() {
+    let lab = start(
+        &LabSpec::new("serve")
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_backup("backup"))
+            .faketime(false),
+    );
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (fleet, key) = setup(&lab);
+    let bin = zfleet_bin();
+    let bin_s = bin.display().to_string();
+    let fleet_s = fleet.display().to_string();
+
+    // What grant would do, then doing it.
+    let shown = zfleet(
+        backup,
+        &fleet,
+        &[
+            "grant",
+            "client1",
+            "--zfleet-path",
+            &bin_s,
+            "--config-path",
+            &fleet_s,
+        ],
+    )
+    .ok();
+    assert!(shown.stdout.contains(&format!("restrict,command=\"sudo -n {bin_s} serve --config {fleet_s} --host client1 --server backup\" ssh-ed25519 ")), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("zfleet ALL=(root) NOPASSWD:"),
+        "zfs-fuse has no delegation: {}",
+        shown.stdout
+    );
+    let applied = zfleet(
+        backup,
+        &fleet,
+        &[
+            "grant",
+            "client1",
+            "--apply",
+            "--zfleet-path",
+            &bin_s,
+            "--config-path",
+            &fleet_s,
+        ],
+    )
+    .ok();
+    assert!(
+        applied
+            .stdout
+            .contains("client1: created the system user zfleet"),
+        "{}",
+        applied.stdout
+    );
+    assert!(c1.sh("getent passwd zfleet").unwrap().contains("/bin/sh"));
+
+    // Backups go through serve: full, then incremental.
+    c1.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
+    let r = zfleet(backup, &fleet, &["backup", "--json"]).ok().json();
+    assert_eq!(r["clients"][0]["jobs"][0]["outcome"], "sent", "{r}");
+    c1.sh(&format!(
+        "echo x > \"$(zfs get -H -o value mountpoint {PS})/f\" && zfs snapshot {PS}@s2"
+    ))
+    .unwrap();
+    let r = zfleet(backup, &fleet, &["backup", "--json"]).ok().json();
+    assert_eq!(r["clients"][0]["jobs"][0]["snapshots"], 1);
+    let log = c1.sh("cat /var/log/zfleet/serve.log").unwrap();
+    assert!(log.contains("allowed request=\"zfs send"), "{log}");
+    let sshd = std::fs::read_to_string(c1.sshd_log()).unwrap();
+    assert!(
+        sshd.contains("Accepted publickey for zfleet"),
+        "the backup ran as the backup account"
+    );
+    c1.sh(&format!(
+        "zfs snapshot {PS}@s3 && zfs snapshot zroot/persist@other"
+    ))
+    .unwrap();
+
+    let before = pool_state(c1);
+    let attempts: &[(&str, &str)] = &[
+        ("zfs destroy zroot/persistSave@s1", "refused"),
+        (
+            "zfs destroy -r zroot/persistSave",
+            "`zfs destroy` is not something",
+        ),
+        (
+            "zfs rollback -r zroot/persistSave@s1",
+            "`zfs rollback` is not something",
+        ),
+        ("zfs receive -F zroot/persistSave", "may not receive"),
+        (
+            "zfs send zroot/persist@other",
+            "not of a dataset backup server `backup` may use",
+        ),
+        (
+            "zfs set mountpoint=/tmp/x zroot/persistSave",
+            "setting `mountpoint`",
+        ),
+        (
+            "zfs inherit compression zroot/persistSave",
+            "invalid snapshot name",
+        ),
+        ("id", "`id` is not a command zfleet serve runs"),
+        ("sh -c 'zfs destroy -r zroot'", "`sh` is not a command"),
+        ("zfs list; id", "`zfs list;` is not something"),
+        ("zfs version && id", "`id` is not a command"),
+        ("zfs version && zfs destroy zroot/persistSave@s1", "refused"),
+        ("zfs send 'zroot/persistSave@$(id)'", "`$` at position"),
+        (
+            "zfs send 'zroot/persistSave@`id`'",
+            "a backtick at position",
+        ),
+        (
+            "zfs send zroot/persistSave/../persist@other",
+            "component `..` is not allowed",
+        ),
+        (
+            "zfs send zroot/persistSave@s1@s2",
+            "more than one `@` or `#`",
+        ),
+        ("zfs send zroot/persistSave#s1", "missing `@`"),
+        ("zfs hold evil zroot/persistSave@s1", "hold tag `evil`"),
+        (
+            "zfs release zfleet:base:backup zroot/persist@other",
+            "not of a dataset",
+        ),
+    ];
+    for (req, why) in attempts {
+        let (code, err) = as_backup_key(backup, c1, &lab, &key, req);
+        assert_eq!(code, 126, "{req}: {err}");
+        assert!(
+            err.contains("zfleet serve: refused") && err.contains(why),
+            "{req}: {err}"
+        );
+    }
+    // A newline inside the request, an over-long one, and no command at all.
+    for (req, why) in [
+        ("zfs version\nid", "control character"),
+        (
+            &*format!("zfs list {}", "a".repeat(5000)),
+            "longer than 4096",
+        ),
+        ("", "interactive sessions are refused"),
+    ] {
+        let (code, err) = as_backup_key(backup, c1, &lab, &key, req);
+        assert_eq!(code, 126, "{req:?}: {err}");
+        assert!(err.contains(why), "{req:?}: {err}");
+    }
+    assert_eq!(pool_state(c1), before, "refused requests change nothing");
+    let log = c1.sh("cat /var/log/zfleet/serve.log").unwrap();
+    assert!(
+        log.matches("refused (").count() >= attempts.len() + 3,
+        "{log}"
+    );
+    assert!(!c1.ns_path("/tmp/zfleet-serve-pwned").exists());
+
+    // The backup key cannot log in anywhere else: root on the client refuses it.
+    let out = format!(
+        "{:#}",
+        backup
+            .run(
+                backup
+                    .ssh_as(c1, "root", &key)
+                    .arg("true")
+                    .stdin(Stdio::null())
+            )
+            .unwrap_err()
+    );
+    assert!(out.contains("Permission denied"), "{out}");
+}
+
+#[test]
+fn export_tailscale_acl_is_json_naming_every_host() {
+    let out = std::process::Command::new(zfleet_bin())
+        .args([
+            "--config",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../examples/two-servers.toml"
+            ),
+            "export",
+            "tailscale-acl",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for h in [
+        "home-nas",
+        "offsite",
+        "workstation",
+        "travel-laptop",
+        "old-server",
+    ] {
+        assert!(
+            v["tagOwners"].get(format!("tag:zfleet-{h}")).is_some(),
+            "{h}"
+        );
+    }
+    // The offsite server reaches the clients it backs up, not the excluded laptop.
+    let offsite = v["acls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["src"][0] == "tag:zfleet-offsite")
+        .unwrap();
+    let dst: Vec<&str> = offsite["dst"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        dst.contains(&"tag:zfleet-home-nas:22") && !dst.iter().any(|d| d.contains("travel-laptop")),
+        "{dst:?}"
+    );
+}
