@@ -28,6 +28,8 @@ enum GuestCommand {
     Build,
     /// Print the image directory for the recipe, if built.
     Path,
+    /// Remove cached images of recipes this zfleet-lab no longer builds.
+    Prune,
     /// Boot a guest, print how to reach it, wait for Enter (or EOF), tear down.
     Up {
         /// Run this shell command in the guest instead of waiting, then tear down.
@@ -36,6 +38,10 @@ enum GuestCommand {
         /// Number of pool disks.
         #[arg(long, default_value_t = 3)]
         disks: usize,
+        /// Print the qemu pid and run dir as soon as qemu runs, then wait
+        /// for Enter without waiting for ssh (for teardown tests).
+        #[arg(long, hide = true)]
+        no_wait: bool,
     },
     /// Capture real zfs/zpool output into OUT/openzfs-<version>/.
     Fixtures {
@@ -66,10 +72,20 @@ pub fn run(args: GuestArgs) -> Result<()> {
             Some(image) => println!("{}", image.dir().display()),
             None => anyhow::bail!("not built: {}", recipe.dir().display()),
         },
-        GuestCommand::Up { exec, disks } => {
+        GuestCommand::Prune => {
+            for dir in super::prune_cache()? {
+                println!("removed {}", dir.display());
+            }
+        }
+        GuestCommand::Up {
+            exec,
+            disks,
+            no_wait,
+        } => {
             let image = Image::build(&recipe)?;
             let config = GuestConfig {
                 pool_disks: disks,
+                wait_for_ssh: !no_wait,
                 ..GuestConfig::default()
             };
             let guest = Guest::boot(&image, config)?;
@@ -98,6 +114,8 @@ pub fn run(args: GuestArgs) -> Result<()> {
                 }
                 None => {
                     println!("press Enter to stop");
+                    // Tests read the lines above through a pipe.
+                    std::io::Write::flush(&mut std::io::stdout())?;
                     let mut line = String::new();
                     std::io::stdin().lock().read_line(&mut line)?;
                     guest.shutdown();

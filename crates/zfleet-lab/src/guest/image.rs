@@ -225,6 +225,35 @@ impl Image {
     }
 }
 
+/// Removes cached images of recipes this build of zfleet-lab no longer makes
+/// (an edited build script leaves the old image behind). Returns what it removed.
+pub fn prune_cache() -> Result<Vec<PathBuf>> {
+    let keep: Vec<String> = [ZfsSuite::Bookworm, ZfsSuite::BookwormBackports]
+        .into_iter()
+        .map(|suite| Recipe::new(suite).hash())
+        .collect();
+    let root = cache_root();
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", root.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Only what the build script names: 16 hex digits. Work directories
+        // (.tmp-*) are the build script's, cleaned under its lock.
+        let is_image = name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_image && !keep.contains(&name) && entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
 /// Installs qemu, debootstrap and friends when any is missing.
 pub fn ensure_host_packages() -> Result<()> {
     let status = Command::new("bash")

@@ -21,7 +21,9 @@ mod shared;
 mod supervise;
 mod vm;
 
-pub use image::{cache_root, ensure_host_packages, Image, Recipe, ZfsSuite, CACHE_ENV, SUITE_ENV};
+pub use image::{
+    cache_root, ensure_host_packages, prune_cache, Image, Recipe, ZfsSuite, CACHE_ENV, SUITE_ENV,
+};
 pub use scenario::{Scenario, ScenarioOptions, CLIENT_HOST, CLIENT_POOL, SERVER_HOST, SERVER_POOL};
 pub use shared::{availability, guest_or_skip, shared_guest, Availability, Unavailable, GUEST_ENV};
 pub use vm::{shell_quote, Guest, GuestCommand, GuestConfig, RUN_DIR_ENV};
