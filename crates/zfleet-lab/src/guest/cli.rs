@@ -128,6 +128,7 @@ pub fn run(args: GuestArgs) -> Result<()> {
             let guest = Guest::boot(&image, GuestConfig::default())?;
             let dir = fixtures::capture(&guest, &out).context("capturing fixtures")?;
             guest.shutdown();
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
             println!("fixtures in {}", dir.display());
         }
     }
