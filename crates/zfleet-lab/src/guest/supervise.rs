@@ -322,9 +322,14 @@ mod tests {
     }
 
     const VICTIM_ENV: &str = "ZFLEET_LAB_SUPERVISE_VICTIM";
+    const VICTIM_MODE_ENV: &str = "ZFLEET_LAB_SUPERVISE_VICTIM_MODE";
 
-    /// Not a test on its own: the process that
-    /// `killed_process_takes_children_and_dir_along` starts and kills.
+    static KEPT: std::sync::OnceLock<(Supervisor, Reaper)> = std::sync::OnceLock::new();
+
+    /// Not a test on its own: the process the two tests below start. In
+    /// "killed" mode it waits to be killed; in "static" mode it parks its
+    /// supervisor and reaper in a static, as the shared guest does, and
+    /// returns, so the process exits normally without dropping them.
     #[test]
     fn victim() {
         let Some(dir) = std::env::var_os(VICTIM_ENV) else {
@@ -334,23 +339,35 @@ mod tests {
         let run = dir.join("run");
         std::fs::create_dir_all(&run).unwrap();
         let sup = Supervisor::start("victim").unwrap();
-        let mut cmd = Command::new("sleep");
-        cmd.arg("600");
-        let id = sup.spawn(cmd).unwrap();
-        let _reaper = Reaper::watch(&run).unwrap();
+        // Asked for from a thread that ends at once, like a libtest worker.
+        let id = thread::scope(|s| {
+            s.spawn(|| {
+                let mut cmd = Command::new("sleep");
+                cmd.arg("600");
+                sup.spawn(cmd).unwrap()
+            })
+            .join()
+            .unwrap()
+        });
+        let reaper = Reaper::watch(&run).unwrap();
         std::fs::write(dir.join("pid.tmp"), sup.pid(id).unwrap().to_string()).unwrap();
         std::fs::rename(dir.join("pid.tmp"), dir.join("pid")).unwrap();
+        if std::env::var(VICTIM_MODE_ENV).as_deref() == Ok("static") {
+            assert!(KEPT.set((sup, reaper)).is_ok());
+            return;
+        }
         thread::sleep(Duration::from_secs(600));
     }
 
-    #[test]
-    fn killed_process_takes_children_and_dir_along() {
-        let dir = std::env::temp_dir().join(format!("zfleet-lab-victim-{}", std::process::id()));
+    fn run_victim(mode: &str) {
+        let dir =
+            std::env::temp_dir().join(format!("zfleet-lab-victim-{mode}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut victim = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "guest::supervise::tests::victim", "--nocapture"])
             .env(VICTIM_ENV, &dir)
+            .env(VICTIM_MODE_ENV, mode)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -362,16 +379,28 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(alive(pid));
-        assert!(dir.join("run").exists());
-        victim.kill().unwrap(); // SIGKILL: no destructor runs
-        victim.wait().unwrap();
+        if mode == "killed" {
+            assert!(alive(pid));
+            assert!(dir.join("run").exists());
+            victim.kill().unwrap(); // SIGKILL: no destructor runs
+        }
+        assert!(victim.wait().unwrap().code().is_none() == (mode == "killed"));
         assert!(
             wait_until(|| !alive(pid)),
             "child {pid} survived its parent"
         );
         assert!(wait_until(|| !dir.join("run").exists()), "run dir survived");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn killed_process_takes_children_and_dir_along() {
+        run_victim("killed");
+    }
+
+    #[test]
+    fn exiting_process_takes_static_children_and_dir_along() {
+        run_victim("static");
     }
 
     #[test]
