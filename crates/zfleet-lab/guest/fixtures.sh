@@ -33,7 +33,7 @@ commands that fail on purpose. Exit statuses are listed below.
 
 EOF
 
-# cap FILE COMMAND: the command must succeed.
+# cap FILE COMMAND: the command must succeed; stdout is the fixture.
 # capfail FILE COMMAND: the command must fail; its stderr is the fixture.
 run_cap() {
     local expect=$1 file=$2 cmd=$3 rc=0
@@ -47,7 +47,7 @@ run_cap() {
         echo "fixtures: '$cmd' was expected to fail but succeeded" >&2
         exit 1
     fi
-    if [ "$expect" = ok ]; then
+    if [ "$expect" != fail ]; then
         mv "$out/$file.stdout-tmp" "$out/$file"
         if [ -s "$out/$file.stderr-tmp" ]; then
             mv "$out/$file.stderr-tmp" "$out/$file.stderr"
@@ -75,6 +75,9 @@ run_cap() {
 }
 cap() { run_cap ok "$@"; }
 capfail() { run_cap fail "$@"; }
+# capany FILE COMMAND: for options not every OpenZFS version has; stdout and
+# stderr are kept whatever the exit status (the README records it).
+capany() { run_cap any "$@"; }
 note() { printf '%s\n\n' "$*" >>"$readme"; }
 as_zbackup() { su zbackup -s /bin/sh -c "$1"; }
 
@@ -134,7 +137,8 @@ cap zfs-get-all-received-raw.txt \
 cap zfs-get-encryption-props.txt \
     "zfs get -H -p -o name,property,value,source -r encryption,keystatus,keyformat,keylocation,encryptionroot zroot/secret zstorage/backup/secret"
 cap zfs-holds.txt "zfs holds -H $daily $hourly"
-cap zfs-holds-p.txt "zfs holds -H -p $daily $hourly"
+# -p is new in 2.2 (2.1 answers "invalid option 'p'").
+capany zfs-holds-p.txt "zfs holds -H -p $daily $hourly"
 cap zfs-holds-recursive.txt "zfs holds -H -r zroot/data@autosnap_2025-01-01_00:00:00_daily"
 
 # Send size estimates
