@@ -269,6 +269,25 @@ fn hosts_in_namespaces_replicate_over_ssh() {
 }
 
 #[test]
+fn ssh_config_reaches_the_guest_with_the_pinned_key() {
+    let Some(guest) = guest_or_skip("ssh_config_reaches_the_guest_with_the_pinned_key") else {
+        return;
+    };
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(guest.ssh_config_path())
+        .args([guest::SSH_CONFIG_HOST, "hostname"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "zfleet-guest\n");
+    assert!(guest
+        .known_hosts_line()
+        .starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", guest.ssh_port())));
+}
+
+#[test]
 fn copy_in_round_trips_a_binary() {
     let Some(guest) = guest_or_skip("copy_in_round_trips_a_binary") else {
         return;

@@ -26,4 +26,4 @@ pub use image::{
 };
 pub use scenario::{Scenario, ScenarioOptions, CLIENT_HOST, CLIENT_POOL, SERVER_HOST, SERVER_POOL};
 pub use shared::{availability, guest_or_skip, shared_guest, Availability, Unavailable, GUEST_ENV};
-pub use vm::{shell_quote, Guest, GuestCommand, GuestConfig, RUN_DIR_ENV};
+pub use vm::{shell_quote, Guest, GuestCommand, GuestConfig, RUN_DIR_ENV, SSH_CONFIG_HOST};

@@ -15,6 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::image::Image;
 use super::supervise::{ChildId, Reaper, Supervisor};
 
+/// The host name [`Guest::ssh_config_path`] defines.
+pub const SSH_CONFIG_HOST: &str = "zfleet-guest";
+
 /// Overrides where run directories go (default `/var/tmp/zfleet-lab-guest`).
 pub const RUN_DIR_ENV: &str = "ZFLEET_LAB_RUN_DIR";
 
@@ -149,6 +152,20 @@ impl Guest {
 
         let known_hosts_line = format!("[127.0.0.1]:{port} {host_key}");
         std::fs::write(run_dir.join("known_hosts"), format!("{known_hosts_line}\n"))?;
+        // For programs that take an ssh config rather than options, such as
+        // zfleet itself: `ssh -F <this> zfleet-guest` reaches the guest's root.
+        std::fs::write(
+            run_dir.join("ssh_config"),
+            format!(
+                "Host {SSH_CONFIG_HOST}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  \
+                 IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  \
+                 StrictHostKeyChecking yes\n  UserKnownHostsFile {kh}\n  \
+                 GlobalKnownHostsFile /dev/null\n  ControlPath {mux}\n",
+                key = image.client_key().display(),
+                kh = run_dir.join("known_hosts").display(),
+                mux = run_dir.join("mux-root").display(),
+            ),
+        )?;
 
         let mut guest = Guest {
             image: image.clone(),
@@ -329,6 +346,11 @@ impl Guest {
     /// A known_hosts file holding [`Guest::known_hosts_line`].
     pub fn known_hosts_path(&self) -> PathBuf {
         self.run_dir.join("known_hosts")
+    }
+    /// An ssh_config file with a `Host zfleet-guest` entry for root (key,
+    /// port, pinned host key, shared connection).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.run_dir.join("ssh_config")
     }
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
