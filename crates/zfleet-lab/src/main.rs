@@ -27,6 +27,8 @@ enum Top {
     /// Benchmarks on the lab, printed as ratios (needs root).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The OpenZFS 2.x qemu guest: build, boot, fixtures.
+    Guest(zfleet_lab::guest::cli::GuestArgs),
 }
 
 #[derive(Subcommand)]
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
             datasets,
         })
         .map(|()| ExitCode::SUCCESS),
+        Top::Guest(args) => zfleet_lab::guest::cli::run(args).map(|()| ExitCode::SUCCESS),
         Top::Demo(args) => zfleet_lab::demo::run(&zfleet_lab::demo::DemoOptions {
             zfleet: args.zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             megabytes: args.megabytes,

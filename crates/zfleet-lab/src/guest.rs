@@ -1,1 +1,0 @@
-//! OpenZFS 2.x qemu guest built from Debian packages.
