@@ -109,7 +109,13 @@ pub fn residue(before: &Before, dir: &Path, lab_namespaces: &BTreeSet<String>) -
     let needle = dir.to_string_lossy().into_owned();
     let mut r = Residue {
         dir_exists: dir.exists(),
-        new_net_namespaces: net_namespaces().difference(&before.net).cloned().collect(),
+        // Only this lab's: other labs (parallel test binaries, other people's
+        // runs on a shared machine) come and go at the same time.
+        new_net_namespaces: net_namespaces()
+            .difference(&before.net)
+            .filter(|n| lab_namespaces.contains(*n))
+            .cloned()
+            .collect(),
         new_root_links: root_links().difference(&before.links).cloned().collect(),
         ..Residue::default()
     };
