@@ -134,7 +134,7 @@ pub fn plan(fleet: &Fleet, host: &str, o: &GrantOptions) -> Result<GrantPlan, Er
         }
         let sync = role.is_some_and(|r| r.sync_snapshot);
         for j in pulls.iter().filter(|j| &j.server == s) {
-            let mut perms: Vec<String> = ["send", "hold", "release", "userprop"]
+            let mut perms: Vec<String> = ["send", "hold", "release", "userprop", "bookmark"]
                 .map(String::from)
                 .to_vec();
             if sync {

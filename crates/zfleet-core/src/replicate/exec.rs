@@ -686,8 +686,10 @@ fn mark_base(
     let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = sides
             .iter()
-            .map(|(host, ds, listing)| {
-                s.spawn(|| mark_side(host, ds, *listing, marker, snap, &now))
+            .enumerate()
+            .map(|(i, (host, ds, listing))| {
+                let now = &now;
+                s.spawn(move || mark_side(host, ds, *listing, marker, snap, now, i == 0))
             })
             .collect();
         handles
@@ -708,7 +710,59 @@ fn mark_side(
     marker: &str,
     snap: &str,
     now: &str,
+    source: bool,
 ) -> Result<(), Error> {
+    let steps = mark_steps(host, ds, listing, marker, snap, now, source)?;
+    let Some((first, rest)) = steps.split_first() else {
+        return Ok(());
+    };
+    let argv = if host.is_served() {
+        // zfleet serve takes plain commands chained with `&&` and knows which
+        // hold, release and bookmark failures are harmless.
+        let mut joined = first.0.clone();
+        for (a, _) in rest {
+            joined = joined
+                .arg("&&")
+                .arg(a.program.clone())
+                .args(a.args.iter().cloned());
+        }
+        joined
+    } else {
+        let mut parts = Vec::new();
+        for (a, benign) in &steps {
+            let line = crate::exec::quote::remote_command_line(a.words())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            parts.push(match benign {
+                Some(b) => tolerating(&line, b),
+                None => line,
+            });
+        }
+        Argv::new("sh").arg("-c").arg(parts.join(" && "))
+    };
+    host.endpoint()
+        .run(&argv, &RunOptions::timeout(QUERY_TIMEOUT))
+        .map_err(ZfsError::from)?;
+    Ok(())
+}
+
+/// The name of a server's bookmark of a base: kept on the source so that an
+/// incremental stays possible even if the base snapshot itself is destroyed.
+pub fn base_bookmark(marker: &str, snap: &str) -> String {
+    let server = marker.strip_prefix("zfleet:base:").unwrap_or(marker);
+    format!("zfleet_{server}_{snap}")
+}
+
+/// The commands that move the base on one side, each with the one failure
+/// message that is harmless for it.
+fn mark_steps(
+    host: &Host,
+    ds: &DatasetName,
+    listing: Option<&Listing>,
+    marker: &str,
+    snap: &str,
+    now: &str,
+    source: bool,
+) -> Result<Vec<(Argv, Option<&'static str>)>, Error> {
     let new = ds.snapshot(snap)?;
     let snaps = listing.map(|l| l.snapshots_of(ds)).unwrap_or_default();
     let old: Vec<SnapshotName> = snaps
@@ -719,58 +773,43 @@ fn mark_side(
     let already = snaps
         .iter()
         .any(|o| short_name(o) == snap && o.props.contains_key(marker));
-    if host.is_served() {
-        // zfleet serve takes plain commands chained with `&&` and knows which
-        // hold and release failures are harmless.
-        let mut chain: Vec<Argv> = Vec::new();
-        if !already {
-            chain.push(cmd::set(marker, now, &new.to_string()));
-            chain.push(cmd::hold(marker, &[&new]));
-        }
-        for o in &old {
-            chain.push(cmd::release(marker, &[o]));
-            chain.push(cmd::inherit(marker, &o.to_string()));
-        }
-        let Some((first, rest)) = chain.split_first() else {
-            return Ok(());
-        };
-        let mut joined = first.clone();
-        for a in rest {
-            joined = joined
-                .arg("&&")
-                .arg(a.program.clone())
-                .args(a.args.iter().cloned());
-        }
-        host.endpoint()
-            .run(&joined, &RunOptions::timeout(QUERY_TIMEOUT))
-            .map_err(ZfsError::from)?;
-        return Ok(());
-    }
-    let q = |a: &Argv| {
-        crate::exec::quote::remote_command_line(a.words())
-            .map_err(|e| Error::Internal(e.to_string()))
-    };
-    let mut parts: Vec<String> = Vec::new();
+    let mut steps: Vec<(Argv, Option<&'static str>)> = Vec::new();
     if !already {
-        parts.push(q(&cmd::set(marker, now, &new.to_string()))?);
-        // Held already is held: only that message is not a failure.
-        parts.push(tolerating(
-            &q(&cmd::hold(marker, &[&new]))?,
-            "tag already exists",
-        ));
+        steps.push((cmd::set(marker, now, &new.to_string()), None));
+        steps.push((cmd::hold(marker, &[&new]), Some("tag already exists")));
+    }
+    // On the source, where the dialect has bookmarks: one per server, moved
+    // with the base.
+    if source && host.caps().is_ok_and(|c| c.bookmarks) {
+        let name = base_bookmark(marker, snap);
+        let bm = crate::zfs::BookmarkName::parse(&format!("{ds}#{name}"))?;
+        let prefix = base_bookmark(marker, "");
+        let bookmarks = listing.map(|l| l.bookmarks_of(ds)).unwrap_or_default();
+        if !bookmarks.iter().any(|b| short_name(b) == name) {
+            steps.push((cmd::bookmark(&new, &bm), Some("already exists")));
+        }
+        // Through zfleet serve the backup account has no right to destroy
+        // anything (ZFS's own delegation refuses it); superseded base
+        // bookmarks stay until a run with root access removes them.
+        let old_bookmarks: Vec<String> = if host.is_served() {
+            Vec::new()
+        } else {
+            bookmarks
+                .iter()
+                .map(|b| short_name(b))
+                .filter(|b| b.starts_with(&prefix) && *b != name)
+                .collect()
+        };
+        for b in old_bookmarks {
+            let old_bm = crate::zfs::BookmarkName::parse(&format!("{ds}#{b}"))?;
+            steps.push((cmd::destroy_bookmark(&old_bm), Some("does not exist")));
+        }
     }
     for o in &old {
-        parts.push(tolerating(&q(&cmd::release(marker, &[o]))?, "no such tag"));
-        parts.push(q(&cmd::inherit(marker, &o.to_string()))?);
+        steps.push((cmd::release(marker, &[o]), Some("no such tag")));
+        steps.push((cmd::inherit(marker, &o.to_string()), None));
     }
-    if parts.is_empty() {
-        return Ok(());
-    }
-    let script = Argv::new("sh").arg("-c").arg(parts.join(" && "));
-    host.endpoint()
-        .run(&script, &RunOptions::timeout(QUERY_TIMEOUT))
-        .map_err(ZfsError::from)?;
-    Ok(())
+    Ok(steps)
 }
 
 /// A shell fragment that runs `line` and fails unless it succeeds or its

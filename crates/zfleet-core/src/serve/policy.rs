@@ -152,6 +152,40 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 },
             ))
         }
+        ["zfs", "bookmark", snap, bm] => {
+            let snap = snapshot(mode, snap)?;
+            let bm = BookmarkName::parse(bm).map_err(|e| refuse(e.to_string()))?;
+            let want = crate::replicate::exec::base_bookmark(&mode.marker(), &snap.name);
+            if !matches!(mode, Mode::Send { .. }) || bm.dataset != snap.dataset || bm.name != want {
+                return Err(refuse(format!(
+                    "bookmark `{bm}` is not this server's bookmark of `{snap}` (`#{want}`)"
+                )));
+            }
+            Ok(op(
+                cmd::bookmark(&snap, &bm),
+                Stream::None,
+                OpKind::Tolerate {
+                    benign: "already exists".into(),
+                },
+            ))
+        }
+        ["zfs", "destroy", target] if target.contains('#') => {
+            let bm = BookmarkName::parse(target).map_err(|e| refuse(e.to_string()))?;
+            let prefix = crate::replicate::exec::base_bookmark(&mode.marker(), "");
+            if !matches!(mode, Mode::Send { .. })
+                || !mode.dataset_ok(&bm.dataset)
+                || !bm.name.starts_with(&prefix)
+            {
+                return Err(refuse(format!("`zfs destroy {target}` is refused: only this server's own bookmarks (`#{prefix}…`)")));
+            }
+            Ok(op(
+                cmd::destroy_bookmark(&bm),
+                Stream::None,
+                OpKind::Tolerate {
+                    benign: "does not exist".into(),
+                },
+            ))
+        }
         ["zfs", verb @ ("snapshot" | "destroy"), target] => sync_snapshot(mode, verb, target),
         ["zfs", "receive" | "recv", rest @ ..] => receive(mode, rest),
         ["zfs", "create", "-o", "canmount=off", "-o", "readonly=on", target] => {
@@ -501,6 +535,8 @@ mod tests {
             "zfs inherit zfleet:base:vault zroot/persistSave@a",
             "zfs hold zfleet:base:vault zroot/persistSave@b",
             "zfs release zfleet:base:vault zroot/persistSave@a",
+            "zfs bookmark zroot/persistSave@b zroot/persistSave#zfleet_vault_b",
+            "zfs destroy zroot/persistSave#zfleet_vault_a",
         ] {
             assert_eq!(ok(&m, s), s);
         }
@@ -534,6 +570,8 @@ mod tests {
             ("zfs send -t '1-abc;id'", "a resume token is letters, digits and `-`"),
             ("zfs list -H -p -r -t snapshot -o name,mountpoint zroot/persistSave", "property `mountpoint` is not one zfleet reads"),
             ("zfs get all zroot/persistSave", "`zfs get all zroot/persistSave` is not a query zfleet makes"),
+            ("zfs bookmark zroot/persistSave@b zroot/persistSave#mine", "bookmark `zroot/persistSave#mine` is not this server's bookmark of `zroot/persistSave@b` (`#zfleet_vault_b`)"),
+            ("zfs destroy zroot/persistSave#precious", "`zfs destroy zroot/persistSave#precious` is refused: only this server's own bookmarks (`#zfleet_vault_…`)"),
             ("zfs snapshot zroot/persistSave@mine", "`zfs snapshot zroot/persistSave@mine` is refused: only `vault`'s own sync snapshots, and only when its sync_snapshot is on"),
         ];
         for (req, why) in cases {

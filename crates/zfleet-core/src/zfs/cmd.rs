@@ -160,6 +160,17 @@ pub fn snapshot(snap: &SnapshotName) -> Argv {
     zfs().arg("snapshot").arg(snap.to_string())
 }
 
+pub fn bookmark(snap: &SnapshotName, bm: &BookmarkName) -> Argv {
+    zfs()
+        .arg("bookmark")
+        .arg(snap.to_string())
+        .arg(bm.to_string())
+}
+
+pub fn destroy_bookmark(bm: &BookmarkName) -> Argv {
+    zfs().arg("destroy").arg(bm.to_string())
+}
+
 pub fn destroy_snapshot(snap: &SnapshotName) -> Argv {
     zfs().arg("destroy").arg(snap.to_string())
 }

@@ -1,0 +1,295 @@
+//! zfleet on real OpenZFS 2.x (the qemu guest): encrypted datasets replicated
+//! raw, resume from a receive token, bookmarks as bases, holds that move only
+//! after a confirmed step, and `zfs allow` delegation under `zfleet serve`.
+//! The guest's client and server are network namespaces with their own sshd.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use zfleet_lab::guest::{guest_or_skip, Guest, Scenario, ScenarioOptions};
+
+const PASSPHRASE: &str = "correct-horse-battery";
+const T: &str = "zstorage/backups/zfleet-client/zroot";
+
+/// The zfleet binary is copied into the guest once per test binary.
+fn install(guest: &Guest) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        guest
+            .copy_in(&common::zfleet_bin(), "/usr/local/bin/zfleet", true)
+            .unwrap();
+    });
+}
+
+fn scenario<'g>(guest: &'g Guest, fleet_extra: &str, datasets: &str) -> Scenario<'g> {
+    install(guest);
+    let s = guest
+        .scenario_with(&ScenarioOptions {
+            hosts_in_netns: true,
+        })
+        .unwrap();
+    let fleet = format!(
+        "[ssh]\nuser = \"root\"\nconnect_timeout = \"20s\"\n{fleet_extra}\n\
+         [hosts.zfleet-client]\naddress = \"192.168.77.1\"\n[hosts.zfleet-client.backup]\ndatasets = [{datasets}]\n\
+         [hosts.zfleet-server]\naddress = \"192.168.77.2\"\n[hosts.zfleet-server.server]\ntarget_root = \"zstorage/backups\"\n"
+    );
+    s.run_with_stdin(
+        "mkdir -p /etc/zfleet && cat > /etc/zfleet/fleet.toml && rm -rf /var/lib/zfleet",
+        fleet.as_bytes(),
+    )
+    .unwrap();
+    s.run("zfs create -o canmount=off zstorage/backups")
+        .unwrap();
+    s
+}
+
+fn backup(s: &Scenario<'_>, args: &str) -> serde_json::Value {
+    let out = s
+        .on_server(&format!("zfleet --host zfleet-server backup --json {args}"))
+        .unwrap();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn holds(s: &Scenario<'_>, snap: &str) -> String {
+    s.run(&format!("zfs holds -H {snap} | cut -f2"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
+    let Some(guest) = guest_or_skip("encrypted_raw_backups_with_moving_holds_and_a_bookmark_base")
+    else {
+        return;
+    };
+    let s = scenario(guest, "", "\"zroot/secret\"");
+    s.run_with_stdin(
+        "zfs create -o encryption=on -o keyformat=passphrase -o keylocation=prompt zroot/secret",
+        PASSPHRASE.as_bytes(),
+    )
+    .unwrap();
+    s.run("head -c 3M /dev/urandom > /zroot/secret/blob && zfs snapshot zroot/secret@s1")
+        .unwrap();
+    let r = backup(&s, "");
+    assert_eq!(r["clients"][0]["jobs"][0]["outcome"], "sent", "{r}");
+    let target = format!("{T}/secret");
+    // Raw: the server stores ciphertext and never had the key.
+    assert_eq!(
+        s.run(&format!(
+            "zfs get -H -o value keystatus,encryption {target}"
+        ))
+        .unwrap(),
+        "unavailable\naes-256-gcm\n"
+    );
+    assert_eq!(holds(&s, "zroot/secret@s1"), "zfleet:base:zfleet-server");
+    assert_eq!(
+        holds(&s, &format!("{target}@s1")),
+        "zfleet:base:zfleet-server"
+    );
+    assert!(s
+        .run("zfs list -H -o name -t bookmark zroot/secret")
+        .unwrap()
+        .contains("zroot/secret#zfleet_zfleet-server_s1"));
+
+    // Incremental; the holds and the bookmark move to the new base.
+    s.run("echo more >> /zroot/secret/blob && zfs snapshot zroot/secret@s2")
+        .unwrap();
+    let r = backup(&s, "");
+    assert_eq!(r["clients"][0]["jobs"][0]["snapshots"], 1);
+    assert_eq!(holds(&s, "zroot/secret@s1"), "");
+    assert_eq!(holds(&s, "zroot/secret@s2"), "zfleet:base:zfleet-server");
+    assert_eq!(
+        holds(&s, &format!("{target}@s2")),
+        "zfleet:base:zfleet-server"
+    );
+    assert_eq!(
+        s.run("zfs list -H -o name -t bookmark zroot/secret")
+            .unwrap()
+            .trim(),
+        "zroot/secret#zfleet_zfleet-server_s2"
+    );
+
+    // Someone destroys the common snapshot on the client (releasing zfleet's
+    // hold first): the next run continues from the bookmark.
+    s.run("zfs release zfleet:base:zfleet-server zroot/secret@s2 && zfs destroy zroot/secret@s2")
+        .unwrap();
+    s.run("echo again >> /zroot/secret/blob && zfs snapshot zroot/secret@s3")
+        .unwrap();
+    let r = backup(&s, "");
+    let job = &r["clients"][0]["jobs"][0];
+    assert_eq!(job["outcome"], "sent", "{r}");
+    assert_eq!(
+        job["steps"][0], "incremental #zfleet_zfleet-server_s2 → @s3",
+        "{r}"
+    );
+    assert_eq!(
+        s.run(&format!(
+            "zfs list -H -o name -t snapshot -s createtxg {target} | sed 's/.*@//'"
+        ))
+        .unwrap(),
+        "s1\ns2\ns3\n"
+    );
+
+    // The data is intact: load the key on the server (for this check only).
+    s.run_with_stdin(&format!("zfs load-key {target}"), PASSPHRASE.as_bytes())
+        .unwrap();
+    s.run(&format!("zfs mount {target}")).unwrap();
+    let want = s.run("sha256sum < /zroot/secret/blob").unwrap();
+    let got = s
+        .run(&format!(
+            "sha256sum < \"$(zfs get -H -o value mountpoint {target})/blob\""
+        ))
+        .unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_interrupted_backup_resumes_from_the_receive_token() {
+    let Some(guest) = guest_or_skip("an_interrupted_backup_resumes_from_the_receive_token") else {
+        return;
+    };
+    let s = scenario(guest, "", "\"zroot/big\"");
+    s.run("zfs create -o compression=off zroot/big && head -c 24M /dev/urandom > /zroot/big/blob && zfs snapshot zroot/big@s1").unwrap();
+    // A slow backup in the background, its sender killed part-way.
+    s.on_server("(zfleet --host zfleet-server backup --rate-limit 2M --buffer 1M > /tmp/zfleet-slow.out 2>&1 &)").unwrap();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(1));
+        let running = s.output("pgrep -f '^zfs send'").unwrap();
+        if running.status.success() {
+            std::thread::sleep(Duration::from_secs(3));
+            s.run("pkill -9 -f '^zfs send' || true").unwrap();
+            break;
+        }
+    }
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(1));
+        if !s.output("pgrep -x zfleet").unwrap().status.success() {
+            break;
+        }
+    }
+    let target = format!("{T}/big");
+    let token = s
+        .run(&format!(
+            "zfs get -H -p -o value receive_resume_token {target} 2>/dev/null || true"
+        ))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        token.len() > 20,
+        "no resume token after the kill: {token:?}; {}",
+        s.run("cat /tmp/zfleet-slow.out").unwrap()
+    );
+    let r = backup(&s, "");
+    let job = &r["clients"][0]["jobs"][0];
+    assert_eq!(job["steps"][0], "resume the interrupted receive", "{r}");
+    assert!(
+        job["bytes"].as_u64().unwrap() < 24 << 20,
+        "resumed, not restarted: {job}"
+    );
+    assert_eq!(
+        s.run(&format!(
+            "zfs get -H -p -o value receive_resume_token {target}"
+        ))
+        .unwrap()
+        .trim(),
+        "-"
+    );
+    let want = s.run("sha256sum < /zroot/big/blob").unwrap();
+    // Setting the mountpoint mounts it (2.3), or not (2.1).
+    s.run(&format!(
+        "zfs set mountpoint=/mnt/big {target}; zfs mount {target} 2>/dev/null; true"
+    ))
+    .unwrap();
+    assert_eq!(s.run("sha256sum < /mnt/big/blob").unwrap(), want);
+}
+
+#[test]
+fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
+    let Some(guest) =
+        guest_or_skip("zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else")
+    else {
+        return;
+    };
+    // The server's backup key, and the fleet naming it.
+    install(guest);
+    guest.ssh("rm -f /root/backup_key /root/backup_key.pub && ssh-keygen -q -t ed25519 -N '' -C zfleet@zfleet-server -f /root/backup_key").unwrap();
+    let public = guest.ssh("cat /root/backup_key.pub").unwrap();
+    let s = scenario(
+        guest,
+        "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"/root/backup_key\"\n",
+        "\"zroot/data\"",
+    );
+    s.run_with_stdin(
+        "cat >> /etc/zfleet/fleet.toml",
+        format!("public_key = \"{}\"\n", public.trim()).as_bytes(),
+    )
+    .unwrap();
+    s.run("zfs create zroot/data && echo hello > /zroot/data/f && zfs snapshot zroot/data@s1")
+        .unwrap();
+    let granted = s.on_server("zfleet --host zfleet-server grant zfleet-client --apply --zfleet-path /usr/local/bin/zfleet").unwrap();
+    assert!(
+        granted.contains("zfs allow -u zfleet send,hold,release,userprop,bookmark zroot/data"),
+        "{granted}"
+    );
+    // Real delegation, not sudo.
+    let allow = s.run("zfs allow zroot/data").unwrap();
+    assert!(
+        allow.contains("user zfleet") && allow.contains("send"),
+        "{allow}"
+    );
+    assert!(!s.run("ls /etc/sudoers.d").unwrap().contains("zfleet"));
+
+    // Backups run as the backup account through serve, with holds and bookmarks.
+    let r = backup(&s, "");
+    assert_eq!(r["clients"][0]["jobs"][0]["outcome"], "sent", "{r}");
+    s.run("echo more >> /zroot/data/f && zfs snapshot zroot/data@s2")
+        .unwrap();
+    let r = backup(&s, "");
+    assert_eq!(r["clients"][0]["jobs"][0]["snapshots"], 1, "{r}");
+    assert_eq!(holds(&s, "zroot/data@s2"), "zfleet:base:zfleet-server");
+    assert!(s
+        .run("zfs list -H -o name -t bookmark zroot/data")
+        .unwrap()
+        .contains("#zfleet_zfleet-server_s2"));
+    let log = s.run("cat /var/log/zfleet/serve.log").unwrap();
+    assert!(log.contains("allowed request=\"zfs send"), "{log}");
+
+    // With the backup key: refused by serve…
+    let key_ssh = "ssh -o BatchMode=yes -i /root/backup_key zfleet@zfleet-client";
+    for req in [
+        "zfs destroy zroot/data@s1",
+        "zfs rollback -r zroot/data@s1",
+        "zfs receive zroot/data/x",
+    ] {
+        let out = s
+            .output_on("zfleet-server", &format!("{key_ssh} '{req}'"))
+            .unwrap();
+        assert_eq!(out.status.code(), Some(126), "{req}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("zfleet serve: refused"),
+            "{req}"
+        );
+    }
+    // …and by ZFS itself, for the account the key belongs to.
+    for (stream, req) in [
+        ("", "zfs destroy zroot/data@s1"),
+        ("", "zfs rollback -r zroot/data@s1"),
+        ("zfs send zroot/data@s1 | ", "zfs receive zroot/data/x"),
+    ] {
+        let out = s
+            .output(&format!("{stream}su -s /bin/sh zfleet -c '{req}'"))
+            .unwrap();
+        assert!(!out.status.success(), "{req} must fail");
+        let err = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+        assert!(err.contains("permission denied"), "{req}: {err}");
+    }
+    assert_eq!(
+        s.run("zfs list -H -o name -t snapshot zroot/data").unwrap(),
+        "zroot/data@s1\nzroot/data@s2\n"
+    );
+}
