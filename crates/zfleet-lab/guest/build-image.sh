@@ -147,6 +147,9 @@ apt_install -t "$zfs_suite" linux-image-amd64 linux-headers-amd64
 step "zfs-dkms and zfsutils-linux from $zfs_suite (DKMS build)"
 apt_install -t "$zfs_suite" zfs-dkms zfsutils-linux
 
+step "sanoid and syncoid (benchmarks run zfleet side by side with them)"
+apt_install sanoid
+
 kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n 1)")
 if ! ls "$root/lib/modules/$kver/updates/dkms/zfs.ko"* >/dev/null 2>&1; then
     echo "build-image: DKMS built no zfs module for $kver" >&2
