@@ -257,3 +257,70 @@ fn run_zfleet(h: &Host, bin: &Path, fleet: &Path, args: &[&str]) -> Result<Strin
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+pub struct GuestBenchOptions {
+    pub zfleet: PathBuf,
+    pub megabytes: u64,
+    pub reps: usize,
+}
+
+/// On OpenZFS (the qemu guest, client and server in their own network
+/// namespaces with sshd): zfleet sync, syncoid and the raw pipe, full sends of
+/// the same snapshot over the same ssh, alternating, medians and ratios.
+pub fn guest_syncoid(opts: &GuestBenchOptions) -> Result<()> {
+    let guest = crate::guest::shared_guest().map_err(|e| anyhow::anyhow!("no guest: {e:?}"))?;
+    guest.copy_in(&opts.zfleet, "/usr/local/bin/zfleet", true)?;
+    let s = guest.scenario_with(&crate::guest::ScenarioOptions {
+        hosts_in_netns: true,
+    })?;
+    if s.run("command -v syncoid").is_err() {
+        bail!("syncoid is not in the guest image; rebuild it (`zfleet-lab guest build`)");
+    }
+    s.run("zfs create -o canmount=off zstorage/bench")?;
+    println!(
+        "writing {} MiB of random data on the guest's client",
+        opts.megabytes
+    );
+    s.on_client(&format!(
+        "zfs create -o compression=off zroot/bench && head -c {}M /dev/urandom > /zroot/bench/blob && zfs snapshot zroot/bench@s1",
+        opts.megabytes
+    ))?;
+    let mb = opts.megabytes as f64;
+    let tools = ["raw", "syncoid", "zfleet"];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    for rep in 0..opts.reps {
+        for k in 0..tools.len() {
+            let i = (k + rep) % tools.len();
+            let tool = tools[i];
+            let target = format!("zstorage/bench/{tool}");
+            let cmd = match tool {
+                "raw" => format!("ssh -o BatchMode=yes root@zfleet-client zfs send zroot/bench@s1 | zfs receive -u {target}"),
+                "syncoid" => format!("syncoid --quiet --no-sync-snap --no-privilege-elevation root@zfleet-client:zroot/bench {target}"),
+                _ => format!("zfleet --config /nonexistent -q sync zfleet-client:zroot/bench {target}"),
+            };
+            let start = Instant::now();
+            s.on_server(&cmd)
+                .with_context(|| format!("{tool} failed"))?;
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "  run {}: {tool:8} {secs:6.2} s  {:6.1} MiB/s",
+                rep + 1,
+                mb / secs
+            );
+            rates[i].push(mb / secs);
+            s.run(&format!(
+                "for x in $(zfs list -H -o name -t snapshot -r {target}); do zfs release zfleet:base:sync $x 2>/dev/null; done; zfs destroy -r {target}; \
+                 zfs release zfleet:base:sync zroot/bench@s1 2>/dev/null; zfs inherit zfleet:base:sync zroot/bench@s1; \
+                 for b in $(zfs list -H -o name -t bookmark zroot/bench); do zfs destroy $b; done; true"
+            ))?;
+        }
+    }
+    let med: Vec<f64> = rates.into_iter().map(median).collect();
+    println!("\nOpenZFS {} guest, full send of {mb:.0} MiB over ssh between namespaces (median of {} runs):", s.run("zfs version | head -1")?.trim(), opts.reps);
+    for (t, r) in tools.iter().zip(&med) {
+        println!("  {t:8} {r:6.1} MiB/s");
+    }
+    println!("  ratio zfleet / raw pipe   {:.2}", med[2] / med[0]);
+    println!("  ratio zfleet / syncoid    {:.2}", med[2] / med[1]);
+    Ok(())
+}

@@ -43,6 +43,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// On the OpenZFS guest: zfleet sync against syncoid and the raw pipe.
+    Syncoid {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        megabytes: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// A backup run with nothing new: wall time, ssh connections, remote commands per host.
     NoChange {
         #[arg(long)]
@@ -120,6 +129,16 @@ fn main() -> ExitCode {
             megabytes,
             reps,
         }) => zfleet_lab::bench::throughput(&zfleet_lab::bench::ThroughputOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes,
+            reps,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Syncoid {
+            zfleet,
+            megabytes,
+            reps,
+        }) => zfleet_lab::bench::guest_syncoid(&zfleet_lab::bench::GuestBenchOptions {
             zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             megabytes,
             reps,
