@@ -277,6 +277,26 @@ impl Ctx<'_> {
         });
     }
 
+    fn unknown_template<'k>(
+        &mut self,
+        path: &KeyPath,
+        name: &str,
+        known: impl Iterator<Item = &'k String>,
+    ) {
+        let known: Vec<String> = known.map(|k| format!("`{k}`")).collect();
+        let hint = if known.is_empty() {
+            "define it under [templates.NAME]".to_string()
+        } else {
+            format!("defined templates: {}", known.join(", "))
+        };
+        self.err(
+            path,
+            false,
+            format!("template `{name}` does not exist"),
+            Some(hint),
+        );
+    }
+
     fn fleet(&mut self, raw: RawFleet) -> Fleet {
         let p = KeyPath::root();
         let backup_user = raw.fleet.backup_user.clone();
@@ -427,17 +447,10 @@ impl Ctx<'_> {
                 match templates.get(t) {
                     Some(tr) => pol.apply(tr),
                     None => {
-                        let known: Vec<String> =
-                            templates.keys().map(|k| format!("`{k}`")).collect();
-                        self.err(
+                        self.unknown_template(
                             &dp.key("use_template").index(i),
-                            false,
-                            format!("template `{t}` does not exist"),
-                            Some(if known.is_empty() {
-                                "define it under [templates.NAME]".to_string()
-                            } else {
-                                format!("defined templates: {}", known.join(", "))
-                            }),
+                            t,
+                            templates.keys(),
                         );
                     }
                 }
@@ -662,18 +675,7 @@ impl Ctx<'_> {
                     })
                 }
                 None => {
-                    let known: Vec<String> =
-                        raw.templates.keys().map(|k| format!("`{k}`")).collect();
-                    self.err(
-                        &p.key("retention"),
-                        false,
-                        format!("template `{t}` does not exist"),
-                        Some(if known.is_empty() {
-                            "define it under [templates.NAME]".to_string()
-                        } else {
-                            format!("defined templates: {}", known.join(", "))
-                        }),
-                    );
+                    self.unknown_template(&p.key("retention"), t, raw.templates.keys());
                     None
                 }
             });

@@ -217,20 +217,14 @@ fn run_peer(
         // each after a full timeout.
         if failed_to_connect {
             for rest in jobs.iter().skip(reports.len()) {
-                reports.push(JobReport {
-                    label: format!("{client}:{}", rest.source),
-                    source: format!("{client}:{}", rest.source),
-                    target: format!("{}:{}", target.name, rest.target),
-                    outcome: Outcome::Failed {
+                reports.push(JobReport::new(
+                    &format!("{client}:{}", rest.source),
+                    format!("{client}:{}", rest.source),
+                    format!("{}:{}", target.name, rest.target),
+                    Outcome::Failed {
                         message: format!("skipped: {client} could not be reached"),
                     },
-                    steps: Vec::new(),
-                    bytes: 0,
-                    snapshots: 0,
-                    seconds: 0.0,
-                    base: None,
-                    warnings: Vec::new(),
-                });
+                ));
             }
             break;
         }

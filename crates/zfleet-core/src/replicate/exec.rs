@@ -110,6 +110,22 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// A report with nothing moved yet.
+    pub fn new(label: &str, source: String, target: String, outcome: Outcome) -> Self {
+        Self {
+            label: label.to_string(),
+            source,
+            target,
+            outcome,
+            steps: Vec::new(),
+            bytes: 0,
+            snapshots: 0,
+            seconds: 0.0,
+            base: None,
+            warnings: Vec::new(),
+        }
+    }
+
     pub fn ok(&self) -> bool {
         matches!(
             self.outcome,
@@ -162,18 +178,12 @@ pub fn replicate(
     progress: &dyn Progress,
 ) -> JobReport {
     let start = Instant::now();
-    let mut report = JobReport {
-        label: job.label.clone(),
-        source: format!("{}:{}", src.name, job.source),
-        target: format!("{}:{}", dst.name, job.target),
-        outcome: Outcome::UpToDate,
-        steps: Vec::new(),
-        bytes: 0,
-        snapshots: 0,
-        seconds: 0.0,
-        base: None,
-        warnings: Vec::new(),
-    };
+    let mut report = JobReport::new(
+        &job.label,
+        format!("{}:{}", src.name, job.source),
+        format!("{}:{}", dst.name, job.target),
+        Outcome::UpToDate,
+    );
     if let Err(e) = run(src, dst, job, opts, progress, &mut report) {
         report.outcome = Outcome::Failed {
             message: e.to_string(),
