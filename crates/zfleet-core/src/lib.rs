@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod progress;
 pub mod replicate;
 pub mod serve;
+pub mod snapshot;
 pub mod state;
 pub mod zfs;
 

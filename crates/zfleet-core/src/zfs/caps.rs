@@ -33,6 +33,12 @@ pub struct Caps {
     pub allow: bool,
     /// `send -nvP` size estimates for progress and ETA.
     pub send_estimate: bool,
+    /// `zfs snapshot a@x b@x …`: several snapshots (of different datasets of one
+    /// pool) in one atomic call. zfs-fuse takes one name per call.
+    pub snapshot_many: bool,
+    /// `zfs destroy ds@a,b,c`: several snapshots of one dataset in one call.
+    /// zfs-fuse takes one (`-r` for one name in a whole tree works in both).
+    pub destroy_list: bool,
 }
 
 impl Caps {
@@ -60,6 +66,8 @@ impl Caps {
             holds_listing: true,
             allow: true,
             send_estimate: true,
+            snapshot_many: true,
+            destroy_list: true,
         }
     }
 
@@ -73,6 +81,8 @@ impl Caps {
             holds_listing: false,
             allow: false,
             send_estimate: false,
+            snapshot_many: false,
+            destroy_list: false,
         }
     }
 

@@ -39,6 +39,52 @@ pub fn observe(caps: &Caps, root: &DatasetName, extra: &[String]) -> Argv {
     }
 }
 
+/// [`observe`] over several trees in one process (`zfs list`/`zfs get` take
+/// more than one name): however many datasets and pools are asked for.
+pub fn observe_roots(caps: &Caps, roots: &[&DatasetName], extra: &[String]) -> Argv {
+    let mut props: Vec<&str> = LIST_PROPERTIES.to_vec();
+    props.extend(extra.iter().map(String::as_str));
+    let roots = roots.iter().map(|r| r.as_str());
+    if caps.list_parsable {
+        let types = if caps.bookmarks {
+            "filesystem,volume,snapshot,bookmark"
+        } else {
+            "filesystem,volume,snapshot"
+        };
+        zfs()
+            .args(["list", "-H", "-p", "-r", "-t", types, "-o"])
+            .arg(props.join(","))
+            .args(roots)
+    } else {
+        zfs()
+            .args(["get", "-H", "-p", "-r", "-o", "name,property,value"])
+            .arg(props[1..].join(","))
+            .args(roots)
+    }
+}
+
+/// `zfs snapshot [-r] NAME…`. More than one name needs `caps.snapshot_many`
+/// (all in one pool, each of another dataset); the call is atomic.
+pub fn snapshot_many(names: &[&SnapshotName], recursive: bool) -> Argv {
+    let a = zfs().arg("snapshot");
+    let a = if recursive { a.arg("-r") } else { a };
+    a.args(names.iter().map(|n| n.to_string()))
+}
+
+/// `zfs destroy DATASET@a,b,c`: snapshots of one dataset. More than one name
+/// needs `caps.destroy_list`.
+pub fn destroy_snapshots(dataset: &DatasetName, names: &[&str]) -> Argv {
+    zfs()
+        .arg("destroy")
+        .arg(format!("{dataset}@{}", names.join(",")))
+}
+
+/// `zfs destroy -r DATASET@NAME`: the snapshot `NAME` of `DATASET` and of every
+/// descendant that has one.
+pub fn destroy_recursive(snapshot: &SnapshotName) -> Argv {
+    zfs().args(["destroy", "-r"]).arg(snapshot.to_string())
+}
+
 /// Where an incremental send starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum From {
@@ -269,6 +315,39 @@ mod tests {
         assert_eq!(
             parse_send_estimate("incremental\ts1\tzroot/a@s9\t1234\nsize\t1234\n"),
             Some(1234)
+        );
+    }
+
+    #[test]
+    fn several_roots_and_user_properties() {
+        let a = DatasetName::parse("zroot/a").unwrap();
+        let b = DatasetName::parse("tank/b").unwrap();
+        let props = ["zfleet:base:vault".to_string()];
+        assert_eq!(
+            observe_roots(&Caps::legacy(Some(23)), &[&a, &b], &props).to_string(),
+            "zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/a tank/b"
+        );
+        assert_eq!(
+            observe_roots(&Caps::openzfs("2.2.0"), &[&a], &props).to_string(),
+            "zfs list -H -p -r -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/a"
+        );
+    }
+
+    #[test]
+    fn batched_snapshot_and_destroy() {
+        let a = DatasetName::parse("zroot/a").unwrap();
+        let s1 = a.snapshot("autosnap_2017-01-01_00:00:00_hourly").unwrap();
+        assert_eq!(
+            snapshot_many(&[&s1], true).to_string(),
+            "zfs snapshot -r zroot/a@autosnap_2017-01-01_00:00:00_hourly"
+        );
+        assert_eq!(
+            destroy_snapshots(&a, &["x", "y"]).to_string(),
+            "zfs destroy zroot/a@x,y"
+        );
+        assert_eq!(
+            destroy_recursive(&s1).to_string(),
+            "zfs destroy -r zroot/a@autosnap_2017-01-01_00:00:00_hourly"
         );
     }
 }

@@ -232,6 +232,14 @@ impl std::str::FromStr for DatasetName {
     }
 }
 
+/// Lets maps keyed by dataset be searched by `&str` (ranges over a subtree).
+/// Ordering and equality are those of the string, so this is consistent.
+impl std::borrow::Borrow<str> for DatasetName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TryFrom<String> for DatasetName {
     type Error = NameError;
     fn try_from(s: String) -> Result<Self, NameError> {
