@@ -8,6 +8,7 @@
 
 mod error;
 mod expand;
+mod extras;
 mod policy;
 mod raw;
 mod resolve;
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
 pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};
+pub use extras::{parse_age, HookCommand, Hooks, Monitor, RawAge, DEFAULT_SCRIPT_TIMEOUT};
 pub use policy::{Period, Policy, Recursive};
 pub use secret_ref::SecretRef;
 

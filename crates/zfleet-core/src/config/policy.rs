@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::extras::{parse_age, parse_timeout, Hooks, Monitor};
 use super::raw::RawPolicy;
 
 /// Periods from shortest to longest, with sanoid's names.
@@ -80,6 +81,10 @@ pub struct Policy {
     pub yearly_mday: u32,
     pub yearly_hour: u32,
     pub yearly_min: u32,
+    #[serde(skip_serializing_if = "Hooks::is_default")]
+    pub hooks: Hooks,
+    #[serde(skip_serializing_if = "Monitor::is_default")]
+    pub monitor: Monitor,
 }
 
 impl Default for Policy {
@@ -109,6 +114,8 @@ impl Default for Policy {
             yearly_mday: 1,
             yearly_hour: 0,
             yearly_min: 0,
+            hooks: Hooks::default(),
+            monitor: Monitor::default(),
         }
     }
 }
@@ -154,6 +161,52 @@ impl Policy {
             yearly_hour,
             yearly_min
         );
+        let h = &mut self.hooks;
+        macro_rules! hook {
+            ($($raw:ident => $f:ident),*) => { $( if let Some(v) = &r.$raw { h.$f = (!v.is_empty()).then(|| v.clone()); } )* };
+        }
+        hook!(
+            pre_snapshot_script => pre_snapshot,
+            post_snapshot_script => post_snapshot,
+            pre_pruning_script => pre_pruning,
+            pruning_script => pruning
+        );
+        // Invalid values were reported by `resolve`; they leave the default.
+        if let Some(Ok(t)) = r.script_timeout.as_ref().map(parse_timeout) {
+            h.timeout = t;
+        }
+        if let Some(v) = r.no_inconsistent_snapshot {
+            h.no_inconsistent_snapshot = v;
+        }
+        if let Some(v) = r.force_post_snapshot_script {
+            h.force_post_snapshot = v;
+        }
+        let m = &mut self.monitor;
+        if let Some(v) = r.monitor {
+            m.enabled = v;
+        }
+        if let Some(v) = r.monitor_dont_warn {
+            m.dont_warn = v;
+        }
+        if let Some(v) = r.monitor_dont_crit {
+            m.dont_crit = v;
+        }
+        for (period, key, raw) in r.age_limits() {
+            if let Some(Ok(secs)) = raw.as_ref().map(|a| parse_age(a, period)) {
+                let slot = if key.ends_with("_warn") {
+                    &mut m.warn
+                } else {
+                    &mut m.crit
+                };
+                slot[period as usize] = secs;
+            }
+        }
+        if let Some(v) = r.capacity_warn {
+            m.capacity_warn = v;
+        }
+        if let Some(v) = r.capacity_crit {
+            m.capacity_crit = v;
+        }
     }
 
     /// One line for humans: `hourly 8, daily 1, monthly 1, yearly 1 (autosnap, autoprune)`.

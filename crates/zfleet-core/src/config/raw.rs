@@ -5,6 +5,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::extras::{HookCommand, RawAge, RawTimeout};
+use super::policy::Period;
 use crate::zfs::DatasetName;
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +127,52 @@ pub struct RawPolicy {
     pub yearly_mday: Option<u32>,
     pub yearly_hour: Option<u32>,
     pub yearly_min: Option<u32>,
+    // Hooks, as in sanoid.
+    pub pre_snapshot_script: Option<HookCommand>,
+    pub post_snapshot_script: Option<HookCommand>,
+    pub pre_pruning_script: Option<HookCommand>,
+    pub pruning_script: Option<HookCommand>,
+    pub script_timeout: Option<RawTimeout>,
+    pub no_inconsistent_snapshot: Option<bool>,
+    pub force_post_snapshot_script: Option<bool>,
+    // Monitoring, as in sanoid.
+    pub monitor: Option<bool>,
+    pub monitor_dont_warn: Option<bool>,
+    pub monitor_dont_crit: Option<bool>,
+    pub frequently_warn: Option<RawAge>,
+    pub frequently_crit: Option<RawAge>,
+    pub hourly_warn: Option<RawAge>,
+    pub hourly_crit: Option<RawAge>,
+    pub daily_warn: Option<RawAge>,
+    pub daily_crit: Option<RawAge>,
+    pub weekly_warn: Option<RawAge>,
+    pub weekly_crit: Option<RawAge>,
+    pub monthly_warn: Option<RawAge>,
+    pub monthly_crit: Option<RawAge>,
+    pub yearly_warn: Option<RawAge>,
+    pub yearly_crit: Option<RawAge>,
+    pub capacity_warn: Option<u32>,
+    pub capacity_crit: Option<u32>,
+}
+
+impl RawPolicy {
+    /// The `<period>_warn` and `<period>_crit` keys, by period.
+    pub fn age_limits(&self) -> [(Period, &'static str, &Option<RawAge>); 12] {
+        [
+            (Period::Frequently, "frequently_warn", &self.frequently_warn),
+            (Period::Frequently, "frequently_crit", &self.frequently_crit),
+            (Period::Hourly, "hourly_warn", &self.hourly_warn),
+            (Period::Hourly, "hourly_crit", &self.hourly_crit),
+            (Period::Daily, "daily_warn", &self.daily_warn),
+            (Period::Daily, "daily_crit", &self.daily_crit),
+            (Period::Weekly, "weekly_warn", &self.weekly_warn),
+            (Period::Weekly, "weekly_crit", &self.weekly_crit),
+            (Period::Monthly, "monthly_warn", &self.monthly_warn),
+            (Period::Monthly, "monthly_crit", &self.monthly_crit),
+            (Period::Yearly, "yearly_warn", &self.yearly_warn),
+            (Period::Yearly, "yearly_crit", &self.yearly_crit),
+        ]
+    }
 }
 
 /// `recursive = true | false | "zfs"`, as in sanoid.

@@ -409,6 +409,7 @@ impl Ctx<'_> {
     }
 
     fn check_ranges(&mut self, p: &KeyPath, r: &RawPolicy) {
+        self.check_extras(p, r);
         for (key, get, lo, hi) in timing_limits() {
             if let Some(v) = get(r) {
                 if v < lo || v > hi {
@@ -417,6 +418,50 @@ impl Ctx<'_> {
                         false,
                         format!("{v} is out of range; expected {lo} to {hi}"),
                         None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Hooks and monitoring keys: well-formed, in range.
+    fn check_extras(&mut self, p: &KeyPath, r: &RawPolicy) {
+        for (period, key, raw) in r.age_limits() {
+            if let Some(Err(m)) = raw.as_ref().map(|a| super::extras::parse_age(a, period)) {
+                self.err(&p.key(key), false, m, None);
+            }
+        }
+        if let Some(Err(m)) = r.script_timeout.as_ref().map(super::extras::parse_timeout) {
+            self.err(&p.key("script_timeout"), false, m, None);
+        }
+        for (key, v) in [
+            ("capacity_warn", r.capacity_warn),
+            ("capacity_crit", r.capacity_crit),
+        ] {
+            if let Some(v) = v.filter(|v| *v > 100) {
+                self.err(
+                    &p.key(key),
+                    false,
+                    format!(
+                        "{v} is out of range; expected a percentage, 0 to 100 (0: not checked)"
+                    ),
+                    None,
+                );
+            }
+        }
+        for (key, hook) in [
+            ("pre_snapshot_script", &r.pre_snapshot_script),
+            ("post_snapshot_script", &r.post_snapshot_script),
+            ("pre_pruning_script", &r.pre_pruning_script),
+            ("pruning_script", &r.pruning_script),
+        ] {
+            if let Some(super::extras::HookCommand::Argv(v)) = hook {
+                if !matches!(v.first(), Some(w) if !w.is_empty()) {
+                    self.err(
+                        &p.key(key),
+                        false,
+                        "names no program",
+                        Some("give the program as the first word, or remove the key".into()),
                     );
                 }
             }
