@@ -23,6 +23,8 @@ pub mod exit {
     /// zfleet refused to act to protect data (a diverged target, a restore onto data).
     pub const REFUSED: u8 = 5;
     pub const INTERNAL: u8 = 70;
+    /// Another zfleet run holds this host's lock (EX_TEMPFAIL).
+    pub const BUSY: u8 = 75;
 }
 
 fn main() -> ExitCode {

@@ -5,7 +5,10 @@
 //! that exist, and `plan` decides — purely — what to take and what to destroy,
 //! with a reason for each. Executing a plan is `exec`'s job.
 
+pub mod batch;
 pub mod due;
+pub mod exec;
+pub mod hooks;
 pub mod index;
 pub mod localtime;
 pub mod naming;

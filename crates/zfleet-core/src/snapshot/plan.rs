@@ -9,6 +9,8 @@
 //! server that replicates the dataset (not yet copied there). A veto only ever
 //! keeps more: everything sanoid would keep is kept.
 
+use std::collections::BTreeMap;
+
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
@@ -17,7 +19,7 @@ use super::index::{base_property, Index, Snap};
 use super::localtime::localtime;
 use super::naming::AutoName;
 use super::targets::{targets, TakeMode, Target};
-use crate::config::{ExpandedPolicy, Fleet, Period, Policy};
+use crate::config::{ExpandedPolicy, Fleet, Hooks, Period, Policy};
 use crate::zfs::DatasetName;
 
 /// Periods in the order sanoid takes them.
@@ -103,6 +105,9 @@ pub struct Plan {
     /// zfleet's snapshots that stay, with the rule that keeps each.
     pub kept: Vec<Kept>,
     pub warnings: Vec<String>,
+    /// Hooks of the datasets that have any, for the executor.
+    #[serde(skip)]
+    pub hooks: BTreeMap<DatasetName, Hooks>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,9 +185,15 @@ pub fn plan(input: &PlanInput, index: &Index, now: i64, tz: &TimeZone, steps: St
         actions: Vec::new(),
         kept: Vec::new(),
         warnings: Vec::new(),
+        hooks: BTreeMap::new(),
     };
     let mut missing = Vec::new();
     let ts = targets(&input.entries, index, &mut missing);
+    for t in &ts {
+        if !t.policy.hooks.is_default() {
+            out.hooks.insert(t.dataset.clone(), t.policy.hooks.clone());
+        }
+    }
     for m in missing {
         out.warnings.push(format!(
             "`{m}` is configured for {} but does not exist there; skipped",

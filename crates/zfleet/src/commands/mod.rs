@@ -6,7 +6,10 @@ mod check;
 mod export;
 mod grant;
 mod list;
+mod prune;
+mod run;
 mod serve;
+mod snapshot;
 mod sync;
 
 use clap::Subcommand;
@@ -23,6 +26,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     Export(export::ExportArgs),
     List(list::ListArgs),
+    Snapshot(snapshot::SnapshotArgs),
+    Prune(prune::PruneArgs),
+    Run(run::RunArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -36,5 +42,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Serve(a) => serve::cmd_serve(&cli.global, &a),
         Command::Export(a) => export::cmd_export(&cli.global, &a),
         Command::List(a) => list::cmd_list(&cli.global, &a),
+        Command::Snapshot(a) => snapshot::cmd_snapshot(&cli.global, &a),
+        Command::Prune(a) => prune::cmd_prune(&cli.global, &a),
+        Command::Run(a) => run::cmd_run(&cli.global, &a),
     }
 }
