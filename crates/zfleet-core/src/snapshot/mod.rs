@@ -11,6 +11,7 @@ pub mod exec;
 pub mod hooks;
 pub mod index;
 pub mod localtime;
+pub mod monitor;
 pub mod naming;
 pub mod plan;
 pub mod targets;

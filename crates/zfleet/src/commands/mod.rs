@@ -3,6 +3,8 @@
 
 mod backup;
 mod check;
+mod check_pools;
+mod check_snapshots;
 mod export;
 mod grant;
 mod list;
@@ -29,6 +31,8 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     Prune(prune::PruneArgs),
     Run(run::RunArgs),
+    CheckSnapshots(check_snapshots::CheckSnapshotsArgs),
+    CheckPools(check_pools::CheckPoolsArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -45,5 +49,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Snapshot(a) => snapshot::cmd_snapshot(&cli.global, &a),
         Command::Prune(a) => prune::cmd_prune(&cli.global, &a),
         Command::Run(a) => run::cmd_run(&cli.global, &a),
+        Command::CheckSnapshots(a) => check_snapshots::cmd_check_snapshots(&cli.global, &a),
+        Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
     }
 }

@@ -1,0 +1,55 @@
+use clap::Args;
+use zfleet_core::snapshot::monitor::{check_snapshots, Level};
+use zfleet_core::snapshot::{exec, PlanInput};
+use zfleet_core::Error;
+
+use crate::cli::{GlobalArgs, OutputArgs};
+use crate::context::Context;
+use crate::render;
+
+/// Check that every monitored dataset has fresh snapshots (Nagios plugin).
+///
+/// Like sanoid's `--monitor-snapshots`: for each period a dataset keeps, the
+/// newest snapshot's age against `<period>_warn` and `<period>_crit`. Prints
+/// one line; exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not check).
+#[derive(Debug, Args)]
+pub struct CheckSnapshotsArgs {
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+pub fn cmd_check_snapshots(g: &GlobalArgs, a: &CheckSnapshotsArgs) -> Result<u8, Error> {
+    let run = || -> Result<_, Error> {
+        let cx = Context::load(g)?;
+        let host = cx.host(&cx.this_host)?;
+        let input = PlanInput::from_fleet(&cx.fleet, &cx.this_host);
+        let obs = exec::observe(&host, &input)?;
+        Ok(check_snapshots(
+            &input,
+            &obs.index,
+            jiff::Timestamp::now().as_second(),
+        ))
+    };
+    match run() {
+        Ok(r) => {
+            if a.out.json {
+                render::json(&r);
+            } else {
+                outln!("{}", r.message);
+            }
+            Ok(r.level.exit_code())
+        }
+        Err(e) => {
+            if a.out.json {
+                render::json(&serde_json::json!({
+                    "level": "unknown",
+                    "message": format!("UNKNOWN: {e}"),
+                    "checks": [],
+                }));
+            } else {
+                outln!("UNKNOWN: {e}");
+            }
+            Ok(Level::Unknown.exit_code())
+        }
+    }
+}
