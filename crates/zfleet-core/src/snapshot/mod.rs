@@ -14,6 +14,7 @@ pub mod localtime;
 pub mod monitor;
 pub mod naming;
 pub mod plan;
+pub mod sanoid_import;
 pub mod targets;
 
 #[cfg(test)]

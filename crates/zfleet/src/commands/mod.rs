@@ -7,6 +7,7 @@ mod check_pools;
 mod check_snapshots;
 mod export;
 mod grant;
+mod import;
 mod list;
 mod prune;
 mod run;
@@ -33,6 +34,7 @@ pub enum Command {
     Run(run::RunArgs),
     CheckSnapshots(check_snapshots::CheckSnapshotsArgs),
     CheckPools(check_pools::CheckPoolsArgs),
+    Import(import::ImportArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -51,5 +53,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run(a) => run::cmd_run(&cli.global, &a),
         Command::CheckSnapshots(a) => check_snapshots::cmd_check_snapshots(&cli.global, &a),
         Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
+        Command::Import(a) => import::cmd_import(&cli.global, &a),
     }
 }

@@ -1,0 +1,338 @@
+//! `zfleet import sanoid`: a `sanoid.conf` turned into the equivalent
+//! fleet.toml sections, with a note for everything that could not be carried
+//! over. Keys keep sanoid's names; values become TOML types (`yes` → `true`,
+//! `use_template = a,b` → `["a", "b"]`, `recursive = zfs` → `"zfs"`).
+
+use std::fmt::Write as _;
+
+/// The result: fleet.toml text and what did not make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub toml: String,
+    pub notes: Vec<String>,
+}
+
+/// sanoid's keys that map one to one, with their kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    /// An integer, or a string with a unit.
+    Age,
+    Text,
+}
+
+fn kind(key: &str) -> Option<Kind> {
+    Some(match key {
+        "autosnap"
+        | "autoprune"
+        | "monitor"
+        | "monitor_dont_warn"
+        | "monitor_dont_crit"
+        | "no_inconsistent_snapshot"
+        | "force_post_snapshot_script" => Kind::Bool,
+        "frequently" | "frequent_period" | "hourly" | "daily" | "weekly" | "monthly" | "yearly"
+        | "hourly_min" | "daily_hour" | "daily_min" | "weekly_wday" | "weekly_hour"
+        | "weekly_min" | "monthly_mday" | "monthly_hour" | "monthly_min" | "yearly_mon"
+        | "yearly_mday" | "yearly_hour" | "yearly_min" | "script_timeout" | "capacity_warn"
+        | "capacity_crit" => Kind::Int,
+        k if k.ends_with("_warn") || k.ends_with("_crit") => Kind::Age,
+        "pre_snapshot_script"
+        | "post_snapshot_script"
+        | "pre_pruning_script"
+        | "pruning_script" => Kind::Text,
+        _ => return None,
+    })
+}
+
+const TRUE: &[&str] = &[
+    "1", "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON",
+];
+const FALSE: &[&str] = &[
+    "0", "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF",
+];
+
+fn toggle(v: &str) -> Option<bool> {
+    if TRUE.contains(&v) {
+        Some(true)
+    } else if FALSE.contains(&v) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A TOML basic string.
+pub fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+struct Section {
+    name: String,
+    line: usize,
+    keys: Vec<(String, String, usize)>,
+}
+
+/// Config::IniFiles as sanoid uses it: `[section]`, `key = value`, `#`/`;`
+/// comments, values trimmed.
+fn parse_ini(text: &str, notes: &mut Vec<String>) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let name = rest.split(']').next().unwrap_or(rest).trim().to_string();
+            out.push(Section {
+                name,
+                line: n,
+                keys: Vec::new(),
+            });
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            notes.push(format!(
+                "line {n}: `{line}` is neither a section nor `key = value`; ignored"
+            ));
+            continue;
+        };
+        let Some(sec) = out.last_mut() else {
+            notes.push(format!(
+                "line {n}: `{line}` is outside any section; ignored"
+            ));
+            continue;
+        };
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        if sec.keys.iter().any(|(key, _, _)| *key == k) {
+            notes.push(format!(
+                "line {n}: `{k}` is set twice in [{}]; the first value is used, as sanoid does",
+                sec.name
+            ));
+            continue;
+        }
+        sec.keys.push((k, v, n));
+    }
+    out
+}
+
+/// Converts a `sanoid.conf`. Dataset sections go under `[snapshots."DATASET"]`
+/// (every host), or under `[hosts.HOST.snapshots."DATASET"]` with `host`.
+pub fn import(text: &str, host: Option<&str>) -> Imported {
+    let mut notes = Vec::new();
+    let sections = parse_ini(text, &mut notes);
+    let mut templates = String::new();
+    let mut datasets = String::new();
+    // Templates first, `default` at the top: fleet.toml needs them before use
+    // only for reading, but people read top-down.
+    let mut order: Vec<&Section> = sections
+        .iter()
+        .filter(|s| s.name.starts_with("template_"))
+        .collect();
+    order.sort_by_key(|s| s.name != "template_default");
+    order.extend(sections.iter().filter(|s| !s.name.starts_with("template_")));
+    for s in order {
+        let is_template = s.name.starts_with("template_");
+        let mut body = String::new();
+        let mut dataset = s.name.clone();
+        for (k, v, n) in &s.keys {
+            let at = format!("line {n}: [{}] `{k}`", s.name);
+            if v.is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "use_template" if is_template => {
+                    notes.push(format!("{at}: sanoid ignores templates used by a template; left out"));
+                }
+                "use_template" => {
+                    let list: Vec<String> = v
+                        .split(',')
+                        .map(|t| t.trim())
+                        .filter(|t| !t.is_empty())
+                        .map(quote)
+                        .collect();
+                    let _ = writeln!(body, "use_template = [{}]", list.join(", "));
+                }
+                "recursive" | "process_children_only" if is_template => {
+                    notes.push(format!("{at}: sanoid ignores it in a template; left out"));
+                }
+                "recursive" => match (v.to_ascii_lowercase().as_str(), toggle(v)) {
+                    ("zfs", _) => body.push_str("recursive = \"zfs\"\n"),
+                    (_, Some(b)) => {
+                        let _ = writeln!(body, "recursive = {b}");
+                    }
+                    _ => notes.push(format!("{at}: `{v}` is not understood; left out")),
+                },
+                "process_children_only" => match toggle(v) {
+                    Some(b) => {
+                        let _ = writeln!(body, "process_children_only = {b}");
+                    }
+                    None => notes.push(format!("{at}: `{v}` is not a yes/no value; left out")),
+                },
+                "path" if !is_template => dataset = v.clone(),
+                "skip_children" if toggle(v) == Some(false) => {}
+                "prune_defer" if v == "0" => {}
+                "skip_children" => notes.push(format!(
+                    "{at}: not supported; the dataset is snapshotted alone (not recursive), and entries for its children are not skipped"
+                )),
+                "prune_defer" => notes.push(format!(
+                    "{at}: not supported; zfleet prunes regardless of pool capacity (`zfleet check-pools` watches capacity)"
+                )),
+                _ => match kind(k) {
+                    Some(Kind::Bool) => match toggle(v) {
+                        Some(b) => {
+                            let _ = writeln!(body, "{k} = {b}");
+                        }
+                        None => notes.push(format!("{at}: `{v}` is not a yes/no value; left out")),
+                    },
+                    Some(Kind::Int) => match v.parse::<u64>() {
+                        Ok(i) => {
+                            let _ = writeln!(body, "{k} = {i}");
+                        }
+                        Err(_) => notes.push(format!("{at}: `{v}` is not a whole number; left out")),
+                    },
+                    Some(Kind::Age) => match v.parse::<u64>() {
+                        Ok(i) => {
+                            let _ = writeln!(body, "{k} = {i}");
+                        }
+                        Err(_) => {
+                            let _ = writeln!(body, "{k} = {}", quote(v));
+                        }
+                    },
+                    Some(Kind::Text) => {
+                        let _ = writeln!(body, "{k} = {}", quote(v));
+                    }
+                    None => notes.push(format!("{at}: not a sanoid setting zfleet knows; left out")),
+                },
+            }
+        }
+        if let Some(t) = s.name.strip_prefix("template_") {
+            let _ = writeln!(templates, "[templates.{}]\n{body}", quote_key(t));
+        } else {
+            let header = match host {
+                Some(h) => format!("[hosts.{}.snapshots.{}]", quote_key(h), quote(&dataset)),
+                None => format!("[snapshots.{}]", quote(&dataset)),
+            };
+            if dataset != s.name {
+                let _ = writeln!(datasets, "# sanoid section [{}] (line {})", s.name, s.line);
+            }
+            let _ = writeln!(datasets, "{header}\n{body}");
+        }
+    }
+    let mut toml = String::from("# Imported from sanoid.conf by `zfleet import sanoid`.\n\n");
+    toml.push_str(&templates);
+    toml.push_str(&datasets);
+    Imported {
+        toml: toml.trim_end().to_string() + "\n",
+        notes,
+    }
+}
+
+/// A bare TOML key where possible, else quoted.
+fn quote_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        quote(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = "\
+######################################
+# This is a sample sanoid.conf file. #
+######################################
+
+[zpoolname/parent]
+\tuse_template = production, ignore_me
+\trecursive = yes
+\tprocess_children_only = yes
+
+[zpoolname/parent/child]
+\tuse_template = backup
+\thourly = 4
+
+[vms]
+\tpath = zroot/vms
+\tuse_template = production
+\trecursive = zfs
+\tskip_children = yes
+
+[template_default]
+\thourly_warn = 90m
+\tmonitor = no
+
+[template_production]
+\tfrequently = 0
+\thourly = 36
+\tdaily = 30
+\tmonthly = 3
+\tyearly = 0
+\tautosnap = yes
+\tautoprune = yes
+\tdaily_crit = 48
+\tpre_snapshot_script = /usr/local/bin/freeze \"$SANOID_TARGET\"
+\tscript_timeout = 0
+\tno_inconsistent_snapshot = yes
+\tprune_defer = 60
+\thourly = 48
+
+[template_backup]
+\tautoprune = yes
+\tautosnap = no
+\tuse_template = production
+\tfrobnicate = 3
+
+[template_ignore_me]
+";
+
+    #[test]
+    fn sample_config() {
+        let r = import(CONF, None);
+        insta::assert_snapshot!(r.toml);
+        insta::assert_debug_snapshot!(r.notes);
+    }
+
+    #[test]
+    fn imported_text_is_a_valid_fleet_file() {
+        let r = import(CONF, Some("alpha"));
+        let fleet = crate::config::parse(&r.toml, std::path::Path::new("imported.toml")).unwrap();
+        let alpha = &fleet.hosts["alpha"];
+        let parent = alpha
+            .snapshots
+            .iter()
+            .find(|p| p.dataset.as_str() == "zpoolname/parent")
+            .unwrap();
+        assert_eq!(parent.policy.hourly, 36);
+        assert!(parent.process_children_only);
+        assert!(!parent.policy.monitor.enabled, "from template_default");
+        let vms = alpha
+            .snapshots
+            .iter()
+            .find(|p| p.dataset.as_str() == "zroot/vms")
+            .unwrap();
+        assert_eq!(vms.recursive, crate::config::Recursive::Zfs);
+        assert_eq!(vms.policy.hooks.timeout, None);
+    }
+}
