@@ -221,6 +221,19 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
                 },
             }
         }
+        let skip_children = s
+            .keys
+            .iter()
+            .any(|(k, v, _)| k == "skip_children" && toggle(v) == Some(true));
+        if skip_children {
+            body = body
+                .lines()
+                .filter(|l| {
+                    !l.starts_with("recursive =") && !l.starts_with("process_children_only =")
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
         if let Some(t) = s.name.strip_prefix("template_") {
             let _ = writeln!(templates, "[templates.{}]\n{body}", quote_key(t));
         } else {
@@ -332,7 +345,7 @@ mod tests {
             .iter()
             .find(|p| p.dataset.as_str() == "zroot/vms")
             .unwrap();
-        assert_eq!(vms.recursive, crate::config::Recursive::Zfs);
+        assert_eq!(vms.recursive, crate::config::Recursive::No, "skip_children");
         assert_eq!(vms.policy.hooks.timeout, None);
     }
 }
