@@ -455,7 +455,7 @@ mod tests {
             now - 2 * 3600,
             now - 29 * 3600
         );
-        let idx = Index::new(&Listing::from_list(&text).unwrap());
+        let idx = Index::new(&Listing::from_list(&text, &[]).unwrap());
         let r = check_snapshots(&input("tank/a", Policy::default()), &idx, now);
         assert_eq!(r.level, Level::Critical);
         insta::assert_snapshot!(r.message, @"CRIT: tank/a has no monthly snapshots at all!, WARN: tank/a newest daily snapshot is 1d 5h 0m 0s old (should be < 1d 4h 0m 0s), WARN: tank/a newest hourly snapshot is 2h 0m 0s old (should be < 1h 30m 0s)");
