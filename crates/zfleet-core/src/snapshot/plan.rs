@@ -453,6 +453,15 @@ fn prune_dataset(
             } else {
                 format!("{p}, {old} old: older than {rule_text} and more than {count} {p}")
             };
+            if !s.bases.is_empty() {
+                out.kept.push(kept(
+                    KeepRule::ReplicationBase {
+                        servers: s.bases.clone(),
+                    },
+                    format!("replication base for {}; {expired}", s.bases.join(", ")),
+                ));
+                continue;
+            }
             if s.userrefs > 0 {
                 out.kept.push(kept(
                     KeepRule::Held { holds: s.userrefs },
@@ -461,15 +470,6 @@ fn prune_dataset(
                         s.userrefs,
                         if s.userrefs == 1 { "" } else { "s" }
                     ),
-                ));
-                continue;
-            }
-            if !s.bases.is_empty() {
-                out.kept.push(kept(
-                    KeepRule::ReplicationBase {
-                        servers: s.bases.clone(),
-                    },
-                    format!("replication base for {}; {expired}", s.bases.join(", ")),
                 ));
                 continue;
             }
