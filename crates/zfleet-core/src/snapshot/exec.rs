@@ -111,7 +111,7 @@ pub struct HookReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// What was planned: takes, then the destroys planned after taking.
+    /// What was planned: takes, then destroys.
     pub plan: Plan,
     pub outcomes: Vec<Outcome>,
     pub hooks: Vec<HookReport>,
@@ -143,9 +143,8 @@ pub fn run(
     Ok(report)
 }
 
-/// Takes what is due, then prunes what has expired (sanoid's `--cron` order)
-/// against `index`, which is updated with what was done. Prune is planned after
-/// the snapshots were taken, from what was actually taken.
+/// Takes what is due, then prunes what has expired (sanoid's `--cron` order),
+/// both planned from `index`, which is then updated with what was done.
 pub fn run_with_index(
     host: &Host,
     input: &PlanInput,
@@ -158,94 +157,65 @@ pub fn run_with_index(
     let mut calls = 0;
     let mut outcomes = Vec::new();
     let mut hooks = Vec::new();
-    let mut full = plan(
-        input,
+    // One plan for both steps, from one observation, as sanoid --cron decides.
+    let full = plan(input, index, now, tz, steps);
+    let takes: Vec<Take> = full
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Snapshot(t) => Some(t.clone()),
+            Action::Destroy(_) => None,
+        })
+        .collect();
+    let destroys: Vec<Destroy> = full
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy(d) => Some(d.clone()),
+            Action::Snapshot(_) => None,
+        })
+        .collect();
+    let done = execute_takes(
+        host,
+        &caps,
+        &takes,
+        &full.hooks,
         index,
-        now,
-        tz,
-        Steps {
-            take: steps.take,
-            prune: false,
-        },
+        &mut calls,
+        &mut hooks,
     );
-    if steps.take {
-        let takes: Vec<Take> = full
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Snapshot(t) => Some(t.clone()),
-                Action::Destroy(_) => None,
-            })
-            .collect();
-        let done = execute_takes(
-            host,
-            &caps,
-            &takes,
-            &full.hooks,
-            index,
-            &mut calls,
-            &mut hooks,
-        );
-        let taken: Vec<&Take> = takes
-            .iter()
-            .zip(&done)
-            .filter(|(_, o)| o.0 == Status::Done)
-            .map(|(t, _)| t)
-            .collect();
-        apply_takes(index, &taken, now);
-        for (t, (status, detail)) in takes.into_iter().zip(done) {
-            outcomes.push(Outcome {
-                action: Action::Snapshot(t),
-                status,
-                detail,
-            });
-        }
+    let taken: Vec<&Take> = takes
+        .iter()
+        .zip(&done)
+        .filter(|(_, o)| o.0 == Status::Done)
+        .map(|(t, _)| t)
+        .collect();
+    apply_takes(index, &taken, now);
+    for (t, (status, detail)) in takes.into_iter().zip(done) {
+        outcomes.push(Outcome {
+            action: Action::Snapshot(t),
+            status,
+            detail,
+        });
     }
-    if steps.prune {
-        let pruning = plan(
-            input,
-            index,
-            now,
-            tz,
-            Steps {
-                take: false,
-                prune: true,
-            },
-        );
-        let destroys: Vec<Destroy> = pruning
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Destroy(d) => Some(d.clone()),
-                Action::Snapshot(_) => None,
-            })
-            .collect();
-        let done = execute_destroys(
-            host,
-            &caps,
-            &destroys,
-            &pruning.hooks,
-            index,
-            &mut calls,
-            &mut hooks,
-        );
-        for (d, (status, detail)) in destroys.into_iter().zip(done) {
-            if status == Status::Done {
-                index.remove(&d.dataset, &d.name);
-            }
-            outcomes.push(Outcome {
-                action: Action::Destroy(d),
-                status,
-                detail,
-            });
+    let done = execute_destroys(
+        host,
+        &caps,
+        &destroys,
+        &full.hooks,
+        index,
+        &mut calls,
+        &mut hooks,
+    );
+    for (d, (status, detail)) in destroys.into_iter().zip(done) {
+        if status == Status::Done {
+            index.remove(&d.dataset, &d.name);
         }
-        full.actions.extend(pruning.actions);
-        full.kept = pruning.kept;
-        for w in pruning.warnings {
-            if !full.warnings.contains(&w) {
-                full.warnings.push(w);
-            }
-        }
+        outcomes.push(Outcome {
+            action: Action::Destroy(d),
+            status,
+            detail,
+        });
     }
     Ok(Report {
         plan: full,

@@ -204,16 +204,11 @@ pub fn plan(input: &PlanInput, index: &Index, now: i64, tz: &TimeZone, steps: St
         plan_takes(&ts, index, now, tz, &mut out);
     }
     if steps.prune {
-        // sanoid prunes what it sees after taking; so does zfleet.
-        let takes: Vec<Take> = out
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Snapshot(t) => Some(t.clone()),
-                Action::Destroy(_) => None,
-            })
-            .collect();
-        plan_prunes(input, &ts, index, &takes, now, &mut out);
+        // sanoid's --cron prunes from the list it read before taking (its
+        // per-type index is built once at start-up), so a snapshot taken in
+        // this run does not count yet; in steady state that keeps one more
+        // than `count`. zfleet decides the same.
+        plan_prunes(input, &ts, index, now, &mut out);
     }
     out
 }
@@ -334,39 +329,9 @@ fn plan_takes(ts: &[Target], index: &Index, now: i64, tz: &TimeZone, out: &mut P
     }
 }
 
-fn plan_prunes(
-    input: &PlanInput,
-    ts: &[Target],
-    index: &Index,
-    takes: &[Take],
-    now: i64,
-    out: &mut Plan,
-) {
+fn plan_prunes(input: &PlanInput, ts: &[Target], index: &Index, now: i64, out: &mut Plan) {
     for t in ts.iter().filter(|t| t.prunes()) {
-        let observed = index.snapshots(&t.dataset);
-        let taken: Vec<&Take> = takes
-            .iter()
-            .filter(|k| k.dataset == t.dataset || (k.recursive && t.dataset.is_within(&k.dataset)))
-            .collect();
-        let with_taken: Vec<Snap>;
-        let snaps = if taken.is_empty() {
-            observed
-        } else {
-            let mut v = observed.to_vec();
-            let first = v.last().map_or(1, |s| s.createtxg + 1);
-            for (txg, k) in (first..).zip(taken) {
-                v.push(Snap {
-                    name: k.name.clone(),
-                    creation: now,
-                    createtxg: txg,
-                    userrefs: 0,
-                    bases: Vec::new(),
-                    auto: AutoName::parse(&k.name),
-                });
-            }
-            with_taken = v;
-            &with_taken
-        };
+        let snaps = index.snapshots(&t.dataset);
         let wanting: Vec<String> = input
             .wants
             .iter()

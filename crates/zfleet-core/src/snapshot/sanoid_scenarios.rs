@@ -156,3 +156,29 @@ fn sanoid_dst_handling() {
     );
     let _ = Period::Hourly;
 }
+
+/// sanoid --cron prunes from what it listed before taking, so hourly runs
+/// with `hourly = 3` settle at four hourlies after each run (three kept plus
+/// the one just taken), as sanoid's do.
+#[test]
+fn steady_state_with_autoprune_is_sanoids() {
+    let tz = TimeZone::get("Europe/Vienna").unwrap();
+    let mut e = production("tank");
+    e.policy = Policy {
+        hourly: 3,
+        daily: 0,
+        monthly: 0,
+        yearly: 0,
+        ..Policy::default()
+    };
+    let index = replay(
+        vec![e],
+        "tank",
+        1_700_000_000,
+        1_700_000_000 + 48 * 3600,
+        3600,
+        &tz,
+    );
+    let ds = DatasetName::parse("tank").unwrap();
+    assert_eq!(index.snapshots(&ds).len(), 4);
+}
