@@ -7,8 +7,9 @@
 //! (zfleet's): a parent and 99 children, 100 datasets each, with 50 hourly
 //! snapshots taken an hour apart under a faked clock. Both tools get the same
 //! policy (hourly = 48, autosnap and autoprune, recursive), and run at the
-//! same faked time: each takes 100 hourlies and prunes 300 expired ones. A
-//! second run in the same hour (nothing due) shows the cost of looking.
+//! same faked time, three times: the first takes 100 hourlies and prunes 200
+//! (both tools prune from what they saw before taking), the second prunes the
+//! 100 that the first run's snapshots pushed out, the third finds nothing to do.
 //!
 //! Processes are counted by `zfs` and `zpool` wrappers first on `PATH`. The
 //! wrappers run the real commands without libfaketime (the clock matters only
@@ -155,21 +156,24 @@ fn main() {
     let s2 = measure(h, &lab, &sanoid);
     let z2 = measure(h, &lab, &zf);
     let again = (count(h, "bench/s"), count(h, "bench/z"));
+    let s3 = measure(h, &lab, &sanoid);
+    let z3 = measure(h, &lab, &zf);
 
     println!(
         "sanoid (Debian {}) and zfleet, {} datasets × {HISTORY} snapshots, hourly = 48:",
         sh(h, "dpkg-query -W -f '${Version}' sanoid").trim(),
         CHILDREN + 1
     );
-    println!("  snapshots in the tree: before {} / {}, after the run {} / {}, after the idle run {} / {}",
+    println!("  snapshots in the tree (sanoid / zfleet): before {} / {}, after run 1 {} / {}, after run 2 {} / {}",
         before.0, before.1, after.0, after.1, again.0, again.1);
     println!(
         "  {:<28} {:>12} {:>12} {:>8}",
         "", "sanoid", "zfleet", "ratio"
     );
     for (what, s, z) in [
-        ("run (take 100, prune 300)", &s1, &z1),
-        ("idle run (nothing due)", &s2, &z2),
+        ("1: take 100, prune 200", &s1, &z1),
+        ("2: prune 100", &s2, &z2),
+        ("3: nothing to do", &s3, &z3),
     ] {
         println!(
             "  {:<28} {:>10.2} s {:>10.2} s {:>7.1}×   wall time",
