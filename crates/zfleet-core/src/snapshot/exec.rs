@@ -269,10 +269,6 @@ fn run_calls(
     }
 }
 
-fn hook_env(pairs: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    pairs.to_vec()
-}
-
 fn execute_takes(
     host: &Host,
     caps: &Caps,
@@ -326,7 +322,7 @@ fn execute_takes(
         ];
         let mut pre_failed = false;
         if let Some(pre) = &h.pre_snapshot {
-            let mut env = hook_env(&base);
+            let mut env = base.to_vec();
             env.push(("SANOID_SCRIPT", "pre".into()));
             let outcome = run_hook(pre, &env, h.timeout);
             pre_failed = !outcome.ok();
@@ -361,7 +357,7 @@ fn execute_takes(
         run_calls(host, calls, single, &mut results, count);
         if let Some(post) = &h.post_snapshot {
             if !pre_failed || h.force_post_snapshot {
-                let mut env = hook_env(&base);
+                let mut env = base.to_vec();
                 env.push(("SANOID_SCRIPT", "post".into()));
                 env.push((
                     "SANOID_PRE_FAILURE",
