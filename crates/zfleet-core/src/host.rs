@@ -103,6 +103,12 @@ impl Host {
         Ok(self.caps.get_or_init(|| probed))
     }
 
+    /// Uses `caps` instead of probing (from a cache the caller trusts); no-op
+    /// once the host was probed.
+    pub fn preset_caps(&self, caps: Caps) {
+        let _ = self.caps.set(caps);
+    }
+
     /// Whether the host answers through `zfleet serve` (known after the probe).
     pub fn is_served(&self) -> bool {
         self.served.get().copied().unwrap_or(false)

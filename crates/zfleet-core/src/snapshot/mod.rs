@@ -6,6 +6,7 @@
 //! with a reason for each. Executing a plan is `exec`'s job.
 
 pub mod batch;
+pub mod caps_cache;
 pub mod due;
 pub mod exec;
 pub mod hooks;

@@ -5,11 +5,11 @@
 //! zfs-fuse speaks (pool version 23: none of those, though `hold`/`release`
 //! themselves work). Code paths are chosen from these flags, never from names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exec::Argv;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Dialect {
     /// OpenZFS with `zfs version` (2.0 and later), or feature flags without it (0.x).
@@ -18,7 +18,7 @@ pub enum Dialect {
     Legacy { pool_version: Option<u32> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caps {
     pub dialect: Dialect,
     /// `zfs list -p`: exact numbers from `list`; else `get -Hp -r` is used.

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use clap::Args;
 use zfleet_core::lock::{Lock, LockError};
+use zfleet_core::snapshot::caps_cache;
 use zfleet_core::snapshot::exec::{self, Report, Status};
 use zfleet_core::snapshot::{plan, Action, Index, KeepRule, Plan, PlanInput, Steps};
 use zfleet_core::Error;
@@ -60,6 +61,12 @@ pub fn cmd_run(g: &GlobalArgs, a: &RunArgs) -> Result<u8, Error> {
 pub fn execute(g: &GlobalArgs, a: &SnapshotCommon, steps: Steps) -> Result<u8, Error> {
     let cx = Context::load(g)?;
     let host = cx.host(&cx.this_host)?;
+    // Timers run this often: remember the dialect instead of probing each time.
+    let cached = caps_cache::load(&cx.fleet.state_dir);
+    let probe = cached.is_none();
+    if let Some(c) = cached {
+        host.preset_caps(c);
+    }
     let input = PlanInput::from_fleet(&cx.fleet, &cx.this_host);
     if input.entries.is_empty() {
         eprintln!(
@@ -93,6 +100,11 @@ pub fn execute(g: &GlobalArgs, a: &SnapshotCommon, steps: Steps) -> Result<u8, E
     };
     let now = jiff::Timestamp::now().as_second();
     let report = exec::run(&host, &input, now, &tz, steps)?;
+    if probe {
+        if let Ok(c) = host.caps() {
+            caps_cache::save(&cx.fleet.state_dir, c);
+        }
+    }
     if a.out.json {
         render::json(&report);
     } else {
