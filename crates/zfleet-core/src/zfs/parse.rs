@@ -142,18 +142,42 @@ impl Listing {
     pub fn from_get(text: &str, extra: &[String]) -> Result<Self, ParseError> {
         let mut l = Listing::default();
         // name → (first line, property → value), keeping first-seen order.
+        // zfs prints an object's properties together, so the lookup mostly
+        // hits the last object; a hash map keeps 100k objects cheap.
         let mut order: Vec<&str> = Vec::new();
-        let mut props: BTreeMap<&str, (usize, BTreeMap<&str, &str>)> = BTreeMap::new();
-        for (line, f) in rows(text, 3)? {
-            let entry = props.entry(f[0]).or_insert_with(|| {
-                order.push(f[0]);
-                (line, BTreeMap::new())
+        type Props<'t> = (usize, Vec<(&'t str, &'t str)>);
+        let mut props: std::collections::HashMap<&str, Props<'_>> =
+            std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let mut f = line.splitn(3, '\t');
+            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
+                return Err(ParseError {
+                    line: i + 1,
+                    message: format!(
+                        "expected 3 tab-separated fields, found {}",
+                        line.split('\t').count()
+                    ),
+                    text: line.to_string(),
+                });
+            };
+            let entry = props.entry(name).or_insert_with(|| {
+                order.push(name);
+                (i + 1, Vec::with_capacity(8))
             });
-            entry.1.insert(f[1], f[2]);
+            entry.1.push((prop, value));
         }
         for name in order {
             let (line, p) = &props[name];
-            let get = |k: &str| p.get(k).copied().unwrap_or("-");
+            // The last value wins, as a map insert would.
+            let get = |k: &str| {
+                p.iter()
+                    .rev()
+                    .find(|(pk, _)| *pk == k)
+                    .map_or("-", |(_, v)| *v)
+            };
             let fields = [
                 get("type"),
                 get("guid"),
