@@ -15,6 +15,7 @@ pub mod progress;
 pub mod replicate;
 pub mod serve;
 pub mod state;
+pub mod unlock;
 pub mod zfs;
 
 mod error;

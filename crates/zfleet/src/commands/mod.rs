@@ -8,6 +8,7 @@ mod grant;
 mod list;
 mod serve;
 mod sync;
+mod unlock;
 
 use clap::Subcommand;
 use zfleet_core::Error;
@@ -23,6 +24,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     Export(export::ExportArgs),
     List(list::ListArgs),
+    Unlock(unlock::UnlockArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -36,5 +38,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Serve(a) => serve::cmd_serve(&cli.global, &a),
         Command::Export(a) => export::cmd_export(&cli.global, &a),
         Command::List(a) => list::cmd_list(&cli.global, &a),
+        Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
     }
 }
