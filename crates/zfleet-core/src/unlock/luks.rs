@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use super::askpass::{Conversation, Next, Scanner};
+use super::askpass::{Conversation, Event, Next, Scanner};
 use super::pin::{self, ScannedKey};
 use super::{shown, Failure, HostStatus, Outcome, Report, Secret, State, Step, Target};
 use crate::exec::{Argv, ChildGuard, Endpoint, ExecError, SshTarget};
@@ -345,6 +345,9 @@ fn converse(
                         Next::Wait => {}
                         Next::Send => send_now = true,
                         Next::GiveUp { message } => {
+                            // Prompts and error messages come on different
+                            // streams; the reason may still be on its way.
+                            let message = reason_after(&rx, &mut scan).unwrap_or(message);
                             return Err(wrong_passphrase(
                                 t,
                                 &secret.redact(&message),
@@ -451,6 +454,30 @@ fn converse(
         )
         .attempts(conv.sent)),
     }
+}
+
+/// A rejection message that arrives shortly after askpass asked again.
+fn reason_after(rx: &mpsc::Receiver<Option<Vec<u8>>>, scan: &mut Scanner) -> Option<String> {
+    let until = Instant::now() + Duration::from_millis(300);
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Some(bytes)) => {
+                let found = scan
+                    .feed(&String::from_utf8_lossy(&bytes))
+                    .into_iter()
+                    .find_map(|e| match e {
+                        Event::Rejected(m) => Some(m),
+                        Event::Prompt(_) => None,
+                    });
+                if found.is_some() {
+                    return found;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    None
 }
 
 fn colon(s: &str) -> String {

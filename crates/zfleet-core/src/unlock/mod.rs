@@ -500,6 +500,40 @@ fn probe_failure(t: &Target, s: &HostStatus, step: Step) -> Report {
     Report::failed(t, f)
 }
 
+/// Whether one host's secret can be had, for `--check-secrets`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretCheck {
+    pub host: String,
+    /// The reference, as written in the fleet file.
+    pub secret: String,
+    pub ok: bool,
+    /// What went wrong with `secret` (which is not repeated here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Fetches each host's secret (each reference once) and forgets it again,
+/// without contacting any host: to find out before a reboot that the password
+/// manager is signed in and every entry exists.
+pub fn check_secrets(targets: &[Target], providers: &Providers) -> Vec<SecretCheck> {
+    let mut cache = SecretCache::new();
+    targets
+        .iter()
+        .map(|t| {
+            let res = cache.get(providers, &t.config.secret);
+            SecretCheck {
+                host: t.name.clone(),
+                secret: t.config.secret.to_string(),
+                ok: res.is_ok(),
+                error: res.as_ref().err().map(|e| e.problem.to_string()),
+                hint: res.as_ref().err().and_then(ProviderError::hint),
+            }
+        })
+        .collect()
+}
+
 /// What `--pin` found: the keys the initrd presents, what is pinned now, and
 /// other hosts that pin the same key.
 #[derive(Debug, Clone, Serialize)]

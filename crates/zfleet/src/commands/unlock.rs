@@ -30,6 +30,11 @@ pub struct UnlockArgs {
     #[arg(long, conflicts_with_all = ["pin", "dry_run", "timeout", "retries"])]
     status: bool,
 
+    /// Only fetch each host's secret (each reference once) and say whether it
+    /// could be had, without contacting any host: a check before a reboot.
+    #[arg(long, conflicts_with_all = ["status", "pin", "dry_run", "timeout", "retries"])]
+    check_secrets: bool,
+
     /// Pin the initrd host key of HOST: show the key its initrd presents and,
     /// once confirmed, write it to the host's `initrd_known_hosts` file.
     #[arg(long, value_name = "HOST", conflicts_with_all = ["hosts", "dry_run", "timeout", "retries"])]
@@ -82,6 +87,28 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
         return pin(&cx, host, a);
     }
     let targets = unlock::targets(&cx.fleet, &a.hosts, &cx.this_host, cx.sessions())?;
+    if a.check_secrets {
+        let checks = unlock::check_secrets(&targets, &Providers::default());
+        if a.out.json {
+            render::json(&checks);
+        } else {
+            let mut t = render::table(["host", "secret", "result"]);
+            for c in &checks {
+                t.add_row(vec![
+                    c.host.clone(),
+                    c.secret.clone(),
+                    c.error.clone().unwrap_or_else(|| "ok".into()),
+                ]);
+            }
+            render::print_table(&t, "");
+            print_hints(checks.iter().map(|c| (&c.host, &c.hint)));
+        }
+        return Ok(if checks.iter().all(|c| c.ok) {
+            crate::exit::OK
+        } else {
+            crate::exit::REMOTE
+        });
+    }
     if a.status {
         let st = unlock::status(&targets, a.parallel);
         if a.out.json {
