@@ -750,3 +750,57 @@ fn status_and_dry_run_touch_no_secret() {
     assert!(!marker.exists());
     assert_eq!(initrd.sessions(), 0);
 }
+
+/// The session that carries a passphrase rides on the verified master
+/// connection or fails: ssh's fallback to a connection of its own is blocked.
+#[test]
+fn a_session_never_opens_a_connection_of_its_own() {
+    use zfleet_core::exec::{Argv, SshOptions, SshSessions, SshTarget};
+    let lab = start(&LabSpec::seed().faketime(false));
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (key, known) = (
+        lab.user_key().to_path_buf(),
+        lab.known_hosts().to_path_buf(),
+    );
+    let addr = c1.addr().to_string();
+    let before = c1.ssh_connections().unwrap();
+    let (with_master, without_master) = backup
+        .with_network(move || {
+            let t = SshTarget::new(
+                "client1",
+                addr,
+                Some("root".into()),
+                22,
+                SshOptions {
+                    identity: Some(key),
+                    known_hosts: Some(known),
+                    connect_timeout: Duration::from_secs(5),
+                    pinned: true,
+                    ..SshOptions::default()
+                },
+                SshSessions::new().unwrap(),
+            );
+            t.connect().unwrap();
+            let ok = t
+                .mux_session(Some(&Argv::new("echo").arg("over the master")))
+                .unwrap()
+                .output()
+                .unwrap();
+            // Built while the master was up, run after it is gone.
+            let mut late = t.mux_session(Some(&Argv::new("true"))).unwrap();
+            t.disconnect();
+            assert!(!t.is_connected());
+            let refused = late.output().unwrap();
+            assert!(t.mux_session(None).is_err(), "no master, no session");
+            (ok, refused)
+        })
+        .unwrap();
+    assert!(with_master.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&with_master.stdout),
+        "over the master\n"
+    );
+    assert_eq!(without_master.status.code(), Some(255));
+    // One login in all: the master's.
+    assert_eq!(c1.ssh_connections().unwrap() - before, 1);
+}

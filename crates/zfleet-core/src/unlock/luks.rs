@@ -170,6 +170,17 @@ pub(super) fn probe(t: &Target) -> HostStatus {
                 t.name
             ));
         }
+        (Err(ne @ ExecError::Unreachable { .. }), InitrdProbe::NotPinned { presented })
+            if presented.is_empty() =>
+        {
+            st.state = State::Unreachable;
+            st.detail = format!(
+                "neither {} nor its initrd answered: {ne}; initrd: nothing answers on {initrd_at} (and no key is pinned for it in {})",
+                t.name,
+                file.display()
+            );
+            st.hint = Some(repin);
+        }
         (Err(_), InitrdProbe::NotPinned { presented }) => {
             st.state = State::NotPinned;
             st.detail = if presented.is_empty() {

@@ -434,6 +434,9 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
     }
 
     // 3. secrets, each reference once, one at a time
+    if reports.iter().any(Option::is_none) {
+        secret::protect_process();
+    }
     let mut cache = SecretCache::new();
     let mut secrets: Vec<Option<Arc<Secret>>> = Vec::new();
     for (t, r) in targets.iter().zip(reports.iter_mut()) {
@@ -518,6 +521,7 @@ pub struct SecretCheck {
 /// without contacting any host: to find out before a reboot that the password
 /// manager is signed in and every entry exists.
 pub fn check_secrets(targets: &[Target], providers: &Providers) -> Vec<SecretCheck> {
+    secret::protect_process();
     let mut cache = SecretCache::new();
     targets
         .iter()

@@ -71,6 +71,19 @@ impl Secret {
     }
 }
 
+/// Makes this process non-dumpable before secrets enter it: no core dump (which
+/// systemd-coredump would keep on disk), and no ptrace or `/proc/PID/mem` by
+/// other processes of the same user; root still can. Programs zfleet starts
+/// are dumpable again after exec, and they hold no secret but what is on their
+/// stdin. Failure is logged, not fatal: the secret is no less protected than
+/// in any other program.
+pub fn protect_process() {
+    use rustix::process::{set_dumpable_behavior, DumpableBehavior};
+    if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        tracing::warn!("could not make zfleet non-dumpable: {e}");
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([REDACTED])")
@@ -92,6 +105,13 @@ mod tests {
             format!("{:?}", s.stdin_line()),
             "SecretBox<[u8]>([REDACTED])"
         );
+    }
+
+    #[test]
+    fn process_is_made_non_dumpable() {
+        use rustix::process::{dumpable_behavior, DumpableBehavior};
+        protect_process();
+        assert_eq!(dumpable_behavior().unwrap(), DumpableBehavior::NotDumpable);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
                 t.add_row(vec![
                     c.host.clone(),
                     c.secret.clone(),
-                    c.error.clone().unwrap_or_else(|| "ok".into()),
+                    one_line(c.error.as_deref().unwrap_or("ok")),
                 ]);
             }
             render::print_table(&t, "");
@@ -142,6 +142,15 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
     })
 }
 
+/// One line per host: ssh's messages may span several.
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn method(m: zfleet_core::config::UnlockMethod) -> &'static str {
     match m {
         zfleet_core::config::UnlockMethod::LuksInitrd => "luks-initrd",
@@ -156,7 +165,7 @@ fn print_status(st: &[HostStatus]) {
             s.host.clone(),
             method(s.method).to_string(),
             s.state.as_str().to_string(),
-            s.detail.clone(),
+            one_line(&s.detail),
         ]);
     }
     render::print_table(&t, "");
@@ -188,7 +197,7 @@ fn print_reports(reports: &[Report]) {
             r.host.clone(),
             method(r.method).to_string(),
             result(r),
-            detail,
+            one_line(&detail),
         ]);
     }
     render::print_table(&t, "");
