@@ -293,26 +293,24 @@ pub(super) fn unlock(
             Ok(out) if out.status.success() => loaded.push(root.to_string()),
             Ok(out) => {
                 let stderr = secret.redact(&out.stderr_text());
-                let kind = ZfsErrorKind::classify(&stderr);
-                let f = if kind == ZfsErrorKind::WrongKey {
-                    Failure::new(
-                        Step::LoadKey,
-                        format!("wrong key for `{root}` on {}: {stderr}", t.name),
-                    )
-                    .hint(format!(
-                        "check the secret `{}` for {}; nothing below `{root}` was mounted",
-                        t.config.secret, t.name
-                    ))
-                    .rejected()
-                } else {
-                    Failure::new(
-                        Step::LoadKey,
-                        format!("`{argv}` failed on {}: {stderr}", t.name),
-                    )
-                };
-                failures.push(f);
+                failures.push(load_key_failure(
+                    t,
+                    root,
+                    &format!("`{argv}` failed on {}: {stderr}", t.name),
+                    &stderr,
+                ));
             }
-            Err(e) => failures.push(Failure::new(Step::LoadKey, secret.redact(&e.to_string()))),
+            // zfs load-key exits 255 on a wrong key, which over ssh reads as
+            // ssh's own code; the message tells them apart.
+            Err(e) => {
+                let stderr = secret.redact(e.stderr().unwrap_or_default());
+                failures.push(load_key_failure(
+                    t,
+                    root,
+                    &secret.redact(&e.to_string()),
+                    &stderr,
+                ));
+            }
         }
     }
 
@@ -397,6 +395,22 @@ pub(super) fn unlock(
     r.still_locked = still_locked.into_iter().chain(unmounted).collect();
     r.services = services;
     r
+}
+
+fn load_key_failure(t: &Target, root: &DatasetName, message: &str, stderr: &str) -> Failure {
+    if ZfsErrorKind::classify(stderr) == ZfsErrorKind::WrongKey {
+        Failure::new(
+            Step::LoadKey,
+            format!("wrong key for `{root}` on {}: {stderr}", t.name),
+        )
+        .hint(format!(
+            "check the secret `{}` for {}; nothing below `{root}` was mounted",
+            t.config.secret, t.name
+        ))
+        .rejected()
+    } else {
+        Failure::new(Step::LoadKey, message)
+    }
 }
 
 fn observe_failure(e: ObserveError) -> Failure {
