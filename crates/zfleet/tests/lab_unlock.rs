@@ -447,6 +447,23 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
 
     let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]).ok();
     assert_eq!(report(&st.json(), "client1")["state"], "up");
+    // The run is in backup's state database (which the scan above covered).
+    let state = zfleet_core::state::State::open(&backup.dir().join("var-lib-zfleet")).unwrap();
+    let runs: Vec<(String, Option<String>, Option<String>, String)> = state
+        .recent_runs(10)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, r.client, r.source, r.result))
+        .collect();
+    assert_eq!(
+        runs,
+        [(
+            "unlock".to_string(),
+            Some("client1".to_string()),
+            Some("luks-initrd".to_string()),
+            "unlocked".to_string()
+        )]
+    );
     // And unlocking an unlocked host does nothing.
     let again = zfleet(backup, &fleet, &["unlock", "--json", "client1"]).ok();
     assert_eq!(report(&again.json(), "client1")["outcome"], "already-up");
@@ -735,6 +752,20 @@ fn status_and_dry_run_touch_no_secret() {
         "{}",
         st.stdout
     );
+
+    // client2 is booted: its address offers the everyday key, which must not
+    // be pinned as its initrd's.
+    let refused = zfleet(backup, &fleet, &["unlock", "--pin", "client2", "--yes"]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the key of client2's booted system")
+            && refused.stderr.contains("Nothing was pinned"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!lab.dir().join("initrd_known_hosts/client2").exists());
 
     let dry = zfleet(backup, &fleet, &["unlock", "--dry-run"]).ok();
     assert!(

@@ -485,16 +485,51 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
             i.disconnect();
         }
     }
-    reports
-        .into_iter()
-        .zip(done)
-        .map(|(planned, done)| {
-            planned.or(done).unwrap_or_else(|| Report {
-                message: "internal error: no result".into(),
-                ..Report::new(&targets[0], Outcome::Failed, "")
+    // Every host has a report from planning or from execution, never both.
+    targets
+        .iter()
+        .zip(reports.into_iter().zip(done))
+        .map(|(t, (planned, done))| {
+            planned.or(done).unwrap_or_else(|| {
+                Report::failed(t, Failure::new(Step::Connect, "internal error: no result"))
             })
         })
         .collect()
+}
+
+/// Records each attempted unlock (not hosts that were already up) in the
+/// state database as a run of kind `unlock`: host, outcome, message. Messages
+/// never hold a secret, so neither does the database.
+pub fn record(
+    state: &crate::state::State,
+    reports: &[Report],
+    now: i64,
+) -> Result<(), crate::state::StateError> {
+    for r in reports {
+        let result = match r.outcome {
+            Outcome::AlreadyUp | Outcome::WouldUnlock => continue,
+            Outcome::Unlocked => "unlocked",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+        };
+        let started = now - r.seconds.ceil() as i64;
+        let id = state.start_run(&crate::state::RunRecord {
+            kind: "unlock".into(),
+            client: Some(r.host.clone()),
+            source: Some(
+                match r.method {
+                    UnlockMethod::LuksInitrd => "luks-initrd",
+                    UnlockMethod::Zfs => "zfs",
+                }
+                .into(),
+            ),
+            started,
+            ..Default::default()
+        })?;
+        let error = (r.outcome != Outcome::Unlocked).then_some(r.message.as_str());
+        state.finish_run(id, now, 0, 0, result, error)?;
+    }
+    Ok(())
 }
 
 fn probe_failure(t: &Target, s: &HostStatus, step: Step) -> Report {
@@ -590,6 +625,21 @@ pub fn pin_plan(fleet: &Fleet, name: &str) -> Result<PinPlan, Error> {
             shown(ep),
             ep.connect_timeout
         )));
+    }
+    // An initrd often shares the booted system's address; scanning a host that
+    // is up would offer its everyday key for pinning.
+    let normal_known = hc.ssh.known_hosts.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ssh/known_hosts"))
+    });
+    if let Some(known) = normal_known {
+        let booted = pin::known_keys(&known, &hc.ssh);
+        if let Some(k) = presented.iter().find(|k| booted.contains(&k.key)) {
+            return Err(Error::Usage(format!(
+                "{} presents {k}, the key of {name}'s booted system (as known in {}): {name} is up, not waiting in its initrd. Nothing was pinned; pin while it waits for its passphrase, after a reboot.",
+                shown(ep),
+                known.display()
+            )));
+        }
     }
     let pinned_keys = pin::pinned_keys(&file).map_err(|source| Error::File {
         path: file.clone(),

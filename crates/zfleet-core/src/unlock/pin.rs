@@ -96,6 +96,23 @@ pub fn has_entry(file: &Path, ep: &SshEndpoint) -> bool {
         .is_ok()
 }
 
+/// The keys `file` holds for `ep` (hashed entries included), as ssh would
+/// find them. Empty when the file or the entry does not exist.
+pub fn known_keys(file: &Path, ep: &SshEndpoint) -> BTreeSet<HostKey> {
+    if !file.exists() {
+        return BTreeSet::new();
+    }
+    let argv = Argv::new("ssh-keygen")
+        .arg("-F")
+        .arg(known_hosts_name(ep))
+        .arg("-f")
+        .arg(file.display().to_string());
+    match Endpoint::Local.run(&argv, &RunOptions::timeout(Duration::from_secs(10))) {
+        Ok(out) => parse_keys(&out.stdout_text()),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
 /// The keys `ep` offers, with fingerprints. Empty when nothing answered.
 pub fn scan(host: &str, ep: &SshEndpoint, timeout: Duration) -> Result<Vec<ScannedKey>, ExecError> {
     let keys = scan_keys(host, ep, timeout)?;

@@ -130,6 +130,15 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
     };
     let reports = unlock::unlock(&targets, &Providers::default(), &opts);
+    if !a.dry_run {
+        // History is worth keeping, but not worth failing an unlock over (an
+        // admin's laptop may have no writable state directory).
+        let recorded = zfleet_core::state::State::open(&cx.fleet.state_dir)
+            .and_then(|s| unlock::record(&s, &reports, jiff::Timestamp::now().as_second()));
+        if let Err(e) = recorded {
+            tracing::warn!("unlock results not recorded: {e}");
+        }
+    }
     if a.out.json {
         render::json(&reports);
     } else {
