@@ -247,6 +247,18 @@ fn pin(lab: &Lab, fleet: &Path, initrd: &Initrd<'_>) {
     );
 }
 
+/// The cells of `host`'s row in a table (columns are two or more spaces apart).
+fn row<'a>(table: &'a str, host: &str) -> Vec<&'a str> {
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no row for {host} in\n{table}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 fn report<'v>(v: &'v serde_json::Value, host: &str) -> &'v serde_json::Value {
     v.as_array()
         .unwrap()
@@ -723,7 +735,11 @@ fn env_secret_stays_out_of_every_child_environment() {
 fn status_and_dry_run_touch_no_secret() {
     let marker = std::env::temp_dir().join(format!("zfleet-status-asked-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
-    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    // backup (where zfleet runs) has an encrypted dataset, but zfs-fuse.
+    let (lab, fleet) = lab_with_unlock(
+        |_| String::new(),
+        "[hosts.backup.unlock]\nmethod = \"zfs\"\nsecret = \"\"\nencryption_roots = [\"zstorage/backups\"]\n",
+    );
     let script = lab.dir().join("secrets/provider");
     write(
         &script,
@@ -741,14 +757,23 @@ fn status_and_dry_run_touch_no_secret() {
 
     let st = zfleet(backup, &fleet, &["unlock", "--status"]);
     assert_eq!(st.code, 4, "{}", st.stdout);
-    assert!(
-        st.stdout.contains("client1  luks-initrd  initrd  waiting in the initrd on root@client1-initrd:22 (pinned key verified)"),
+    assert_eq!(
+        row(&st.stdout, "client1")[2..],
+        [
+            "initrd",
+            "waiting in the initrd on root@client1-initrd:22 (pinned key verified)"
+        ],
         "{}",
         st.stdout
     );
-    assert!(
-        st.stdout
-            .contains("client2  luks-initrd  up      answers on root@"),
+    assert_eq!(row(&st.stdout, "client2")[2], "up", "{}", st.stdout);
+    assert!(row(&st.stdout, "client2")[3].starts_with("answers on root@"));
+    assert_eq!(
+        row(&st.stdout, "backup")[2..],
+        [
+            "error",
+            "backup runs ZFS pool version 23 (zfs-fuse dialect), which has no native encryption"
+        ],
         "{}",
         st.stdout
     );
@@ -767,14 +792,23 @@ fn status_and_dry_run_touch_no_secret() {
     );
     assert!(!lab.dir().join("initrd_known_hosts/client2").exists());
 
-    let dry = zfleet(backup, &fleet, &["unlock", "--dry-run"]).ok();
-    assert!(
-        dry.stdout.contains("client1  luks-initrd  would unlock"),
+    let dry = zfleet(backup, &fleet, &["unlock", "--dry-run"]);
+    assert_eq!(dry.code, 4, "backup cannot be unlocked: {}", dry.stdout);
+    assert_eq!(
+        row(&dry.stdout, "client1")[2],
+        "would unlock",
         "{}",
         dry.stdout
     );
-    assert!(
-        dry.stdout.contains("client2  luks-initrd  already up"),
+    assert_eq!(
+        row(&dry.stdout, "client2")[2],
+        "already up",
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        row(&dry.stdout, "backup")[2],
+        "failed (probe)",
         "{}",
         dry.stdout
     );

@@ -255,6 +255,8 @@ pub enum Outcome {
 pub enum Step {
     /// Reaching the host (normal address or initrd).
     Connect,
+    /// Looking at a reachable host: its ZFS dialect, its encryption roots.
+    Probe,
     /// A host key did not match, or no initrd key is pinned.
     HostKey,
     /// Fetching the secret from its provider.
@@ -275,6 +277,7 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Connect => "connect",
+            Step::Probe => "probe",
             Step::HostKey => "host key",
             Step::Secret => "secret",
             Step::Send => "send",
@@ -428,7 +431,15 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
             }
             State::Initrd | State::Locked => None,
             State::HostKey | State::NotPinned => Some(probe_failure(t, s, Step::HostKey)),
-            State::Unreachable | State::Error => Some(probe_failure(t, s, Step::Connect)),
+            State::Unreachable => Some(probe_failure(t, s, Step::Connect)),
+            State::Error => Some(probe_failure(
+                t,
+                s,
+                match t.config.method {
+                    UnlockMethod::LuksInitrd => Step::Connect,
+                    UnlockMethod::Zfs => Step::Probe,
+                },
+            )),
         };
         reports.push(r);
     }
