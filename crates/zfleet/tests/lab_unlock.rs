@@ -40,11 +40,14 @@ while [ "$tries" -lt 3 ]; do
   sleep 0.3
   if [ "$line" = "$(cat "$d/expected")" ]; then
     echo accepted >> "$d/accepted"
+    # A test may make the boot stall: the initrd stays, or the system never comes.
+    [ -e "$d/stay" ] && exit 0
     # Leaving the initrd: its sshd goes away, the booted system's starts.
     p=$(cat "$d/sshd.pid")
     kill "$p"
     i=0
     while kill -0 "$p" 2>/dev/null && [ "$i" -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+    [ -e "$d/no-boot" ] && exit 0
     /usr/sbin/sshd -f @HOST@/ssh/sshd_config -E @HOST@/ssh/sshd.log
     exit 0
   fi
@@ -868,4 +871,83 @@ fn a_session_never_opens_a_connection_of_its_own() {
     assert_eq!(without_master.status.code(), Some(255));
     // One login in all: the master's.
     assert_eq!(c1.ssh_connections().unwrap() - before, 1);
+}
+
+/// After the passphrase, zfleet looks for the result and says which part of
+/// the hand-over did not happen.
+#[test]
+fn confirmation_says_which_step_failed() {
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let secret = secret_file(&lab, "shared", PASSPHRASE);
+    let text = std::fs::read_to_string(&fleet)
+        .unwrap()
+        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, c2, backup) = (
+        lab.host("client1").unwrap(),
+        lab.host("client2").unwrap(),
+        lab.host("backup").unwrap(),
+    );
+    let i1 = Initrd::start(c1, PASSPHRASE);
+    let i2 = Initrd::start(c2, PASSPHRASE);
+    pin(&lab, &fleet, &i1);
+    pin(&lab, &fleet, &i2);
+    // client1's initrd accepts but stays; client2's goes, but nothing boots.
+    write(&i1.dir.join("stay"), "", 0o644);
+    write(&i2.dir.join("no-boot"), "", 0o644);
+
+    let started = Instant::now();
+    let run = zfleet(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(40));
+    let v = run.json();
+    let r1 = report(&v, "client1");
+    assert_eq!(
+        (r1["outcome"].as_str(), r1["step"].as_str()),
+        (Some("failed"), Some("confirm"))
+    );
+    assert!(
+        r1["message"].as_str().unwrap().contains(
+            "the passphrase was sent, but the initrd of client1 still answered on root@client1-initrd:22 with its pinned key after 8s"
+        ),
+        "{r1}"
+    );
+    let r2 = report(&v, "client2");
+    assert_eq!(
+        (r2["outcome"].as_str(), r2["step"].as_str()),
+        (Some("failed"), Some("confirm"))
+    );
+    assert!(
+        r2["message"].as_str().unwrap().contains(
+            "the passphrase was accepted and the initrd went away, but client2 did not answer on root@"
+        ),
+        "{r2}"
+    );
+    assert_eq!((i1.accepted(), i2.accepted()), (1, 1));
+
+    // A provider that fails: named with host and reference, nothing sent.
+    let failing = lab.dir().join("secrets/failing");
+    write(
+        &failing,
+        "#!/bin/sh\necho 'vault is locked' >&2\nexit 3\n",
+        0o755,
+    );
+    let text = std::fs::read_to_string(&fleet).unwrap().replace(
+        &format!("secret = \"{secret}\""),
+        &format!("secret = \"cmd:{}\"", failing.display()),
+    );
+    std::fs::write(&fleet, text).unwrap();
+    std::fs::remove_file(i1.dir.join("stay")).unwrap();
+    let sessions = i1.sessions();
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        run.stdout.contains(&format!(
+            "failed (secret)  could not get the secret for client1: `cmd:{f}`: `{f}` failed (exit status 3): vault is locked",
+            f = failing.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
 }
