@@ -394,6 +394,36 @@ impl Failure {
     }
 }
 
+/// What to do with one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// It is up: nothing.
+    Nothing,
+    /// Fetch its secret and unlock it.
+    Unlock,
+    /// `--dry-run`: say it would be unlocked.
+    WouldUnlock,
+    /// It cannot be unlocked; report the failure at this step, fetch nothing.
+    Fail(Step),
+}
+
+/// The plan for one host, from its observed state alone. A secret is fetched
+/// only for `Unlock`: never for a host whose key does not match, that is not
+/// pinned, or that does not answer.
+pub fn plan(status: &HostStatus, dry_run: bool) -> Action {
+    match status.state {
+        State::Up => Action::Nothing,
+        State::Initrd | State::Locked if dry_run => Action::WouldUnlock,
+        State::Initrd | State::Locked => Action::Unlock,
+        State::HostKey | State::NotPinned => Action::Fail(Step::HostKey),
+        State::Unreachable => Action::Fail(Step::Connect),
+        State::Error => Action::Fail(match status.method {
+            UnlockMethod::LuksInitrd => Step::Connect,
+            UnlockMethod::Zfs => Step::Probe,
+        }),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Overrides each host's `timeout`.
@@ -416,9 +446,10 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
     let mut reports: Vec<Option<Report>> = Vec::new();
     for (t, p) in targets.iter().zip(&probes) {
         let s = &p.status;
-        let r = match s.state {
-            State::Up => Some(Report::new(t, Outcome::AlreadyUp, s.detail.clone())),
-            State::Initrd | State::Locked if opts.dry_run => {
+        reports.push(match plan(s, opts.dry_run) {
+            Action::Nothing => Some(Report::new(t, Outcome::AlreadyUp, s.detail.clone())),
+            Action::Unlock => None,
+            Action::WouldUnlock => {
                 let how = match t.config.method {
                     UnlockMethod::LuksInitrd => "would send the passphrase to the initrd",
                     UnlockMethod::Zfs => "would load keys and mount",
@@ -429,19 +460,8 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
                     format!("{}; {how} (secret from `{}`)", s.detail, t.config.secret),
                 ))
             }
-            State::Initrd | State::Locked => None,
-            State::HostKey | State::NotPinned => Some(probe_failure(t, s, Step::HostKey)),
-            State::Unreachable => Some(probe_failure(t, s, Step::Connect)),
-            State::Error => Some(probe_failure(
-                t,
-                s,
-                match t.config.method {
-                    UnlockMethod::LuksInitrd => Step::Connect,
-                    UnlockMethod::Zfs => Step::Probe,
-                },
-            )),
-        };
-        reports.push(r);
+            Action::Fail(step) => Some(probe_failure(t, s, step)),
+        });
     }
 
     // 3. secrets, each reference once, one at a time
@@ -725,4 +745,75 @@ pub fn pin_apply(
         source,
     })?;
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn status(method: UnlockMethod, state: State) -> HostStatus {
+        HostStatus {
+            host: "alpha".into(),
+            method,
+            state,
+            detail: String::new(),
+            hint: None,
+            locked: Vec::new(),
+            unmounted: Vec::new(),
+        }
+    }
+
+    #[rstest]
+    #[case(UnlockMethod::LuksInitrd, State::Up, false, Action::Nothing)]
+    #[case(UnlockMethod::LuksInitrd, State::Initrd, false, Action::Unlock)]
+    #[case(UnlockMethod::LuksInitrd, State::Initrd, true, Action::WouldUnlock)]
+    #[case(UnlockMethod::Zfs, State::Locked, false, Action::Unlock)]
+    #[case(UnlockMethod::Zfs, State::Locked, true, Action::WouldUnlock)]
+    #[case(
+        UnlockMethod::LuksInitrd,
+        State::HostKey,
+        false,
+        Action::Fail(Step::HostKey)
+    )]
+    #[case(
+        UnlockMethod::LuksInitrd,
+        State::NotPinned,
+        false,
+        Action::Fail(Step::HostKey)
+    )]
+    #[case(
+        UnlockMethod::LuksInitrd,
+        State::NotPinned,
+        true,
+        Action::Fail(Step::HostKey)
+    )]
+    #[case(
+        UnlockMethod::LuksInitrd,
+        State::Unreachable,
+        false,
+        Action::Fail(Step::Connect)
+    )]
+    #[case(
+        UnlockMethod::Zfs,
+        State::Unreachable,
+        false,
+        Action::Fail(Step::Connect)
+    )]
+    #[case(
+        UnlockMethod::LuksInitrd,
+        State::Error,
+        false,
+        Action::Fail(Step::Connect)
+    )]
+    #[case(UnlockMethod::Zfs, State::Error, false, Action::Fail(Step::Probe))]
+    #[case(UnlockMethod::Zfs, State::Up, true, Action::Nothing)]
+    fn plans(
+        #[case] method: UnlockMethod,
+        #[case] state: State,
+        #[case] dry_run: bool,
+        #[case] want: Action,
+    ) {
+        assert_eq!(plan(&status(method, state), dry_run), want);
+    }
 }
