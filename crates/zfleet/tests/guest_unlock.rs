@@ -6,11 +6,7 @@
 //!
 //! When the machine cannot run the guest the test prints `SKIPPED: …` and
 //! passes (`ZFLEET_LAB_GUEST=require` makes that a failure).
-//!
-//! Written against the guest API of the lab-guest branch (`guest_or_skip`,
-//! `Scenario` with hosts in network namespaces), which is not on main yet; it
-//! is built only with `--features lab-guest` until then. It passed on a
-//! merge of this branch and lab-guest (OpenZFS 2.3.2, kernel 6.12).
+
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
