@@ -38,6 +38,15 @@ pub enum Error {
         #[source]
         source: ParseError,
     },
+    /// A file the fleet file points at (a pinned key file, say) could not be
+    /// read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -45,7 +54,7 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) => ErrorKind::Config,
+            Error::Config(_) | Error::File { .. } => ErrorKind::Config,
             Error::Name(_) | Error::UnknownHost { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::Exec(_) | Error::Zfs(_) => ErrorKind::Remote,
             Error::Parse { .. } | Error::Internal(_) => ErrorKind::Internal,

@@ -278,7 +278,7 @@ pub fn apply(plan: &GrantPlan, host: &crate::host::Host) -> Result<Vec<String>, 
     use crate::zfs::ZfsError;
     let q = |stdin: Option<&str>| RunOptions {
         timeout: Some(crate::host::QUERY_TIMEOUT),
-        stdin: stdin.map(|s| s.as_bytes().to_vec()),
+        stdin: stdin.map(|s| s.as_bytes().to_vec().into()),
     };
     let ep = host.endpoint();
     let run = |a: Argv, stdin: Option<&str>| -> Result<String, Error> {

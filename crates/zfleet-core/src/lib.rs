@@ -17,6 +17,7 @@ pub mod replicate;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod unlock;
 pub mod zfs;
 
 mod error;

@@ -263,6 +263,15 @@ fn errors_name_file_line_key() {
         ("[hosts.a]\naddress = \"-oProxyCommand=x\"\n", "fleet.toml:2:11: hosts.a.address: an address may not start with `-`"),
         ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"hunter2\"\n", "fleet.toml:3:10: hosts.a.unlock.secret: `hunter2` is not a secret reference; expected `op://vault/item/field`, `pass:NAME`, `file:/PATH`, `env:NAME` or `cmd:PROGRAM ARGS`"),
         ("[hosts.a.unlock]\nmethod = \"zfs\"\nsecret = \"env:K\"\n", "fleet.toml:1:1: hosts.a.unlock.encryption_roots: method \"zfs\" needs the encryption roots to unlock\n  hint: for example encryption_roots = [\"zroot/secure\"]"),
+        // unlock: keys of the other method, bad values, shared pins
+        ("[hosts.a.unlock]\nmethod = \"zfs\"\nsecret = \"env:K\"\nencryption_roots = [\"zroot/s\"]\nretries = 2\n", "fleet.toml:5:1: hosts.a.unlock.retries: only applies to method \"luks-initrd\""),
+        ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\nservices = [\"x.service\"]\n", "fleet.toml:4:1: hosts.a.unlock.services: only applies to method \"zfs\""),
+        ("[hosts.a.unlock]\nmethod = \"zfs\"\nsecret = \"env:K\"\nencryption_roots = [\"zroot/s\"]\nservices = [\"--now\"]\n", "fleet.toml:5:13: hosts.a.unlock.services[0]: `--now` is not a systemd unit name"),
+        ("[hosts.a.unlock]\nmethod = \"zfs\"\nsecret = \"env:K\"\nencryption_roots = [\"zroot/s\", \"zroot/s\"]\n", "fleet.toml:4:32: hosts.a.unlock.encryption_roots[1]: `zroot/s` is listed twice"),
+        ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\ntimeout = \"0s\"\n", "fleet.toml:4:11: hosts.a.unlock.timeout: `0s` must be a positive duration"),
+        ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\ninitrd_command = \"'open\"\n", "fleet.toml:4:18: hosts.a.unlock.initrd_command: `\\'open` is not a command: empty or unbalanced quotes\n  hint: for example initrd_command = \"cryptroot-unlock\""),
+        ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\ninitrd_address = \"-oProxyCommand=x\"\n", "fleet.toml:4:18: hosts.a.unlock.initrd_address: an address may not start with `-`"),
+        ("[hosts.a.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\ninitrd_known_hosts = \"/etc/zfleet/initrd\"\n[hosts.b.unlock]\nmethod = \"luks-initrd\"\nsecret = \"env:K\"\ninitrd_known_hosts = \"/etc/zfleet/initrd\"\n", "fleet.toml:8:22: hosts.b.unlock.initrd_known_hosts: `/etc/zfleet/initrd` already pins the initrd key of host `a`\n  hint: each host's initrd key is pinned in a file of its own"),
         // syntax
         ("[hosts.a\n", "fleet.toml:1:9: unclosed table, expected `]`"),
     ];
@@ -270,6 +279,89 @@ fn errors_name_file_line_key() {
         let got = parse(src).map(|_| ()).unwrap_err();
         assert_eq!(&got, want, "for input:\n{src}");
     }
+}
+
+#[test]
+fn unlock_defaults_and_keys() {
+    let fleet = config::parse(
+        r#"
+[ssh]
+identity = "/etc/zfleet/id_ed25519"
+connect_timeout = "5s"
+
+[hosts.alpha.unlock]
+method = "luks-initrd"
+secret = "op://nix/alpha/encryption"
+
+[hosts.bravo.unlock]
+method = "luks-initrd"
+secret = "pass:hosts/bravo"
+initrd_address = "10.0.0.2"
+initrd_port = 2222
+initrd_user = "unlock"
+initrd_known_hosts = "pins/bravo"
+initrd_command = "cryptroot-unlock"
+retries = 1
+timeout = "5m"
+
+[hosts.vault.unlock]
+method = "zfs"
+secret = "file:/etc/zfleet/vault.key"
+encryption_roots = ["zstorage/secure", "zroot/home"]
+services = ["postgresql.service", "nfs-server"]
+"#,
+        Path::new("/etc/zfleet/fleet.toml"),
+    )
+    .unwrap();
+    let alpha = fleet.host("alpha").unwrap().unlock.as_ref().unwrap();
+    let initrd = alpha.initrd.as_ref().unwrap();
+    assert_eq!(initrd.address, "alpha-initrd");
+    assert_eq!(initrd.port, 22);
+    assert_eq!(initrd.user.as_deref(), Some("root"));
+    assert_eq!(
+        initrd.identity.as_deref(),
+        Some(Path::new("/etc/zfleet/id_ed25519")),
+        "the initrd is reached with the host's identity"
+    );
+    assert_eq!(initrd.connect_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        initrd.known_hosts.as_deref(),
+        Some(Path::new("/etc/zfleet/initrd_known_hosts/alpha")),
+        "pinned next to the fleet file, one file per host"
+    );
+    assert_eq!(alpha.initrd_command, None);
+    assert_eq!(alpha.retries, 0);
+    assert_eq!(alpha.timeout, std::time::Duration::from_secs(180));
+
+    let bravo = fleet.host("bravo").unwrap().unlock.as_ref().unwrap();
+    let initrd = bravo.initrd.as_ref().unwrap();
+    assert_eq!(
+        (initrd.address.as_str(), initrd.port, initrd.user.as_deref()),
+        ("10.0.0.2", 2222, Some("unlock"))
+    );
+    assert_eq!(
+        initrd.known_hosts.as_deref(),
+        Some(Path::new("/etc/zfleet/pins/bravo")),
+        "relative to the fleet file"
+    );
+    assert_eq!(
+        bravo.initrd_command.as_deref(),
+        Some(&["cryptroot-unlock".to_string()][..])
+    );
+    assert_eq!(bravo.retries, 1);
+    assert_eq!(bravo.timeout, std::time::Duration::from_secs(300));
+
+    let vault = fleet.host("vault").unwrap().unlock.as_ref().unwrap();
+    assert!(vault.initrd.is_none());
+    assert_eq!(
+        vault
+            .encryption_roots
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>(),
+        ["zstorage/secure", "zroot/home"]
+    );
+    assert_eq!(vault.services, ["postgresql.service", "nfs-server"]);
 }
 
 #[test]

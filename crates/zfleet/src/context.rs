@@ -33,6 +33,11 @@ impl Context {
         })
     }
 
+    /// The ssh sessions of this run, for engines that build their own targets.
+    pub fn sessions(&self) -> &Arc<SshSessions> {
+        &self.sessions
+    }
+
     /// The fleet host `name`: local when it is this machine, over ssh otherwise.
     pub fn host(&self, name: &str) -> Result<Host, Error> {
         Host::from_fleet(&self.fleet, name, &self.this_host, &self.sessions)

@@ -35,6 +35,12 @@ pub const DEFAULT_CLIENT_DATASET: &str = "zroot/persistSave";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/zfleet";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_PARALLEL: u32 = 4;
+/// How long `zfleet unlock` gives one host: from sending the secret until the
+/// booted system answers (LUKS), or for load-key, mounts and services (ZFS).
+pub const DEFAULT_UNLOCK_TIMEOUT: Duration = Duration::from_secs(180);
+/// Where pinned initrd host keys live when `initrd_known_hosts` is not given:
+/// `<this directory, next to the fleet file>/<host>`.
+pub const DEFAULT_INITRD_KNOWN_HOSTS_DIR: &str = "initrd_known_hosts";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fleet {
@@ -179,9 +185,22 @@ pub enum PolicyOrigin {
 pub struct UnlockConfig {
     pub method: UnlockMethod,
     pub secret: SecretRef,
-    /// The initrd's ssh endpoint (LUKS unlock); its host key is pinned separately.
+    /// The initrd's ssh endpoint (LUKS unlock). Its `known_hosts` is always set:
+    /// the file that pins this host's initrd key and nothing else.
     pub initrd: Option<SshEndpoint>,
+    /// LUKS: the remote command that asks for the passphrase, for initrds whose
+    /// ssh does not force one (Debian's dropbear: `cryptroot-unlock`). `None`
+    /// asks for the login shell, which the seed's initrd sets to
+    /// `cryptsetup-askpass`.
+    pub initrd_command: Option<Vec<String>>,
+    /// LUKS: how many more times the passphrase is sent when the initrd rejects
+    /// it and asks again.
+    pub retries: u32,
     pub encryption_roots: Vec<DatasetName>,
+    /// ZFS: systemd units started once every encryption root is unlocked and mounted.
+    pub services: Vec<String>,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

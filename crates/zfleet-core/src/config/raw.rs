@@ -192,5 +192,9 @@ pub struct RawUnlock {
     pub initrd_port: Option<u16>,
     pub initrd_user: Option<String>,
     pub initrd_known_hosts: Option<String>,
+    pub initrd_command: Option<String>,
+    pub retries: Option<u32>,
     pub encryption_roots: Option<Vec<DatasetName>>,
+    pub services: Option<Vec<String>>,
+    pub timeout: Option<String>,
 }

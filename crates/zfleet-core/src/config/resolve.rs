@@ -249,6 +249,27 @@ fn valid_address(a: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A systemd unit name as `systemctl start` takes it: refused when it could be
+/// read as an option or holds characters units never have.
+fn valid_unit(u: &str) -> Result<(), String> {
+    if u.is_empty() || u.starts_with('-') || u.len() > 255 {
+        return Err(format!(
+            "`{}` is not a systemd unit name",
+            u.escape_default()
+        ));
+    }
+    if let Some(c) = u
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '@' | '\\')))
+    {
+        return Err(format!(
+            "`{}` is not allowed in a systemd unit name",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s.parse().map_err(|_| {
         format!("`{s}` is not a duration; write it like \"10s\", \"2m\" or \"1m 30s\"")
@@ -841,6 +862,37 @@ impl Ctx<'_> {
             self.err(&p.key("secret"), false, m, None);
             SecretRef::Env(String::new())
         });
+        // Keys that belong to the other method are refused rather than ignored.
+        let (other, wrong): (&str, Vec<(&str, bool)>) = match method {
+            UnlockMethod::LuksInitrd => (
+                "zfs",
+                vec![
+                    ("encryption_roots", u.encryption_roots.is_some()),
+                    ("services", u.services.is_some()),
+                ],
+            ),
+            UnlockMethod::Zfs => (
+                "luks-initrd",
+                vec![
+                    ("initrd_address", u.initrd_address.is_some()),
+                    ("initrd_port", u.initrd_port.is_some()),
+                    ("initrd_user", u.initrd_user.is_some()),
+                    ("initrd_known_hosts", u.initrd_known_hosts.is_some()),
+                    ("initrd_command", u.initrd_command.is_some()),
+                    ("retries", u.retries.is_some()),
+                ],
+            ),
+        };
+        for (k, set) in wrong {
+            if set {
+                self.err(
+                    &p.key(k),
+                    true,
+                    format!("only applies to method \"{other}\""),
+                    None,
+                );
+            }
+        }
         let initrd = match method {
             UnlockMethod::LuksInitrd => {
                 let default_address = format!("{host}-initrd");
@@ -848,40 +900,38 @@ impl Ctx<'_> {
                 if let Err(m) = valid_address(&addr) {
                     self.err(&p.key("initrd_address"), false, m, None);
                 }
+                let user = u.initrd_user.clone().unwrap_or_else(|| "root".into());
+                if let Err(m) = valid_user(&user) {
+                    self.err(&p.key("initrd_user"), false, m, None);
+                }
                 Some(SshEndpoint {
                     address: addr,
-                    user: Some(u.initrd_user.clone().unwrap_or_else(|| "root".into())),
+                    user: Some(user),
                     port: u.initrd_port.unwrap_or(22),
                     identity: ssh.identity.clone(),
-                    known_hosts: u.initrd_known_hosts.as_ref().map(PathBuf::from),
+                    known_hosts: Some(self.initrd_known_hosts(host, u)),
                     connect_timeout: ssh.connect_timeout,
                 })
             }
-            UnlockMethod::Zfs => {
-                for k in [
-                    "initrd_address",
-                    "initrd_port",
-                    "initrd_user",
-                    "initrd_known_hosts",
-                ] {
-                    let set = match k {
-                        "initrd_address" => u.initrd_address.is_some(),
-                        "initrd_port" => u.initrd_port.is_some(),
-                        "initrd_user" => u.initrd_user.is_some(),
-                        _ => u.initrd_known_hosts.is_some(),
-                    };
-                    if set {
-                        self.err(
-                            &p.key(k),
-                            true,
-                            "only applies to method \"luks-initrd\"",
-                            None,
-                        );
-                    }
-                }
-                None
-            }
+            UnlockMethod::Zfs => None,
         };
+        let initrd_command = u.initrd_command.as_ref().and_then(|c| {
+            match shlex::split(c).filter(|w| !w.is_empty()) {
+                Some(words) if words.iter().all(|w| !w.contains('\0')) => Some(words),
+                _ => {
+                    self.err(
+                        &p.key("initrd_command"),
+                        false,
+                        format!(
+                            "`{}` is not a command: empty or unbalanced quotes",
+                            c.escape_default()
+                        ),
+                        Some("for example initrd_command = \"cryptroot-unlock\"".into()),
+                    );
+                    None
+                }
+            }
+        });
         let roots = u.encryption_roots.clone().unwrap_or_default();
         if method == UnlockMethod::Zfs && roots.is_empty() {
             self.err(
@@ -891,11 +941,55 @@ impl Ctx<'_> {
                 Some("for example encryption_roots = [\"zroot/secure\"]".into()),
             );
         }
+        let mut seen: HashMap<&DatasetName, usize> = HashMap::new();
+        for (i, d) in roots.iter().enumerate() {
+            if seen.insert(d, i).is_some() {
+                self.err(
+                    &p.key("encryption_roots").index(i),
+                    false,
+                    format!("`{d}` is listed twice"),
+                    None,
+                );
+            }
+        }
+        let services = u.services.clone().unwrap_or_default();
+        for (i, unit) in services.iter().enumerate() {
+            if let Err(m) = valid_unit(unit) {
+                self.err(&p.key("services").index(i), false, m, None);
+            }
+        }
+        let timeout = match &u.timeout {
+            None => DEFAULT_UNLOCK_TIMEOUT,
+            Some(t) => parse_duration(t).unwrap_or_else(|m| {
+                self.err(&p.key("timeout"), false, m, None);
+                DEFAULT_UNLOCK_TIMEOUT
+            }),
+        };
         UnlockConfig {
             method,
             secret,
             initrd,
+            initrd_command,
+            retries: u.retries.unwrap_or(0),
             encryption_roots: roots,
+            services,
+            timeout,
+        }
+    }
+
+    /// The file that pins `host`'s initrd key: as given (`~/` expanded, relative
+    /// to the fleet file), else `initrd_known_hosts/<host>` next to the fleet file.
+    fn initrd_known_hosts(&self, host: &str, u: &RawUnlock) -> PathBuf {
+        let dir = self.file.parent().unwrap_or(Path::new(""));
+        match &u.initrd_known_hosts {
+            None => dir.join(DEFAULT_INITRD_KNOWN_HOSTS_DIR).join(host),
+            Some(given) => {
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                match (given.strip_prefix("~/"), home) {
+                    (Some(rest), Some(home)) => home.join(rest),
+                    _ => dir.join(given),
+                }
+            }
         }
     }
 
@@ -916,6 +1010,34 @@ impl Ctx<'_> {
                         "each host is one machine; remove one of them or give it its own address"
                             .into(),
                     ),
+                );
+            }
+        }
+        // The seed shared one initrd key across hosts; a pin file shared by two
+        // hosts would let one host's initrd key vouch for the other.
+        let mut pins: HashMap<&Path, &str> = HashMap::new();
+        for h in fleet.hosts.values() {
+            let Some(file) = h
+                .unlock
+                .as_ref()
+                .and_then(|u| u.initrd.as_ref())
+                .and_then(|i| i.known_hosts.as_deref())
+            else {
+                continue;
+            };
+            if let Some(first) = pins.insert(file, &h.name) {
+                self.err(
+                    &KeyPath::root()
+                        .key("hosts")
+                        .key(&h.name)
+                        .key("unlock")
+                        .key("initrd_known_hosts"),
+                    false,
+                    format!(
+                        "`{}` already pins the initrd key of host `{first}`",
+                        file.display()
+                    ),
+                    Some("each host's initrd key is pinned in a file of its own".into()),
                 );
             }
         }

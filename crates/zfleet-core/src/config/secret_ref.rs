@@ -38,6 +38,10 @@ impl SecretRef {
             if rest.is_empty() {
                 return Err("`pass:` needs an entry name, as in `pass:hosts/alpha`".into());
             }
+            // `pass show -x` would read the name as an option.
+            if rest.starts_with('-') {
+                return Err(format!("`{s}`: a pass entry name may not start with `-`"));
+            }
             return Ok(SecretRef::Pass(rest.to_string()));
         }
         if let Some(rest) = s.strip_prefix("file:") {
@@ -122,6 +126,10 @@ mod tests {
         );
         assert_eq!(SecretRef::parse("hunter2").unwrap_err(), "`hunter2` is not a secret reference; expected `op://vault/item/field`, `pass:NAME`, `file:/PATH`, `env:NAME` or `cmd:PROGRAM ARGS`");
         assert!(SecretRef::parse("op://nix/alpha").is_err());
+        assert_eq!(
+            SecretRef::parse("pass:--clip").unwrap_err(),
+            "`pass:--clip`: a pass entry name may not start with `-`"
+        );
         assert!(SecretRef::parse("file:relative").is_err());
         assert!(SecretRef::parse("cmd:'unbalanced").is_err());
     }

@@ -8,12 +8,15 @@
 pub mod quote;
 pub mod ssh;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretSlice};
 
 pub use ssh::{SshOptions, SshSessions, SshTarget};
 
@@ -87,6 +90,7 @@ impl Endpoint {
                 c.args(&argv.args);
                 // zfs and zpool messages are parsed; keep them in English.
                 c.env("LC_ALL", "C");
+                withhold_env(&mut c);
                 Ok(c)
             }
             Endpoint::Ssh(t) => t.command(argv),
@@ -135,7 +139,7 @@ impl Endpoint {
             source,
         })?;
         let mut guard = ChildGuard::new(child);
-        let out = guard.collect(opts.stdin.as_deref(), opts.timeout);
+        let out = guard.collect(opts.stdin.as_ref(), opts.timeout);
         match out {
             Ok(o) => {
                 if let Endpoint::Ssh(t) = self {
@@ -203,8 +207,9 @@ pub struct SpawnIo {
 pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Bytes written to the command's stdin, then closed. The only way secrets
-    /// reach a child process.
-    pub stdin: Option<Vec<u8>>,
+    /// reach a child process, so they are held as one: redacted in `Debug` and
+    /// zeroed when dropped (as is the writer thread's copy).
+    pub stdin: Option<SecretSlice<u8>>,
 }
 
 impl RunOptions {
@@ -323,6 +328,34 @@ impl ExecError {
     }
 }
 
+/// Names of environment variables no child process may inherit.
+static WITHHELD_ENV: RwLock<Vec<OsString>> = RwLock::new(Vec::new());
+
+/// Keeps the variable `name` of this process out of the environment of every
+/// child started from now on (local commands, ssh, secret providers).
+///
+/// A secret read from zfleet's own environment (`env:NAME`) must not leak into
+/// the `/proc/PID/environ` of every ssh and zfs process it starts. Removing it
+/// from our own environment instead would race with threads reading theirs.
+pub fn withhold_env_var(name: impl Into<OsString>) {
+    let name = name.into();
+    let mut list = WITHHELD_ENV.write().unwrap_or_else(|p| p.into_inner());
+    if !list.contains(&name) {
+        list.push(name);
+    }
+}
+
+/// Applies [`withhold_env_var`] to a command about to be started.
+pub fn withhold_env(cmd: &mut Command) {
+    for name in WITHHELD_ENV
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        cmd.env_remove(name);
+    }
+}
+
 /// A child process that is killed and reaped when dropped, unless it was waited for.
 #[derive(Debug)]
 pub struct ChildGuard {
@@ -403,7 +436,7 @@ impl ChildGuard {
 
     fn collect(
         &mut self,
-        stdin: Option<&[u8]>,
+        stdin: Option<&SecretSlice<u8>>,
         timeout: Option<Duration>,
     ) -> Result<Output, CollectError> {
         let Some(child) = self.child.as_mut() else {
@@ -413,13 +446,12 @@ impl ChildGuard {
         };
         let writer = match (stdin, child.stdin.take()) {
             (Some(bytes), Some(mut pipe)) => {
-                let bytes = bytes.to_vec();
+                let bytes = bytes.clone();
                 Some(thread::spawn(move || {
                     // A child that exits without reading is not our error to report;
                     // its exit status says what happened.
-                    let _ = pipe.write_all(&bytes);
-                    let mut bytes = bytes;
-                    bytes.iter_mut().for_each(|b| *b = 0);
+                    let _ = pipe.write_all(bytes.expose_secret());
+                    // Dropping `bytes` zeroes this copy.
                 }))
             }
             _ => None,
@@ -490,7 +522,7 @@ mod tests {
                 &Argv::new("cat"),
                 &RunOptions {
                     timeout: Some(Duration::from_secs(5)),
-                    stdin: Some(b"secret\n".to_vec()),
+                    stdin: Some(b"secret\n".to_vec().into()),
                 },
             )
             .unwrap();
@@ -525,6 +557,23 @@ mod tests {
         // The pid was reaped by the guard: /proc no longer has it (or it was reused,
         // which within this instant is practically impossible).
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn withheld_variables_never_reach_children() {
+        // A name no other test uses: the list is process-wide.
+        let name = "ZFLEET_TEST_WITHHELD_8";
+        let mut cmd = Endpoint::Local.command(&Argv::new("env")).unwrap();
+        cmd.env(name, "visible");
+        let out = cmd.output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+
+        withhold_env_var(name);
+        let mut cmd = Command::new("env");
+        cmd.env(name, "hidden");
+        withhold_env(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(name));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Keepalive probes: a cut cable is noticed after interval × 3.
     pub alive_interval: Duration,
+    /// Trust host keys from `known_hosts` and nowhere else: not the system-wide
+    /// file, not DNS. For pinned keys (an initrd's), where a key accepted from
+    /// anywhere else would defeat the pin.
+    pub pinned: bool,
 }
 
 impl Default for SshOptions {
@@ -38,6 +42,7 @@ impl Default for SshOptions {
             known_hosts: None,
             connect_timeout: Duration::from_secs(10),
             alive_interval: Duration::from_secs(5),
+            pinned: false,
         }
     }
 }
@@ -146,6 +151,13 @@ impl SshTarget {
             c.arg("-o")
                 .arg(format!("UserKnownHostsFile={}", k.display()));
         }
+        if o.pinned {
+            // Options on the command line win over ~/.ssh/config, so a user's
+            // config cannot widen the pin either.
+            c.args(["-o", "GlobalKnownHostsFile=/dev/null"])
+                .args(["-o", "VerifyHostKeyDNS=no"])
+                .args(["-o", "UpdateHostKeys=no"]);
+        }
         if let Some(id) = &o.identity {
             c.arg("-o").arg("IdentitiesOnly=yes").arg("-i").arg(id);
         }
@@ -154,6 +166,7 @@ impl SshTarget {
             c.arg("-l").arg(u);
         }
         c.env("LC_ALL", "C");
+        super::withhold_env(&mut c);
         c
     }
 
@@ -287,6 +300,83 @@ impl SshTarget {
         Ok(c)
     }
 
+    /// A session over the master connection that is already up, and over nothing
+    /// else: when the master is gone this fails instead of connecting anew.
+    /// With `argv` it runs that command; without, it asks for the login shell
+    /// (which is how an initrd's forced `cryptsetup-askpass` is reached).
+    ///
+    /// What is written to this session's stdin therefore only ever travels over
+    /// the connection whose host key [`connect`](Self::connect) verified.
+    pub fn mux_session(&self, argv: Option<&Argv>) -> Result<Command, ExecError> {
+        let line = match argv {
+            Some(a) => {
+                Some(
+                    quote::remote_command_line(a.words()).map_err(|e| ExecError::Refused {
+                        host: self.name.clone(),
+                        reason: format!("`{a}`: {e}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        if !self.is_connected() {
+            return Err(ExecError::Connection {
+                host: self.name.clone(),
+                address: self.shown_address(),
+                detail: "the verified connection is gone".into(),
+            });
+        }
+        let mut c = self.base_command();
+        c.arg("-T")
+            .arg("-o")
+            .arg("ControlMaster=no")
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.control_path().display()))
+            // ssh falls back to a connection of its own when the control socket
+            // does not answer; a proxy command that always fails turns that
+            // fallback into an error. A multiplexed session never runs it.
+            .arg("-o")
+            .arg("ProxyCommand=/bin/false")
+            .arg("--")
+            .arg(&self.address);
+        if let Some(line) = line {
+            c.arg(line);
+        }
+        Ok(c)
+    }
+
+    /// Whether the master connection is up (without starting one): asked of
+    /// the master itself, since a master killed hard leaves its socket behind.
+    pub fn is_connected(&self) -> bool {
+        let connected = *self.master.lock().unwrap_or_else(|p| p.into_inner());
+        connected && self.control_path().exists() && self.control("check")
+    }
+
+    /// Ends the master connection, if this run started one.
+    pub fn disconnect(&self) {
+        let mut connected = self.master.lock().unwrap_or_else(|p| p.into_inner());
+        if *connected {
+            self.control("exit");
+            *connected = false;
+        }
+        let _ = fs::remove_file(self.control_path());
+    }
+
+    /// `ssh -O COMMAND` to the master; whether it succeeded.
+    fn control(&self, command: &str) -> bool {
+        let mut c = Command::new(&self.options.program);
+        super::withhold_env(&mut c);
+        c.arg("-o")
+            .arg(format!("ControlPath={}", self.control_path().display()))
+            .args(["-O", command])
+            .arg(&self.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Turns an exit status of 255 (ssh's own failure) into a connection error.
     pub fn connection_error(&self, argv: &Argv, out: &Output) -> ExecError {
         let detail = out.stderr_text();
@@ -307,15 +397,7 @@ impl Drop for SshTarget {
         let started = *self.master.get_mut().unwrap_or_else(|p| p.into_inner());
         if started {
             // Ends the background master now rather than after ControlPersist.
-            let _ = Command::new(&self.options.program)
-                .arg("-o")
-                .arg(format!("ControlPath={}", self.control_path().display()))
-                .args(["-O", "exit"])
-                .arg(&self.address)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            self.control("exit");
         }
         let _ = fs::remove_file(self.control_path());
         let _ = fs::remove_file(self.log_path());

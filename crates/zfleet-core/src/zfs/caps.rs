@@ -28,6 +28,8 @@ pub struct Caps {
     pub resume: bool,
     /// `send -w` (encrypted datasets sent without their key).
     pub raw_send: bool,
+    /// Native encryption: `keystatus`, `zfs load-key`.
+    pub encryption: bool,
     /// `zfs holds` can list holds (`hold`/`release` exist everywhere).
     pub holds_listing: bool,
     pub allow: bool,
@@ -53,7 +55,7 @@ impl Caps {
             .nth(1)
             .and_then(|m| m.parse().ok())
             .unwrap_or(0);
-        // Raw sends arrived with native encryption in 0.8.
+        // Native encryption, and with it raw sends, arrived in 0.8.
         let raw = major >= 1 || minor >= 8;
         Self {
             dialect: Dialect::OpenZfs {
@@ -63,6 +65,7 @@ impl Caps {
             bookmarks: true,
             resume: true,
             raw_send: raw,
+            encryption: raw,
             holds_listing: true,
             allow: true,
             send_estimate: true,
@@ -78,6 +81,7 @@ impl Caps {
             bookmarks: false,
             resume: false,
             raw_send: false,
+            encryption: false,
             holds_listing: false,
             allow: false,
             send_estimate: false,
@@ -162,7 +166,7 @@ mod tests {
             "../../tests/fixtures/zfs-fuse/zpool-upgrade-v.txt"
         ));
         assert_eq!(c, Caps::legacy(Some(23)));
-        assert!(!c.list_parsable && !c.bookmarks && !c.resume && !c.raw_send);
+        assert!(!c.list_parsable && !c.bookmarks && !c.resume && !c.raw_send && !c.encryption);
         assert_eq!(c.describe(), "ZFS pool version 23 (zfs-fuse dialect)");
     }
 
@@ -176,7 +180,13 @@ mod tests {
             }
         );
         assert!(
-            c.list_parsable && c.bookmarks && c.resume && c.raw_send && c.holds_listing && c.allow
+            c.list_parsable
+                && c.bookmarks
+                && c.resume
+                && c.raw_send
+                && c.encryption
+                && c.holds_listing
+                && c.allow
         );
         let c = from_version_output("zfs-2.3.2-1~bpo12+1\nzfs-kmod-2.3.2-1~bpo12+1\n").unwrap();
         assert_eq!(c.describe(), "OpenZFS 2.3.2");

@@ -14,6 +14,7 @@ mod run;
 mod serve;
 mod snapshot;
 mod sync;
+mod unlock;
 
 use clap::Subcommand;
 use zfleet_core::Error;
@@ -35,6 +36,7 @@ pub enum Command {
     CheckSnapshots(check_snapshots::CheckSnapshotsArgs),
     CheckPools(check_pools::CheckPoolsArgs),
     Import(import::ImportArgs),
+    Unlock(unlock::UnlockArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -54,5 +56,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::CheckSnapshots(a) => check_snapshots::cmd_check_snapshots(&cli.global, &a),
         Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
         Command::Import(a) => import::cmd_import(&cli.global, &a),
+        Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
     }
 }

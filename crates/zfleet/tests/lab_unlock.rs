@@ -1,0 +1,953 @@
+//! `zfleet unlock` for LUKS hosts against simulated initrds in the lab.
+//!
+//! A simulated initrd is a second sshd in a lab host's namespaces, on the
+//! host's own address and port 22 (as the seed's NixOS initrd: same machine,
+//! its own host key), whose forced command plays `cryptsetup-askpass`: it
+//! prompts, reads a line, compares it with the expected passphrase and, when it
+//! matches, stops the initrd's sshd and starts the host's normal one, as a real
+//! initrd hands over to the booted system. zfleet runs on the lab's `backup`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fleet_file, start, zfleet, zfleet_bin, Run};
+use zfleet_lab::sim::{Host, Lab, LabSpec};
+
+const PASSPHRASE: &str = "correct horse battery staple 8";
+
+/// The forced command of the simulated initrd. `@DIR@` is its directory,
+/// `@HOST@` the host's. The passphrase is compared in the shell (`[` is a
+/// builtin), so it never appears in a process's arguments.
+const ASKPASS: &str = r#"#!/bin/sh
+# Simulated cryptsetup-askpass: prompt, read a line (a passphrase without a
+# newline does not count, as with cryptsetup), up to 3 tries per session.
+d=@DIR@
+echo session >> "$d/sessions"
+tries=0
+while [ "$tries" -lt 3 ]; do
+  printf 'Enter passphrase for /dev/disk/by-partlabel/cryptroot: '
+  if ! IFS= read -r line; then
+    echo "cryptsetup: no passphrase read" >&2
+    exit 1
+  fi
+  tries=$((tries + 1))
+  echo attempt >> "$d/attempts"
+  sleep 0.3
+  if [ "$line" = "$(cat "$d/expected")" ]; then
+    echo accepted >> "$d/accepted"
+    # A test may make the boot stall: the initrd stays, or the system never comes.
+    [ -e "$d/stay" ] && exit 0
+    # Leaving the initrd: its sshd goes away, the booted system's starts.
+    p=$(cat "$d/sshd.pid")
+    kill "$p"
+    i=0
+    while kill -0 "$p" 2>/dev/null && [ "$i" -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+    [ -e "$d/no-boot" ] && exit 0
+    /usr/sbin/sshd -f @HOST@/ssh/sshd_config -E @HOST@/ssh/sshd.log
+    exit 0
+  fi
+  echo "No key available with this passphrase." >&2
+done
+exit 2
+"#;
+
+/// A lab host waiting in its (simulated) initrd.
+struct Initrd<'a> {
+    host: &'a Host,
+    dir: PathBuf,
+}
+
+impl<'a> Initrd<'a> {
+    fn start(host: &'a Host, expected: &str) -> Self {
+        let dir = host.dir().join("initrd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = Initrd { host, dir };
+        write(&me.dir.join("expected"), expected, 0o600);
+        let script = ASKPASS
+            .replace("@DIR@", &me.dir.display().to_string())
+            .replace("@HOST@", &host.dir().display().to_string());
+        write(&me.dir.join("askpass"), &script, 0o755);
+        let cfg = format!(
+            "ListenAddress {addr}:22\n\
+             HostKey {d}/host_key\n\
+             PidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {h}/ssh/authorized_keys/%u\n\
+             PermitRootLogin prohibit-password\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             UsePAM no\n\
+             StrictModes no\n\
+             UseDNS no\n\
+             PrintMotd no\n\
+             PrintLastLog no\n\
+             ForceCommand {d}/askpass\n\
+             LogLevel VERBOSE\n",
+            addr = host.addr(),
+            d = me.dir.display(),
+            h = host.dir().display()
+        );
+        write(&me.dir.join("sshd_config"), &cfg, 0o644);
+        me.new_key();
+        // The booted system is not running yet.
+        host.stop_sshd().unwrap();
+        me.start_sshd();
+        me
+    }
+
+    fn new_key(&self) {
+        let key = self.dir.join("host_key");
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "initrd", "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn start_sshd(&self) {
+        let log = self.dir.join("sshd.log");
+        let before = count(&log, "Server listening on");
+        self.host
+            .run(
+                self.host
+                    .command("/usr/sbin/sshd")
+                    .arg("-f")
+                    .arg(self.dir.join("sshd_config"))
+                    .arg("-E")
+                    .arg(&log),
+            )
+            .unwrap();
+        wait_for(Duration::from_secs(10), || {
+            count(&log, "Server listening on") > before
+        });
+    }
+
+    /// A new host key, as after a reinstall (or an impostor).
+    fn rekey(&self) {
+        self.host
+            .sh(&format!("kill $(cat {}/sshd.pid)", self.dir.display()))
+            .unwrap();
+        wait_for(Duration::from_secs(10), || {
+            self.host
+                .sh(&format!(
+                    "! kill -0 $(cat {}/sshd.pid) 2>/dev/null",
+                    self.dir.display()
+                ))
+                .is_ok()
+        });
+        self.new_key();
+        self.start_sshd();
+    }
+
+    /// `SHA256:…`, as the admin reads it on the host.
+    fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.join("host_key.pub"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+
+    fn attempts(&self) -> usize {
+        count(&self.dir.join("attempts"), "attempt")
+    }
+
+    fn accepted(&self) -> usize {
+        count(&self.dir.join("accepted"), "accepted")
+    }
+
+    fn sessions(&self) -> usize {
+        count(&self.dir.join("sessions"), "session")
+    }
+
+    /// Authenticated connections to the initrd's sshd.
+    fn connections(&self) -> usize {
+        count(&self.dir.join("sshd.log"), "Accepted publickey")
+    }
+}
+
+fn write(p: &Path, text: &str, mode: u32) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn count(file: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(file)
+        .map(|t| t.matches(needle).count())
+        .unwrap_or(0)
+}
+
+fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lab and its fleet file: `clients` get an unlock section with `secret`,
+/// and `NAME-initrd` resolves to their address on `backup` (zfleet's host), so
+/// the default initrd address works.
+fn lab_with_unlock(secret_for: impl Fn(&str) -> String, extra: &str) -> (Lab, PathBuf) {
+    let lab = start(&LabSpec::seed().faketime(false));
+    let backup = lab.host("backup").unwrap();
+    let mut toml = String::new();
+    for c in ["client1", "client2"] {
+        let h = lab.host(c).unwrap();
+        backup
+            .sh(&format!("echo '{} {c}-initrd' >> /etc/hosts", h.addr()))
+            .unwrap();
+        toml.push_str(&format!(
+            "[hosts.{c}.unlock]\nmethod = \"luks-initrd\"\nsecret = \"{}\"\ntimeout = \"30s\"\n\n",
+            secret_for(c)
+        ));
+    }
+    toml.push_str(extra);
+    let fleet = fleet_file(&lab, &toml);
+    (lab, fleet)
+}
+
+fn secret_file(lab: &Lab, name: &str, content: &str) -> String {
+    let p = lab.dir().join("secrets").join(name);
+    write(&p, &format!("{content}\n"), 0o600);
+    format!("file:{}", p.display())
+}
+
+fn pin(lab: &Lab, fleet: &Path, initrd: &Initrd<'_>) {
+    let backup = lab.host("backup").unwrap();
+    let run = zfleet(
+        backup,
+        fleet,
+        &[
+            "unlock",
+            "--pin",
+            initrd.host.name(),
+            "--fingerprint",
+            &initrd.fingerprint(),
+        ],
+    )
+    .ok();
+    assert!(
+        run.stdout.contains("Pinned ED25519 SHA256:"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// The cells of `host`'s row in a table (columns are two or more spaces apart).
+fn row<'a>(table: &'a str, host: &str) -> Vec<&'a str> {
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no row for {host} in\n{table}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn report<'v>(v: &'v serde_json::Value, host: &str) -> &'v serde_json::Value {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["host"] == host)
+        .unwrap_or_else(|| panic!("no report for {host} in {v}"))
+}
+
+/// Every process's arguments and environment, as (pid, ppid, cmdline, environ).
+fn processes() -> Vec<(u32, u32, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let ppid = std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let after = s.rsplit(')').next()?.to_string();
+                after.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0);
+        out.push((pid, ppid, cmdline, environ));
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Runs zfleet on `host` while scanning every process's cmdline and environ
+/// for `secret` until it exits. `exempt` pids (and their direct children) are
+/// allowed to hold it in their environment: the shell that was given it.
+fn run_scanning(
+    host: &Host,
+    fleet: &Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    secret: &str,
+) -> (Run, usize) {
+    let mut cmd = host.command(zfleet_bin());
+    cmd.arg("--config")
+        .arg(fleet)
+        .arg("--host")
+        .arg(host.name())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let launcher = child.id();
+    let mut ssh_seen = 0;
+    let done = std::thread::scope(|s| {
+        let waiter = s.spawn(move || child.wait_with_output().unwrap());
+        while !waiter.is_finished() {
+            let procs = processes();
+            // The launcher (nsenter) and its child (zfleet) were handed the
+            // variable by the test, as a user's shell would. So is, for a
+            // moment, every fork of zfleet before it execs its program (the
+            // fork is a copy of zfleet, same command line); what it execs is not.
+            let mut exempt: Vec<u32> = vec![launcher];
+            loop {
+                let more: Vec<u32> = procs
+                    .iter()
+                    .filter(|(pid, ppid, cmdline, _)| {
+                        !exempt.contains(pid)
+                            && exempt.contains(ppid)
+                            && (*ppid == launcher
+                                || procs.iter().any(|(p, _, c, _)| p == ppid && c == cmdline))
+                    })
+                    .map(|(pid, ..)| *pid)
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                exempt.extend(more);
+            }
+            for (pid, ppid, cmdline, environ) in &procs {
+                assert!(
+                    !contains(cmdline, secret),
+                    "the secret is in the arguments of pid {pid}: {}",
+                    String::from_utf8_lossy(cmdline)
+                );
+                if !exempt.contains(pid) {
+                    assert!(
+                        !contains(environ, secret),
+                        "the secret is in the environment of pid {pid}, ppid {ppid}, launcher {launcher} ({})",
+                        String::from_utf8_lossy(cmdline)
+                    );
+                }
+                if contains(cmdline, "ControlPath=") {
+                    ssh_seen += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        waiter.join().unwrap()
+    });
+    let run = Run {
+        code: done.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+    };
+    (run, ssh_seen)
+}
+
+/// Every file below `dir` except `allowed`, searched for `secret`.
+fn files_containing(dir: &Path, secret: &str, allowed: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if !p.ends_with("root") && !p.ends_with("vdev") {
+                    stack.push(p);
+                }
+            } else if ft.is_file() && !allowed.contains(&p) {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    if contains(&bytes, secret) {
+                        found.push(p);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn right_passphrase_unlocks_and_nothing_leaks() {
+    let secret_path = |lab: &Lab| lab.dir().join("secrets/client1");
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    // The fleet above has empty secrets; rewrite it with a file secret now
+    // that the lab directory is known.
+    let secret = secret_file(&lab, "client1", PASSPHRASE);
+    let text = std::fs::read_to_string(&fleet).unwrap().replacen(
+        "secret = \"\"",
+        &format!("secret = \"{secret}\""),
+        2,
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let initrd = Initrd::start(c1, PASSPHRASE);
+    pin(&lab, &fleet, &initrd);
+
+    let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]);
+    assert_eq!(st.code, 4, "not up yet: {}", st.stdout);
+    assert_eq!(report(&st.json(), "client1")["state"], "initrd");
+    let conns_before = initrd.connections();
+
+    let (run, ssh_seen) = run_scanning(
+        backup,
+        &fleet,
+        &["-vv", "unlock", "--json", "client1"],
+        &[],
+        PASSPHRASE,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        ssh_seen > 0,
+        "the scan ran while zfleet's ssh processes did"
+    );
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let r = report(&v, "client1");
+    assert_eq!(r["outcome"], "unlocked", "{r}");
+    assert_eq!(r["attempts"], 1);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("the initrd went away and client1 answered on root@"),
+        "{r}"
+    );
+    assert_eq!((initrd.attempts(), initrd.accepted()), (1, 1));
+    // Verified first, then sent over that same connection: one authentication.
+    assert_eq!(initrd.connections() - conns_before, 1);
+    // Logs at -vv say what happened, never the secret.
+    assert!(run.stderr.contains("passphrase sent"), "{}", run.stderr);
+    assert!(!run.stdout.contains(PASSPHRASE) && !run.stderr.contains(PASSPHRASE));
+    // No file of the lab holds it but the two that must: the secret file and
+    // the simulated initrd's own copy.
+    let leaks = files_containing(
+        lab.dir(),
+        PASSPHRASE,
+        &[secret_path(&lab), initrd.dir.join("expected")],
+    );
+    assert!(leaks.is_empty(), "the secret is in {leaks:?}");
+
+    let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]).ok();
+    assert_eq!(report(&st.json(), "client1")["state"], "up");
+    // The run is in backup's state database (which the scan above covered).
+    let state = zfleet_core::state::State::open(&backup.dir().join("var-lib-zfleet")).unwrap();
+    let runs: Vec<(String, Option<String>, Option<String>, String)> = state
+        .recent_runs(10)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, r.client, r.source, r.result))
+        .collect();
+    assert_eq!(
+        runs,
+        [(
+            "unlock".to_string(),
+            Some("client1".to_string()),
+            Some("luks-initrd".to_string()),
+            "unlocked".to_string()
+        )]
+    );
+    // And unlocking an unlocked host does nothing.
+    let again = zfleet(backup, &fleet, &["unlock", "--json", "client1"]).ok();
+    assert_eq!(report(&again.json(), "client1")["outcome"], "already-up");
+    assert_eq!(initrd.attempts(), 1);
+}
+
+#[test]
+fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let secret = secret_file(&lab, "client1", "not the passphrase");
+    let text = std::fs::read_to_string(&fleet).unwrap().replacen(
+        "secret = \"\"",
+        &format!("secret = \"{secret}\""),
+        2,
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let initrd = Initrd::start(c1, PASSPHRASE);
+    pin(&lab, &fleet, &initrd);
+
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("client1  luks-initrd  wrong passphrase  wrong passphrase: the initrd of client1 rejected it (No key available with this passphrase.); sent 1 time, retries = 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("1 of 1 host still locked"),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("hint (client1): check the secret `file:"));
+    assert_eq!(initrd.attempts(), 1, "retries = 0: sent exactly once");
+    assert_eq!(initrd.sessions(), 1);
+
+    let run = zfleet(
+        backup,
+        &fleet,
+        &["unlock", "--json", "--retries", "1", "client1"],
+    );
+    assert_eq!(run.code, 4);
+    let v = run.json();
+    let r = report(&v, "client1");
+    assert_eq!(
+        (r["outcome"].as_str(), r["step"].as_str()),
+        (Some("rejected"), Some("send"))
+    );
+    assert_eq!(r["attempts"], 2);
+    assert_eq!(initrd.attempts(), 3, "one more try, not more");
+    assert_eq!(initrd.accepted(), 0);
+
+    // Still waiting in its initrd.
+    let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]);
+    assert_eq!(report(&st.json(), "client1")["state"], "initrd");
+}
+
+#[test]
+fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
+    // A command provider that leaves a mark when asked.
+    let marker = std::env::temp_dir().join(format!("zfleet-unlock-asked-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let script = lab.dir().join("secrets/provider");
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\ntouch {}\necho '{PASSPHRASE}'\n",
+            marker.display()
+        ),
+        0o755,
+    );
+    let text = std::fs::read_to_string(&fleet).unwrap().replacen(
+        "secret = \"\"",
+        &format!("secret = \"cmd:{}\"", script.display()),
+        2,
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let initrd = Initrd::start(c1, PASSPHRASE);
+
+    // Nothing pinned yet: refused, with the way to pin.
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    assert_eq!(run.code, 4);
+    assert!(run.stdout.contains("failed (host key)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no initrd key is pinned in"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("zfleet unlock --pin client1"),
+        "{}",
+        run.stdout
+    );
+
+    pin(&lab, &fleet, &initrd);
+    initrd.rekey();
+    let conns = initrd.connections();
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("failed (host key)")
+            && run
+                .stdout
+                .contains("presented a host key that is not the one pinned in")
+            && run.stdout.contains("refusing to send the passphrase"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("presented: ED25519 {}", initrd.fingerprint())),
+        "the presented key's fingerprint is shown: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("re-pin") || run.stdout.contains("zfleet unlock --pin client1"));
+    // The secret was never fetched, nothing reached askpass, no login happened.
+    assert!(!marker.exists(), "the provider was asked");
+    assert_eq!((initrd.sessions(), initrd.attempts()), (0, 0));
+    assert_eq!(initrd.connections(), conns);
+
+    let st = zfleet(backup, &fleet, &["unlock", "--status", "client1"]);
+    assert!(st.stdout.contains("host key mismatch"), "{}", st.stdout);
+
+    // Re-pinning after checking the new fingerprint makes it work.
+    pin(&lab, &fleet, &initrd);
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]).ok();
+    assert!(run.stdout.contains("unlocked"), "{}", run.stdout);
+    assert!(marker.exists());
+    let _ = std::fs::remove_file(&marker);
+}
+
+#[test]
+fn unreachable_host_times_out_with_its_name_and_others_proceed() {
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let secret = secret_file(&lab, "shared", PASSPHRASE);
+    let text = std::fs::read_to_string(&fleet)
+        .unwrap()
+        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, c2, backup) = (
+        lab.host("client1").unwrap(),
+        lab.host("client2").unwrap(),
+        lab.host("backup").unwrap(),
+    );
+    let i1 = Initrd::start(c1, PASSPHRASE);
+    let i2 = Initrd::start(c2, PASSPHRASE);
+    pin(&lab, &fleet, &i1);
+    pin(&lab, &fleet, &i2);
+    c2.link_down().unwrap();
+
+    let started = Instant::now();
+    let run = zfleet(backup, &fleet, &["unlock"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("client1  luks-initrd  unlocked"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("client2  luks-initrd  failed (connect)  neither client2 nor its initrd answered: host `client2`"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("did not answer within"),
+        "{}",
+        run.stdout
+    );
+    // The lab's connect_timeout is 5s; both addresses are tried at once.
+    assert!(took < Duration::from_secs(25), "took {took:?}");
+    assert_eq!(i2.attempts(), 0);
+}
+
+#[test]
+fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
+    let (lab, fleet) = lab_with_unlock(|_| "op://lab/initrd/passphrase".into(), "");
+    // A stand-in `op` on PATH that follows `op read REF`.
+    let bin = lab.dir().join("bin");
+    write(
+        &bin.join("op"),
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {calls}\n[ \"$1\" = read ] && [ \"$2\" = op://lab/initrd/passphrase ] || {{ echo \"[ERROR] 2026/01/01 00:00:00 could not read secret '$2': isn't an item\" >&2; exit 1; }}\ncat {item}; echo\n",
+            calls = bin.join("op.calls").display(),
+            item = bin.join("item").display()
+        ),
+        0o755,
+    );
+    write(&bin.join("item"), PASSPHRASE, 0o600);
+    let (c1, c2, backup) = (
+        lab.host("client1").unwrap(),
+        lab.host("client2").unwrap(),
+        lab.host("backup").unwrap(),
+    );
+    let i1 = Initrd::start(c1, PASSPHRASE);
+    let i2 = Initrd::start(c2, PASSPHRASE);
+    pin(&lab, &fleet, &i1);
+    pin(&lab, &fleet, &i2);
+
+    let mut cmd = backup.command(zfleet_bin());
+    let path = cmd
+        .get_envs()
+        .find(|(k, _)| *k == "PATH")
+        .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let out = cmd
+        .env("PATH", format!("{}:{path}", bin.display()))
+        .arg("--config")
+        .arg(&fleet)
+        .arg("--host")
+        .arg("backup")
+        .args(["unlock", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for h in ["client1", "client2"] {
+        assert_eq!(report(&v, h)["outcome"], "unlocked", "{v}");
+    }
+    let calls = std::fs::read_to_string(bin.join("op.calls")).unwrap();
+    assert_eq!(
+        calls, "read op://lab/initrd/passphrase\n",
+        "signed in and read once"
+    );
+    assert_eq!((i1.accepted(), i2.accepted()), (1, 1));
+}
+
+#[test]
+fn env_secret_stays_out_of_every_child_environment() {
+    let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_PASSPHRASE".into(), "");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let initrd = Initrd::start(c1, PASSPHRASE);
+    pin(&lab, &fleet, &initrd);
+    let (run, ssh_seen) = run_scanning(
+        backup,
+        &fleet,
+        &["unlock", "client1"],
+        &[("ZFLEET_LAB_PASSPHRASE", PASSPHRASE)],
+        PASSPHRASE,
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(ssh_seen > 0);
+    assert_eq!(initrd.accepted(), 1);
+}
+
+#[test]
+fn status_and_dry_run_touch_no_secret() {
+    let marker = std::env::temp_dir().join(format!("zfleet-status-asked-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // backup (where zfleet runs) has an encrypted dataset, but zfs-fuse.
+    let (lab, fleet) = lab_with_unlock(
+        |_| String::new(),
+        "[hosts.backup.unlock]\nmethod = \"zfs\"\nsecret = \"\"\nencryption_roots = [\"zstorage/backups\"]\n",
+    );
+    let script = lab.dir().join("secrets/provider");
+    write(
+        &script,
+        &format!("#!/bin/sh\ntouch {}\necho x\n", marker.display()),
+        0o755,
+    );
+    let text = std::fs::read_to_string(&fleet).unwrap().replace(
+        "secret = \"\"",
+        &format!("secret = \"cmd:{}\"", script.display()),
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let initrd = Initrd::start(c1, PASSPHRASE);
+    pin(&lab, &fleet, &initrd);
+
+    let st = zfleet(backup, &fleet, &["unlock", "--status"]);
+    assert_eq!(st.code, 4, "{}", st.stdout);
+    assert_eq!(
+        row(&st.stdout, "client1")[2..],
+        [
+            "initrd",
+            "waiting in the initrd on root@client1-initrd:22 (pinned key verified)"
+        ],
+        "{}",
+        st.stdout
+    );
+    assert_eq!(row(&st.stdout, "client2")[2], "up", "{}", st.stdout);
+    assert!(row(&st.stdout, "client2")[3].starts_with("answers on root@"));
+    assert_eq!(
+        row(&st.stdout, "backup")[2..],
+        [
+            "error",
+            "backup runs ZFS pool version 23 (zfs-fuse dialect), which has no native encryption"
+        ],
+        "{}",
+        st.stdout
+    );
+
+    // client2 is booted: its address offers the everyday key, which must not
+    // be pinned as its initrd's.
+    let refused = zfleet(backup, &fleet, &["unlock", "--pin", "client2", "--yes"]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the key of client2's booted system")
+            && refused.stderr.contains("Nothing was pinned"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!lab.dir().join("initrd_known_hosts/client2").exists());
+
+    let dry = zfleet(backup, &fleet, &["unlock", "--dry-run"]);
+    assert_eq!(dry.code, 4, "backup cannot be unlocked: {}", dry.stdout);
+    assert_eq!(
+        row(&dry.stdout, "client1")[2],
+        "would unlock",
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        row(&dry.stdout, "client2")[2],
+        "already up",
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        row(&dry.stdout, "backup")[2],
+        "failed (probe)",
+        "{}",
+        dry.stdout
+    );
+    assert!(!marker.exists());
+    assert_eq!(initrd.sessions(), 0);
+}
+
+/// The session that carries a passphrase rides on the verified master
+/// connection or fails: ssh's fallback to a connection of its own is blocked.
+#[test]
+fn a_session_never_opens_a_connection_of_its_own() {
+    use zfleet_core::exec::{Argv, SshOptions, SshSessions, SshTarget};
+    let lab = start(&LabSpec::seed().faketime(false));
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (key, known) = (
+        lab.user_key().to_path_buf(),
+        lab.known_hosts().to_path_buf(),
+    );
+    let addr = c1.addr().to_string();
+    let before = c1.ssh_connections().unwrap();
+    let (with_master, without_master) = backup
+        .with_network(move || {
+            let t = SshTarget::new(
+                "client1",
+                addr,
+                Some("root".into()),
+                22,
+                SshOptions {
+                    identity: Some(key),
+                    known_hosts: Some(known),
+                    connect_timeout: Duration::from_secs(5),
+                    pinned: true,
+                    ..SshOptions::default()
+                },
+                SshSessions::new().unwrap(),
+            );
+            t.connect().unwrap();
+            let ok = t
+                .mux_session(Some(&Argv::new("echo").arg("over the master")))
+                .unwrap()
+                .output()
+                .unwrap();
+            // Built while the master was up, run after it is gone.
+            let mut late = t.mux_session(Some(&Argv::new("true"))).unwrap();
+            t.disconnect();
+            assert!(!t.is_connected());
+            let refused = late.output().unwrap();
+            assert!(t.mux_session(None).is_err(), "no master, no session");
+            (ok, refused)
+        })
+        .unwrap();
+    assert!(with_master.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&with_master.stdout),
+        "over the master\n"
+    );
+    assert_eq!(without_master.status.code(), Some(255));
+    // One login in all: the master's.
+    assert_eq!(c1.ssh_connections().unwrap() - before, 1);
+}
+
+/// After the passphrase, zfleet looks for the result and says which part of
+/// the hand-over did not happen.
+#[test]
+fn confirmation_says_which_step_failed() {
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let secret = secret_file(&lab, "shared", PASSPHRASE);
+    let text = std::fs::read_to_string(&fleet)
+        .unwrap()
+        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
+    std::fs::write(&fleet, text).unwrap();
+    let (c1, c2, backup) = (
+        lab.host("client1").unwrap(),
+        lab.host("client2").unwrap(),
+        lab.host("backup").unwrap(),
+    );
+    let i1 = Initrd::start(c1, PASSPHRASE);
+    let i2 = Initrd::start(c2, PASSPHRASE);
+    pin(&lab, &fleet, &i1);
+    pin(&lab, &fleet, &i2);
+    // client1's initrd accepts but stays; client2's goes, but nothing boots.
+    write(&i1.dir.join("stay"), "", 0o644);
+    write(&i2.dir.join("no-boot"), "", 0o644);
+
+    let started = Instant::now();
+    let run = zfleet(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(40));
+    let v = run.json();
+    let r1 = report(&v, "client1");
+    assert_eq!(
+        (r1["outcome"].as_str(), r1["step"].as_str()),
+        (Some("failed"), Some("confirm"))
+    );
+    assert!(
+        r1["message"].as_str().unwrap().contains(
+            "the passphrase was sent, but the initrd of client1 still answered on root@client1-initrd:22 with its pinned key after 8s"
+        ),
+        "{r1}"
+    );
+    let r2 = report(&v, "client2");
+    assert_eq!(
+        (r2["outcome"].as_str(), r2["step"].as_str()),
+        (Some("failed"), Some("confirm"))
+    );
+    assert!(
+        r2["message"].as_str().unwrap().contains(
+            "the passphrase was accepted and the initrd went away, but client2 did not answer on root@"
+        ),
+        "{r2}"
+    );
+    assert_eq!((i1.accepted(), i2.accepted()), (1, 1));
+
+    // A provider that fails: named with host and reference, nothing sent.
+    let failing = lab.dir().join("secrets/failing");
+    write(
+        &failing,
+        "#!/bin/sh\necho 'vault is locked' >&2\nexit 3\n",
+        0o755,
+    );
+    let text = std::fs::read_to_string(&fleet).unwrap().replace(
+        &format!("secret = \"{secret}\""),
+        &format!("secret = \"cmd:{}\"", failing.display()),
+    );
+    std::fs::write(&fleet, text).unwrap();
+    std::fs::remove_file(i1.dir.join("stay")).unwrap();
+    let sessions = i1.sessions();
+    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        run.stdout.contains(&format!(
+            "failed (secret)  could not get the secret for client1: `cmd:{f}`: `{f}` failed (exit status 3): vault is locked",
+            f = failing.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
+}
