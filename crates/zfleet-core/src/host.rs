@@ -148,6 +148,25 @@ impl Host {
         })
     }
 
+    /// Several trees in one command (one round trip for all of a client's
+    /// datasets). Fails if any root is missing.
+    pub fn observe_many(&self, roots: &[&DatasetName], extra: &[String]) -> Result<Listing, Error> {
+        let caps = self.caps()?;
+        let argv = cmd::observe_roots(caps, roots, extra);
+        let out = self.query(&argv)?;
+        let text = out.stdout_text();
+        let parsed = if caps.list_parsable {
+            Listing::from_list(&text, extra)
+        } else {
+            Listing::from_get(&text, extra)
+        };
+        parsed.map_err(|source| Error::Parse {
+            host: self.name.clone(),
+            cmdline: argv.to_string(),
+            source,
+        })
+    }
+
     /// Like [`observe_with`](Self::observe_with), but a missing root is `None`.
     pub fn observe_if_exists(
         &self,

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::exec::{replicate, JobReport, JobSpec, Options, Outcome};
+use super::exec::{replicate_observed, JobReport, JobSpec, Options, Outcome};
 use crate::config::{Fleet, Job};
 use crate::exec::SshSessions;
 use crate::host::Host;
@@ -142,6 +142,13 @@ fn run_peer(
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> ClientReport {
+    // One listing of all this peer's source datasets; each job falls back to
+    // its own if that fails (a dataset missing on the client, say).
+    let prefetched = jobs.first().and_then(|first| {
+        let roots: Vec<&crate::zfs::DatasetName> = jobs.iter().map(|j| &j.source).collect();
+        let extra = [super::exec::base_marker(&first.server)];
+        source.observe_many(&roots, &extra).ok()
+    });
     let mut reports = Vec::new();
     for job in jobs {
         let spec = JobSpec {
@@ -174,7 +181,9 @@ fn run_peer(
             .map_err(|e| tracing::warn!("{e}"))
             .ok()
         });
-        let report = replicate(source, target, &spec, opts, progress);
+        // Each job changes only its own dataset on the source, so the one
+        // listing stays right for the others.
+        let report = replicate_observed(source, target, &spec, opts, progress, prefetched.clone());
         if let (Some(s), Some(id)) = (state, run_id) {
             let (result, error) = match &report.outcome {
                 Outcome::UpToDate => ("up_to_date", None),

@@ -177,6 +177,20 @@ pub fn replicate(
     opts: &Options,
     progress: &dyn Progress,
 ) -> JobReport {
+    replicate_observed(src, dst, job, opts, progress, None)
+}
+
+/// Like [`replicate`], starting from a listing of the source made moments
+/// before (one listing for all of a client's datasets saves a round trip per
+/// dataset). It must hold the job's source and the base marker property.
+pub fn replicate_observed(
+    src: &Host,
+    dst: &Host,
+    job: &JobSpec,
+    opts: &Options,
+    progress: &dyn Progress,
+    source: Option<Listing>,
+) -> JobReport {
     let start = Instant::now();
     let mut report = JobReport::new(
         &job.label,
@@ -184,7 +198,7 @@ pub fn replicate(
         format!("{}:{}", dst.name, job.target),
         Outcome::UpToDate,
     );
-    if let Err(e) = run(src, dst, job, opts, progress, &mut report) {
+    if let Err(e) = run(src, dst, job, opts, progress, &mut report, source) {
         report.outcome = Outcome::Failed {
             message: e.to_string(),
         };
@@ -200,6 +214,7 @@ fn run(
     opts: &Options,
     progress: &dyn Progress,
     report: &mut JobReport,
+    mut observed: Option<Listing>,
 ) -> Result<(), Error> {
     let marker = base_marker(&job.marker);
     let src_caps = src.caps()?.clone();
@@ -217,7 +232,11 @@ fn run(
 
     // At most twice: a stale resume token is discarded and the plan made again.
     for attempt in 0..2 {
-        let src_l = src.observe_with(&job.source, std::slice::from_ref(&marker))?;
+        // A sync snapshot was just taken: an earlier listing lacks it.
+        let src_l = match observed.take().filter(|_| !job.sync_snapshot) {
+            Some(l) => l,
+            None => src.observe_with(&job.source, std::slice::from_ref(&marker))?,
+        };
         let mut dst_extra = vec![marker.clone()];
         if matches!(dst_caps.dialect, crate::zfs::Dialect::OpenZfs { .. }) {
             dst_extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
