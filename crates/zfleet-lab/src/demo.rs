@@ -72,7 +72,13 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     step(
         "A lab fleet: two clients and one backup server, each with its own zfs-fuse pool and sshd",
     );
-    let lab = Lab::start(&LabSpec::seed().faketime(false)).context("the lab did not start")?;
+    let lab = Lab::start(&LabSpec::seed()).context("the lab did not start")?;
+    // Every host's clock starts at the same moment, a minute before the hour,
+    // so the snapshot policy has something due and, an hour later, more.
+    let t0: i64 = 1_795_687_140; // 2026-11-26 09:59:00 UTC
+    for h in lab.hosts() {
+        h.set_time(t0)?;
+    }
     for h in lab.hosts() {
         println!(
             "  {:8} {}  (enter: {})",
@@ -95,22 +101,26 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     println!("  {}", fleet.display());
     zfleet(backup, bin, &fleet, &["check"])?;
 
-    step("Data on the clients, and a first snapshot");
+    step("Data on the clients, and the policy's snapshots (sanoid's names, hourly/daily/monthly/yearly)");
     let mb = opts.megabytes;
     for c in [c1, c2] {
         sh(c, &format!("cd \"$(zfs get -H -o value mountpoint zroot/persistSave)\" && head -c {mb}M /dev/urandom > data.bin && echo hello from {} > hello.txt", c.name()))?;
-        sh(c, "zfs snapshot zroot/persistSave@demo-1")?;
+        zfleet(c, bin, &fleet, &["run"])?;
     }
 
     step("Every host's datasets, listed over ssh from the backup server");
     zfleet(backup, bin, &fleet, &["list"])?;
 
-    step("The first backup: a full send of each client's oldest snapshot");
+    step("The first backup: a full send of each client's oldest snapshot, then every later one incrementally");
     zfleet(backup, bin, &fleet, &["backup"])?;
 
-    step("More data, a second snapshot, and an incremental backup");
+    step("An hour later: more data, the next hourly snapshot, an incremental backup");
+    for h in lab.hosts() {
+        h.set_time(t0 + 3600)?;
+    }
     for c in [c1, c2] {
-        sh(c, "cd \"$(zfs get -H -o value mountpoint zroot/persistSave)\" && head -c 1M /dev/urandom >> data.bin && date > changed.txt && zfs snapshot zroot/persistSave@demo-2")?;
+        sh(c, "cd \"$(zfs get -H -o value mountpoint zroot/persistSave)\" && head -c 1M /dev/urandom >> data.bin && date > changed.txt")?;
+        zfleet(c, bin, &fleet, &["run"])?;
     }
     zfleet(backup, bin, &fleet, &["backup"])?;
 
@@ -132,6 +142,10 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         }
         println!("  {}: 3 files identical", c.name());
     }
+
+    step("The backup server prunes what it received by its own retention (daily 14, monthly 6, yearly 1), never the newest common snapshot");
+    zfleet(backup, bin, &fleet, &["run", "--dry-run"])?;
+    zfleet(backup, bin, &fleet, &["run"])?;
 
     step("What the backup server now holds");
     zfleet(backup, bin, &fleet, &["list", "--snapshots", "backup"])?;
