@@ -189,6 +189,7 @@ fn run_peer(
                 Outcome::UpToDate => ("up_to_date", None),
                 Outcome::Sent => ("ok", None),
                 Outcome::Planned => ("planned", None),
+                Outcome::NothingToSend { message } => ("no_snapshots", Some(message.as_str())),
                 Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
                 Outcome::Failed { message } => ("failed", Some(message.as_str())),
             };

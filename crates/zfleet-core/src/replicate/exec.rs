@@ -87,6 +87,10 @@ pub enum Outcome {
         message: String,
         hint: String,
     },
+    /// The source has no snapshot yet (a new client before its first `zfleet run`).
+    NothingToSend {
+        message: String,
+    },
     Failed {
         message: String,
     },
@@ -129,7 +133,7 @@ impl JobReport {
     pub fn ok(&self) -> bool {
         matches!(
             self.outcome,
-            Outcome::UpToDate | Outcome::Sent | Outcome::Planned
+            Outcome::UpToDate | Outcome::Sent | Outcome::Planned | Outcome::NothingToSend { .. }
         )
     }
 }
@@ -262,6 +266,14 @@ fn run(
                         )?;
                     }
                 }
+                return Ok(());
+            }
+            // A client whose first snapshot is still to come is not an error:
+            // it is reported, and the run goes on.
+            Plan::Refused(r @ plan::Refusal::NoSourceSnapshots) => {
+                report.outcome = Outcome::NothingToSend {
+                    message: r.message(&report.source, &report.target),
+                };
                 return Ok(());
             }
             Plan::Refused(r) => {

@@ -104,6 +104,10 @@ pub fn print_summary(r: &BackupReport) {
                 Outcome::UpToDate => "up to date".to_string(),
                 Outcome::Sent => "ok".to_string(),
                 Outcome::Planned => format!("would run: {}", j.steps.join("; ")),
+                Outcome::NothingToSend { message } => {
+                    notes.push(format!("{}: {message}; it is backed up once it has one (zfleet run takes the policy's snapshots)", j.label));
+                    "no snapshot yet".to_string()
+                }
                 Outcome::Refused { message, hint } => {
                     notes.push(format!("{}: refused: {message}\n  hint: {hint}", j.label));
                     "REFUSED".to_string()

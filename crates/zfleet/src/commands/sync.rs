@@ -142,6 +142,7 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                     outln!("  {s}");
                 }
             }
+            Outcome::NothingToSend { message } => outln!("nothing to send: {message}"),
             Outcome::Refused { message, hint } => {
                 eprintln!("refused: {message}\n  hint: {hint}");
                 return Ok(crate::exit::REFUSED);
