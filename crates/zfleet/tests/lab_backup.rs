@@ -610,3 +610,22 @@ fn a_push_client_sends_its_own_backups_and_the_server_leaves_it_alone() {
         run.stderr
     );
 }
+
+#[test]
+fn a_client_without_snapshots_yet_is_reported_and_the_run_succeeds() {
+    let lab = seed_lab("nosnaps", None);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = simple_fleet(&lab);
+    let run = zfleet(backup, &f, &["backup"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("no snapshot yet"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("client1:zroot/persistSave has no snapshots to send yet"),
+        "{}",
+        run.stderr
+    );
+    c1.sh(&format!("zfs snapshot {PS}@first")).unwrap();
+    zfleet(backup, &f, &["backup"]).ok();
+    assert_eq!(snapshots(backup, &target("client1")), ["first"]);
+}
