@@ -126,6 +126,7 @@ head -c 100000 /dev/urandom > hundred-k
 head -c 3M /dev/urandom > three-m
 echo secret > private && chmod 600 private && chown 1234:5678 private
 echo tool > setuid && chmod 4755 setuid
+echo dash > ./-dash
 mkdir -p 'with space/inner' shared && chmod 1777 shared && chown 65534:65534 'with space'
 echo deep > 'with space/inner/f' && chmod 640 'with space/inner/f'
 ln -s one-byte link && ln -s missing dangling && ln three-m hard
@@ -439,11 +440,12 @@ fn migration_to_another_host_and_files_back_in_place() {
     // changed file (refused, then forced), and one written elsewhere.
     let mp = mountpoint(c1, PS);
     c1.sh(&format!(
-        "cd '{mp}' && rm private && rm -r 'with space' && echo changed > one-byte && echo mine > three-m.note"
+        "cd '{mp}' && rm private ./-dash && rm -r 'with space' && echo changed > one-byte && echo mine > three-m.note"
     ))
     .unwrap();
     let path = |p: &str| format!("{mp}/{p}");
     zfleet(c1, &f, &["restore", "client1", "--path", &path("private")]).ok();
+    zfleet(c1, &f, &["restore", "client1", "--path", &path("-dash")]).ok();
     zfleet(
         c1,
         &f,
@@ -459,6 +461,7 @@ fn migration_to_another_host_and_files_back_in_place() {
     let now = manifest(c1, PS);
     for p in [
         "./private",
+        "./-dash",
         "./with space",
         "./with space/inner",
         "./with space/inner/f",

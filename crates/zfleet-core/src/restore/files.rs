@@ -525,6 +525,44 @@ fn existing_paths(h: &Host, paths: &[String]) -> Result<Vec<String>, Error> {
     Ok(out.stdout_text().lines().map(str::to_string).collect())
 }
 
+/// The sending tar: from the dataset's root for a path restored in place
+/// (so missing parents can come along, as themselves only), from the path's
+/// own directory for --into. Names go in as `./NAME`, so none can be taken
+/// for an option.
+pub fn tar_create(p: &FilePlan, root: &str) -> Argv {
+    let dot = |n: &str| {
+        if n == "." {
+            ".".to_string()
+        } else {
+            format!("./{n}")
+        }
+    };
+    let mut create = Argv::new("tar").args([
+        "--create",
+        "--file=-",
+        "--numeric-owner",
+        "--sparse",
+        "--xattrs",
+        "--acls",
+    ]);
+    if p.relative.is_empty() || p.member == p.relative {
+        create = create.arg("-C").arg(root);
+        if !p.missing_parents.is_empty() {
+            create = create
+                .arg("--no-recursion")
+                .args(p.missing_parents.iter().map(|m| dot(m)))
+                .arg("--recursion");
+        }
+    } else {
+        let parent = p
+            .relative
+            .rsplit_once('/')
+            .map_or(root.to_string(), |(dir, _)| join(root, dir));
+        create = create.arg("-C").arg(parent);
+    }
+    create.arg(dot(&p.member))
+}
+
 enum Refusable {
     Refused(RefusalKind, String, String),
     Error(Error),
@@ -631,33 +669,7 @@ fn copy_tree(
             )
             .map_err(|e| Error::from(ZfsError::from(e)))?;
     }
-    // From the dataset's root for a path restored in place (so missing
-    // parents can come along, as themselves only); from the path's own
-    // directory for --into.
-    let mut create = Argv::new("tar").args([
-        "--create",
-        "--file=-",
-        "--numeric-owner",
-        "--sparse",
-        "--xattrs",
-        "--acls",
-    ]);
-    if p.relative.is_empty() || p.member == p.relative {
-        create = create.arg("-C").arg(root);
-        if !p.missing_parents.is_empty() {
-            create = create
-                .arg("--no-recursion")
-                .args(p.missing_parents.iter().map(String::as_str))
-                .arg("--recursion");
-        }
-    } else {
-        let parent = p
-            .relative
-            .rsplit_once('/')
-            .map_or(root.to_string(), |(dir, _)| join(root, dir));
-        create = create.arg("-C").arg(parent);
-    }
-    create = create.arg("--").arg(&p.member);
+    let create = tar_create(p, root);
     let extract = Argv::new("tar").args([
         "--extract",
         "--file=-",
@@ -690,6 +702,59 @@ mod tests {
         assert_eq!(normalize("/").unwrap(), "/");
         assert!(normalize("a/b").is_err());
         assert!(normalize("/a/../b").unwrap_err().contains("`..`"));
+    }
+
+    fn file_plan(relative: &str, member: &str, parents: &[&str]) -> FilePlan {
+        let snapshot = plan::BackupSnapshot {
+            name: "s1".into(),
+            guid: 1,
+            createtxg: 1,
+            creation: 0,
+            referenced: None,
+            used: None,
+        };
+        let backup = DatasetName::parse("zstorage/b/c/zroot/x").unwrap();
+        FilePlan {
+            source: "c:zroot/x".into(),
+            choice: Choice {
+                server: "s".into(),
+                backup: backup.clone(),
+                snapshot,
+                newer: Vec::new(),
+                encrypted: false,
+                anchors: Vec::new(),
+                diverging: Vec::new(),
+                reason: String::new(),
+            },
+            relative: relative.into(),
+            reader: Reader::Snapdir { dir: "/r".into() },
+            destination_host: "c".into(),
+            extract_in: "/x".into(),
+            member: member.into(),
+            missing_parents: parents.iter().map(|p| p.to_string()).collect(),
+            create_into: false,
+            safety_snapshot: None,
+            steps: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tar_takes_only_what_is_restored_and_no_name_as_an_option() {
+        let t = |p: &FilePlan| tar_create(p, "/snap").to_string();
+        let opts = "tar --create --file=- --numeric-owner --sparse --xattrs --acls";
+        // In place, with a missing parent (itself only, not its content).
+        assert_eq!(
+            t(&file_plan("-a/b", "-a/b", &["-a"])),
+            format!("{opts} -C /snap --no-recursion ./-a --recursion ./-a/b")
+        );
+        // --into: from the path's own directory.
+        assert_eq!(
+            t(&file_plan("a/b/c", "c", &[])),
+            format!("{opts} -C /snap/a/b ./c")
+        );
+        // The whole dataset.
+        assert_eq!(t(&file_plan("", ".", &[])), format!("{opts} -C /snap ."));
     }
 
     #[test]
