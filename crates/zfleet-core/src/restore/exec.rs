@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::observe;
-use super::plan::{self, DatasetPlan, Step, TEMP_MARK};
+use super::plan::{self, RestorePlan, Step, TEMP_MARK};
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
@@ -24,7 +24,7 @@ pub struct Done {
 
 /// Runs `plan`'s steps: `server` sends, `dest` receives.
 pub fn run(
-    plan: &DatasetPlan,
+    plan: &RestorePlan,
     server: &Host,
     dest: &Host,
     pump: PumpOptions,
@@ -144,7 +144,7 @@ fn receive(
     snapshot: &SnapshotName,
     into: &DatasetName,
     raw: bool,
-    plan: &DatasetPlan,
+    plan: &RestorePlan,
     pump: PumpOptions,
     progress: &dyn Progress,
 ) -> Result<u64, Error> {
@@ -206,7 +206,7 @@ fn stream(
     dest: &Host,
     send: &cmd::Send,
     into: &DatasetName,
-    plan: &DatasetPlan,
+    plan: &RestorePlan,
     pump: PumpOptions,
     progress: &dyn Progress,
 ) -> Result<u64, Error> {

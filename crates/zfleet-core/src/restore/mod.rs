@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use observe::{Hosts, Source};
-pub use plan::{DatasetPlan, RefusalKind, Selector};
+pub use plan::{RestorePlan, RefusalKind, Selector};
 
 use crate::config::Fleet;
 use crate::progress::Progress;
@@ -95,7 +95,7 @@ pub struct DatasetReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choice: Option<plan::Choice>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<DatasetPlan>,
+    pub plan: Option<RestorePlan>,
     pub bytes: u64,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]

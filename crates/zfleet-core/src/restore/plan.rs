@@ -852,7 +852,7 @@ pub enum Disposition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DatasetPlan {
+pub struct RestorePlan {
     /// `client1:zroot/persistSave`.
     pub source: String,
     pub choice: Choice,
@@ -900,7 +900,7 @@ pub fn plan_dataset(
     recorded: &[(String, String)],
     dest: &DestinationView,
     opts: &PlanOptions,
-) -> Result<DatasetPlan, Refusal> {
+) -> Result<RestorePlan, Refusal> {
     let ds = &dest.dataset;
     let destination = format!("{}:{}", dest.host, ds);
     if ds.is_pool_root() {
@@ -959,7 +959,7 @@ pub fn plan_dataset(
         }
     };
 
-    let mut plan = DatasetPlan {
+    let mut plan = RestorePlan {
         source: source.to_string(),
         choice: choice.clone(),
         destination: destination.clone(),

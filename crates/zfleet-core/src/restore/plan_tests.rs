@@ -237,7 +237,7 @@ fn newest() -> Choice {
     choose(&two_servers(), &Selector::Newest, Some("attic")).unwrap()
 }
 
-fn plan_of(choice: &Choice, d: &DestinationView, force: bool) -> Result<DatasetPlan, Refusal> {
+fn plan_of(choice: &Choice, d: &DestinationView, force: bool) -> Result<RestorePlan, Refusal> {
     plan_dataset(
         "client1:zroot/persistSave",
         choice,
