@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use zfleet_lab::guest::{guest_or_skip, Guest, Scenario, ScenarioOptions};
+use zfleet_lab::guest::{guest_or_skip, shell_quote, Guest, Scenario, ScenarioOptions};
 
 const PASSPHRASE: &str = "correct-horse-battery";
 const NEW_PASSPHRASE: &str = "the-reinstall-has-another";
@@ -48,11 +48,32 @@ fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn manifest(s: &Scenario<'_>, dir: &str) -> String {
-    s.run(&format!(
-        "cd {dir} && find . -printf '%y\\t%p\\t%m %U %G %T@ %s %n %l\\n' | sort && find . -type f -print0 | sort -z | xargs -0 -r sha256sum"
-    ))
+/// A command on the client as zfleet's ssh sessions run it: in the mount
+/// namespace of the client's sshd. (The guest's hosts share one kernel, and
+/// `ip netns exec` gives every command a mount namespace of its own, so a
+/// mount made by a restore is only seen from there.)
+fn client(s: &Scenario<'_>, command: &str) -> String {
+    client_with_stdin(s, command, b"")
+}
+
+fn client_with_stdin(s: &Scenario<'_>, command: &str, stdin: &[u8]) -> String {
+    s.run_with_stdin(
+        &format!(
+            "ip netns exec zfleet-server ssh -o BatchMode=yes root@zfleet-client {}",
+            shell_quote(command)
+        ),
+        stdin,
+    )
     .unwrap()
+}
+
+fn manifest(s: &Scenario<'_>, dir: &str) -> String {
+    client(
+        s,
+        &format!(
+            "cd {dir} && find . -printf '%y\\t%p\\t%m %U %G %T@ %s %n %l\\n' | sort && find . -type f -print0 | sort -z | xargs -0 -r sha256sum"
+        ),
+    )
 }
 
 #[test]
@@ -63,17 +84,17 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
         return;
     };
     let s = scenario(guest, "\"zroot/secret\"");
-    s.run_with_stdin(
+    client_with_stdin(
+        &s,
         "zfs create -o encryption=on -o keyformat=passphrase -o keylocation=prompt zroot/secret",
         PASSPHRASE.as_bytes(),
-    )
-    .unwrap();
-    s.run(
+    );
+    client(
+        &s,
         "cd /zroot/secret && head -c 3M /dev/urandom > blob && echo s > small && chmod 600 small \
          && chown 1234:5678 small && ln -s small link && ln blob hard && mkdir d && echo x > d/f \
          && touch -d '2022-01-02 03:04:05' blob small d/f d && zfs snapshot zroot/secret@s1",
-    )
-    .unwrap();
+    );
     let r = json(
         &s.on_server("zfleet --host zfleet-server backup --json")
             .unwrap(),
@@ -83,13 +104,15 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
 
     // Reinstalled: the dataset is new, encrypted with the new install's
     // passphrase, empty but for an @empty snapshot.
-    s.run("zfs release zfleet:base:zfleet-server zroot/secret@s1 && zfs destroy -r zroot/secret")
-        .unwrap();
-    s.run_with_stdin(
+    client(
+        &s,
+        "zfs release zfleet:base:zfleet-server zroot/secret@s1 && zfs destroy -r zroot/secret",
+    );
+    client_with_stdin(
+        &s,
         "zfs create -o encryption=on -o keyformat=passphrase -o keylocation=prompt zroot/secret && zfs snapshot zroot/secret@empty",
         NEW_PASSPHRASE.as_bytes(),
-    )
-    .unwrap();
+    );
 
     // Files cannot be read from a backup whose key the server does not have.
     let out = s
@@ -108,6 +131,7 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
     );
     let d = &r["datasets"][0];
     assert_eq!(d["outcome"], "restored", "{r}");
+    assert!(d.get("warnings").is_none(), "{r}");
     assert!(
         d["plan"]["notes"]
             .as_array()
@@ -119,17 +143,23 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
     assert!(d["plan"]["steps"][0]["raw"].as_bool().unwrap(), "{r}");
     // Its own encryption root with the key it was backed up with, locked.
     assert_eq!(
-        s.run("zfs get -H -o value encryptionroot,keystatus,mounted zroot/secret")
-            .unwrap(),
+        client(
+            &s,
+            "zfs get -H -o value encryptionroot,keystatus,mounted zroot/secret"
+        ),
         "zroot/secret\nunavailable\nno\n"
     );
-    s.run_with_stdin("zfs load-key zroot/secret", PASSPHRASE.as_bytes())
-        .unwrap();
-    s.run("zfs mount zroot/secret").unwrap();
+    client_with_stdin(&s, "zfs load-key zroot/secret", PASSPHRASE.as_bytes());
+    client(&s, "zfs mount zroot/secret");
     assert_eq!(manifest(&s, "/zroot/secret"), before);
     assert_eq!(
-        s.run("zfs get -H -o value readonly zroot/secret").unwrap(),
+        client(&s, "zfs get -H -o value readonly zroot/secret"),
         "off\n"
+    );
+    assert_eq!(
+        client(&s, "zfs list -H -o name -r zroot | grep -c zfleet || true").trim(),
+        "0",
+        "no temporary or set-aside dataset is left"
     );
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/secret")
@@ -137,8 +167,10 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
         .contains("zroot/secret#zfleet_zfleet-server_s1"));
 
     // The next backup continues, raw and incremental.
-    s.run("echo more > /zroot/secret/more && zfs snapshot zroot/secret@s2")
-        .unwrap();
+    client(
+        &s,
+        "echo more > /zroot/secret/more && zfs snapshot zroot/secret@s2",
+    );
     let r = json(
         &s.on_server("zfleet --host zfleet-server backup --json")
             .unwrap(),
@@ -153,4 +185,60 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
         .unwrap(),
         "s1\ns2\n"
     );
+}
+
+#[test]
+fn an_unencrypted_dataset_is_received_unmounted_then_mounted_in_place() {
+    let Some(guest) =
+        guest_or_skip("an_unencrypted_dataset_is_received_unmounted_then_mounted_in_place")
+    else {
+        return;
+    };
+    let s = scenario(guest, "\"zroot/plain\"");
+    client(
+        &s,
+        "zfs create -o atime=off zroot/plain && cd /zroot/plain && head -c 1M /dev/urandom > blob \
+         && ln -s blob link && mkdir d && echo x > d/f && chown -R 1234:5678 d \
+         && touch -d '2022-01-02 03:04:05' blob d/f d && zfs snapshot zroot/plain@s1",
+    );
+    s.on_server("zfleet --host zfleet-server backup").unwrap();
+    let before = manifest(&s, "/zroot/plain");
+    // Reinstalled with the same layout; someone looked into the empty
+    // directory (on OpenZFS that can count as written: the root directory
+    // being empty is what decides).
+    client(
+        &s,
+        "zfs release zfleet:base:zfleet-server zroot/plain@s1 && zfs destroy -r zroot/plain \
+         && zfs create -o atime=off zroot/plain && zfs snapshot zroot/plain@empty && ls -la /zroot/plain",
+    );
+    // From the server this time, as an admin would from anywhere.
+    let r = json(
+        &s.on_server("zfleet --host zfleet-server restore zfleet-client --json")
+            .unwrap(),
+    );
+    let d = &r["datasets"][0];
+    assert_eq!(d["outcome"], "restored", "{r}");
+    assert_eq!(d["plan"]["disposition"], "replace_fresh", "{r}");
+    assert!(d.get("warnings").is_none(), "{r}");
+    assert_eq!(
+        client(&s, "zfs get -H -o value mounted,readonly,atime zroot/plain"),
+        "yes\noff\noff\n",
+        "mounted, writable, and the layout's atime=off kept"
+    );
+    assert_eq!(manifest(&s, "/zroot/plain"), before);
+    assert_eq!(
+        client(&s, "zfs list -H -o name -r zroot | grep -c zfleet || true").trim(),
+        "0"
+    );
+    client(
+        &s,
+        "echo more > /zroot/plain/more && zfs snapshot zroot/plain@s2",
+    );
+    let r = json(
+        &s.on_server("zfleet --host zfleet-server backup --json")
+            .unwrap(),
+    );
+    let job = &r["clients"][0]["jobs"][0];
+    assert_eq!(job["outcome"], "sent", "{r}");
+    assert!(job["bytes"].as_u64().unwrap() < 200_000, "{job}");
 }
