@@ -230,6 +230,47 @@ fn an_unencrypted_dataset_is_received_unmounted_then_mounted_in_place() {
         client(&s, "zfs list -H -o name -r zroot | grep -c zfleet || true").trim(),
         "0"
     );
+    // A single file read through the backup's .zfs directory. The guest's
+    // hosts are namespaces of one kernel, which mounts .zfs snapshots in the
+    // initial mount namespace: primed from there, the server sees it.
+    let snapdir = format!("/{T}/plain/.zfs/snapshot/s1");
+    s.run(&format!("zfs mount {T}/plain && ls {snapdir}/d >/dev/null"))
+        .unwrap();
+    let restore_f = |first: &str, into: &str| {
+        let out = s
+            .output_on(
+                "zfleet-server",
+                &format!("{first} zfleet -v --host zfleet-server restore zfleet-client --path /zroot/plain/d/f --into {into} --json"),
+            )
+            .unwrap();
+        let r = json(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(r["outcome"], "restored", "{r}");
+        assert_eq!(r["plan"]["reader"]["kind"], "snapdir", "{r}");
+        assert_eq!(
+            client(
+                &s,
+                &format!("stat -c '%a %u %g %Y' {into}/f && cat {into}/f")
+            ),
+            format!(
+                "644 1234 5678 {}\nx\n",
+                client(&s, "stat -c %Y /zroot/plain/d/f").trim()
+            )
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = restore_f("", "/tmp/zfleet-restored-1");
+    assert!(!log.contains("reading a temporary clone"), "{log}");
+    // The backup mounted only in zfleet's own mount namespace (a container, a
+    // hardened service): the kernel's snapshot mount cannot land there, the
+    // directory shows nothing, and a temporary clone is read instead.
+    s.run(&format!("umount {snapdir}; zfs unmount {T}/plain"))
+        .unwrap();
+    let log = restore_f(&format!("zfs mount {T}/plain &&"), "/tmp/zfleet-restored-2");
+    assert!(log.contains("reading a temporary clone instead"), "{log}");
+    assert!(!s
+        .run("zfs list -H -o name -r zstorage")
+        .unwrap()
+        .contains("zfleet-files"));
     client(
         &s,
         "echo more > /zroot/plain/more && zfs snapshot zroot/plain@s2",

@@ -100,6 +100,12 @@ pub struct FilePlan {
     /// The path below the dataset's mountpoint (empty: all of it).
     pub relative: String,
     pub reader: Reader,
+    /// What is read instead when the snapshot directory shows nothing:
+    /// OpenZFS mounts `.zfs/snapshot/NAME` on first access in the initial
+    /// mount namespace, which a zfleet in a private one (a container, a
+    /// hardened service) does not see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Reader>,
     /// `client1`.
     pub destination_host: String,
     /// The directory tar extracts in, and the member it writes there.
@@ -318,15 +324,19 @@ fn plan_files(
 ) -> Result<Result<FilePlan, Refused>, Error> {
     let snap = choice.backup.snapshot(&choice.snapshot.name)?;
     let openzfs = matches!(server.caps()?.dialect, crate::zfs::Dialect::OpenZfs { .. });
-    let reader = match copy.and_then(|c| c.mounted_at.clone()) {
-        Some(mp) if openzfs => Reader::Snapdir {
-            dir: format!("{}/.zfs/snapshot/{}", mp.trim_end_matches('/'), snap.name),
-        },
-        _ => Reader::Clone {
-            snapshot: snap.clone(),
-            clone: DatasetName::parse(&format!("{}-zfleet-files-{stamp}", choice.backup))?,
-            mountpoint: format!("/run/zfleet/restore-{stamp}"),
-        },
+    let clone = Reader::Clone {
+        snapshot: snap.clone(),
+        clone: DatasetName::parse(&format!("{}-zfleet-files-{stamp}", choice.backup))?,
+        mountpoint: format!("/run/zfleet/restore-{stamp}"),
+    };
+    let (reader, fallback) = match copy.and_then(|c| c.mounted_at.clone()) {
+        Some(mp) if openzfs => (
+            Reader::Snapdir {
+                dir: format!("{}/.zfs/snapshot/{}", mp.trim_end_matches('/'), snap.name),
+            },
+            Some(clone),
+        ),
+        _ => (clone, None),
     };
     let base = rel.rsplit('/').next().unwrap_or(rel);
     let (extract_in, member, probe, create_into) = match &req.into {
@@ -423,7 +433,7 @@ fn plan_files(
     let mut notes = Vec::new();
     match &reader {
         Reader::Snapdir { dir } => steps.push(format!(
-            "read @{} on {} from {dir}",
+            "read @{} on {} from {dir} (or from a temporary read-only clone, if that directory shows nothing from here)",
             snap.name, choice.server
         )),
         Reader::Clone {
@@ -470,6 +480,7 @@ fn plan_files(
         choice: choice.clone(),
         relative: rel.to_string(),
         reader,
+        fallback,
         destination_host: dest.name.clone(),
         extract_in,
         member,
@@ -581,8 +592,38 @@ fn run(
     pump: PumpOptions,
     progress: &dyn Progress,
 ) -> Result<(u64, Vec<String>), Refusable> {
+    if let Reader::Snapdir { dir } = &p.reader {
+        let member = if p.relative.is_empty() {
+            dir.clone()
+        } else {
+            join(dir, &p.relative)
+        };
+        if p.fallback.is_none() || !existing_paths(server, &[member])?.is_empty() {
+            return copy_tree(p, dir, server, dest, pump, progress).map(|b| (b, Vec::new()));
+        }
+        tracing::info!(
+            "{}: {dir} shows nothing from here; reading a temporary clone instead",
+            server.name
+        );
+    }
+    let reader = match (&p.reader, &p.fallback) {
+        (Reader::Snapdir { .. }, Some(f)) => f,
+        (r, _) => r,
+    };
+    read_clone(p, reader, server, dest, pump, progress)
+}
+
+/// Reads the tree from a temporary clone, destroyed afterwards whatever happened.
+fn read_clone(
+    p: &FilePlan,
+    reader: &Reader,
+    server: &Host,
+    dest: &Host,
+    pump: PumpOptions,
+    progress: &dyn Progress,
+) -> Result<(u64, Vec<String>), Refusable> {
     let mut warnings = Vec::new();
-    let root = match &p.reader {
+    let root = match reader {
         Reader::Snapdir { dir } => dir.clone(),
         Reader::Clone {
             snapshot,
@@ -615,7 +656,7 @@ fn run(
         }
     };
     let result = copy_tree(p, &root, server, dest, pump, progress);
-    if let Reader::Clone { clone, .. } = &p.reader {
+    if let Reader::Clone { clone, .. } = reader {
         if let Err(e) = retry_busy(server, &cmd::destroy_dataset(clone)) {
             warnings.push(format!(
                 "the temporary clone {}:{clone} could not be destroyed ({e}); destroy it yourself",
@@ -728,6 +769,7 @@ mod tests {
             },
             relative: relative.into(),
             reader: Reader::Snapdir { dir: "/r".into() },
+            fallback: None,
             destination_host: "c".into(),
             extract_in: "/x".into(),
             member: member.into(),

@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use observe::{Hosts, Source};
-pub use plan::{RestorePlan, RefusalKind, Selector};
+pub use plan::{RefusalKind, RestorePlan, Selector};
 
 use crate::config::Fleet;
 use crate::progress::Progress;
