@@ -561,6 +561,10 @@ pub struct Freshness {
     pub fresh: bool,
     /// What is there, for the refusal or the plan.
     pub why: String,
+    /// Judged by size alone: not mounted, and no empty snapshot to compare
+    /// with. A few tiny files would not show, so such a dataset is kept
+    /// aside rather than destroyed.
+    pub by_size_only: bool,
 }
 
 /// The rule for "holds only what a fresh install makes":
@@ -652,19 +656,30 @@ pub fn freshness(e: &Existing) -> Freshness {
             }
         },
     }
+    let looked = e.mounted && e.root_entries.is_some();
+    let by_size_only = !looked && empty_snapshot.is_none();
     if data.is_empty() {
         let why = match empty_snapshot {
             Some(s) => format!(
                 "fresh: only the empty snapshot @{} and nothing written since",
                 s.name
             ),
+            None if by_size_only => format!(
+                "fresh by its size ({} referenced, no snapshots, not mounted)",
+                bytes(referenced)
+            ),
             None => "fresh: empty and without snapshots".to_string(),
         };
-        Freshness { fresh: true, why }
+        Freshness {
+            fresh: true,
+            why,
+            by_size_only,
+        }
     } else {
         Freshness {
             fresh: false,
             why: data.join(", "),
+            by_size_only,
         }
     }
 }
@@ -802,7 +817,7 @@ impl Step {
                 keep: true,
                 ..
             } => format!(
-                "keep {dataset} as {to}: set canmount=noauto, unmount it and rename it (undo below)"
+                "keep {dataset} as {to}: set canmount=noauto, unmount it and rename it"
             ),
             Step::SetAside { dataset, to, .. } => format!(
                 "move the fresh {dataset} aside to {to} (unmounted)"
@@ -921,6 +936,7 @@ pub fn plan_dataset(
     let kept = kept_name(ds, &opts.stamp).map_err(name_err)?;
     let snap_name = &choice.snapshot.name;
 
+    let mut size_only = false;
     let (disposition, state) = match &dest.existing {
         None => (Disposition::Create, "does not exist: created".to_string()),
         Some(e) => {
@@ -943,6 +959,7 @@ pub fn plan_dataset(
                     format!("already holds @{snap_name} as its newest snapshot: nothing to do"),
                 )
             } else if f.fresh {
+                size_only = f.by_size_only;
                 (Disposition::ReplaceFresh, format!("{}: replaced", f.why))
             } else if opts.force {
                 (
@@ -1025,7 +1042,7 @@ pub fn plan_dataset(
         Disposition::ReplaceFresh => steps.push(Step::SetAside {
             dataset: ds.clone(),
             to: fresh_aside_name(ds, &opts.stamp).map_err(name_err)?,
-            keep: false,
+            keep: size_only,
             canmount_was: existing.and_then(|e| e.canmount.clone()),
         }),
         Disposition::ReplaceKeep => steps.push(Step::SetAside {
@@ -1046,7 +1063,7 @@ pub fn plan_dataset(
         dataset: ds.clone(),
         set,
     });
-    if disposition == Disposition::ReplaceFresh {
+    if disposition == Disposition::ReplaceFresh && !size_only {
         if let Some(Step::SetAside { to, .. }) = steps
             .iter()
             .find(|s| matches!(s, Step::SetAside { .. }))
@@ -1076,6 +1093,13 @@ pub fn plan_dataset(
             "{destination} is a new place for {source}'s data: zfleet backs it up only if it is listed in [hosts.{}.backup] datasets, and its first backup is a full one",
             dest.host
         ));
+    }
+    if size_only {
+        if let Ok(aside) = fresh_aside_name(ds, &opts.stamp) {
+            plan.notes.push(format!(
+                "the dataset it replaces looked empty by its size only (not mounted, no snapshot to compare with), so it is kept as {aside} rather than destroyed; `zfs destroy {aside}` once you have looked"
+            ));
+        }
     }
     if choice.encrypted {
         plan.notes.push(format!(

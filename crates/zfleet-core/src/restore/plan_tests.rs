@@ -190,7 +190,8 @@ fn existing() -> Existing {
 #[case::openzfs_written_since(|e: &mut Existing| e.written = Some(12 << 10), false, "12.0 KiB written since @empty (zfleet cannot tell access-time updates from a small file)")]
 #[case::mounted_and_empty_despite_written(|e: &mut Existing| { e.mounted = true; e.written = Some(12 << 10); e.root_entries = Some(vec![]); }, true, "fresh: only the empty snapshot @empty and nothing written since")]
 #[case::mounted_with_files(|e: &mut Existing| { e.mounted = true; e.root_entries = Some(vec!["home".into(), ".ssh".into()]); }, false, "files such as home, .ssh")]
-#[case::no_snapshot_empty(|e: &mut Existing| e.snapshots.clear(), true, "fresh: empty and without snapshots")]
+#[case::no_snapshot_empty(|e: &mut Existing| e.snapshots.clear(), true, "fresh by its size (112.0 KiB referenced, no snapshots, not mounted)")]
+#[case::no_snapshot_mounted_and_empty(|e: &mut Existing| { e.snapshots.clear(); e.mounted = true; e.root_entries = Some(vec![]); }, true, "fresh: empty and without snapshots")]
 #[case::no_snapshot_data(|e: &mut Existing| { e.snapshots.clear(); e.referenced = Some(3 << 20); }, false, "3.0 MiB referenced")]
 #[case::a_snapshot_with_data(|e: &mut Existing| e.snapshots[0].referenced = Some(2 << 20), false, "1 snapshot that is not empty, newest @empty")]
 #[case::two_snapshots(|e: &mut Existing| { let mut s = e.snapshots[0].clone(); s.name = "later".into(); e.snapshots.push(s); }, false, "2 snapshots, newest @later")]
@@ -346,6 +347,37 @@ fn migration_does_not_take_a_mountpoint_in_use_and_marks_no_base() {
     )
     .unwrap();
     insta::assert_json_snapshot!(p);
+}
+
+#[test]
+fn a_dataset_fresh_by_size_alone_is_kept_aside_not_destroyed() {
+    let mut e = existing();
+    e.snapshots.clear();
+    let p = plan_of(&newest(), &dest(Some(e)), false).unwrap();
+    assert_eq!(p.disposition, Disposition::ReplaceFresh);
+    assert!(p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::SetAside { keep: true, .. })));
+    assert!(!p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::DestroyFresh { .. })));
+    assert!(
+        p.notes.iter().any(|n| n.contains("by its size only")),
+        "{:?}",
+        p.notes
+    );
+    // Mounted and looked at: destroyed once the restore is in place.
+    let mut e = existing();
+    e.snapshots.clear();
+    e.mounted = true;
+    e.root_entries = Some(Vec::new());
+    let p = plan_of(&newest(), &dest(Some(e)), false).unwrap();
+    assert!(p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::DestroyFresh { .. })));
 }
 
 #[test]
