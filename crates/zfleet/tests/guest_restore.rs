@@ -32,6 +32,7 @@ fn scenario<'g>(guest: &'g Guest, datasets: &str) -> Scenario<'g> {
     let fleet = format!(
         "[ssh]\nuser = \"root\"\nconnect_timeout = \"20s\"\n\
          [hosts.zfleet-client]\naddress = \"192.168.77.1\"\n[hosts.zfleet-client.backup]\ndatasets = [{datasets}]\n\
+         [hosts.zfleet-client.unlock]\nmethod = \"zfs\"\nsecret = \"file:/root/zfleet-client.key\"\nencryption_roots = [\"zroot/secret\"]\n\
          [hosts.zfleet-server]\naddress = \"192.168.77.2\"\n[hosts.zfleet-server.server]\ntarget_root = \"zstorage/backups\"\n"
     );
     s.run_with_stdin(
@@ -149,8 +150,18 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
         ),
         "zroot/secret\nunavailable\nno\n"
     );
-    client_with_stdin(&s, "zfs load-key zroot/secret", PASSPHRASE.as_bytes());
-    client(&s, "zfs mount zroot/secret");
+    // `zfleet unlock` loads it with the passphrase it had, and mounts it.
+    s.run_with_stdin(
+        "umask 077 && cat > /root/zfleet-client.key",
+        PASSPHRASE.as_bytes(),
+    )
+    .unwrap();
+    s.on_server("zfleet --host zfleet-server unlock zfleet-client")
+        .unwrap();
+    assert_eq!(
+        client(&s, "zfs get -H -o value keystatus,mounted zroot/secret"),
+        "available\nyes\n"
+    );
     assert_eq!(manifest(&s, "/zroot/secret"), before);
     assert_eq!(
         client(&s, "zfs get -H -o value readonly zroot/secret"),

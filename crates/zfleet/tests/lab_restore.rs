@@ -728,3 +728,79 @@ fn with_two_servers_a_lagging_one_continues_too() {
         ["empty", "a", "b", "c"]
     );
 }
+
+/// `zfleet` on `h` with the time zone fixed, for snapshot names.
+fn zfleet_utc(h: &Host, f: &Path, args: &[&str]) -> common::Run {
+    let out = h
+        .command(zfleet_bin())
+        .env("TZ", "UTC")
+        .arg("--config")
+        .arg(f)
+        .args(["--host", h.name()])
+        .args(args)
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn snapshots_and_pruning_resume_after_a_restore() {
+    let lab = start(
+        &LabSpec::new("rresume")
+            .host(HostSpec::seed_client_full("client1").faketime(true))
+            .host(HostSpec::seed_backup("backup")),
+    );
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = fleet(
+        &lab,
+        &format!(
+            "[templates.two]\nfrequently = 0\nhourly = 2\ndaily = 0\nweekly = 0\nmonthly = 0\nyearly = 0\n\n{}[hosts.client1.backup]\ndatasets = [\"{PS}\"]\n[hosts.client1.snapshots.\"{PS}\"]\nuse_template = [\"two\"]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
+            host_line(c1),
+            host_line(backup)
+        ),
+    );
+    let hourlies = || -> Vec<String> {
+        snapshots(c1, PS)
+            .into_iter()
+            .filter(|s| s.starts_with("autosnap_") && s.ends_with("_hourly"))
+            .collect()
+    };
+    // 2026-01-10 10:05 UTC, then every three hours: with `hourly = 2`
+    // (sanoid's rule: older than 2 h and more than 2 left) pruning is plain.
+    let t0 = 1_768_039_500;
+    let at = |h: i64| c1.set_time(t0 + h * 3600).unwrap();
+    populate(c1, PS);
+    at(0);
+    zfleet_utc(c1, &f, &["run"]).ok();
+    zfleet(backup, &f, &["backup"]).ok();
+    let restored = hourlies().last().unwrap().clone();
+
+    c1.reinstall_pool("zroot").unwrap();
+    zfleet_utc(c1, &f, &["restore", "client1"]).ok();
+    assert_eq!(hourlies(), std::slice::from_ref(&restored));
+    // The runs take snapshots as before. The restored one is the backup's
+    // base, and what came after is not replicated yet: both stay.
+    for h in [3, 6, 9] {
+        at(h);
+        zfleet_utc(c1, &f, &["run"]).ok();
+    }
+    let now = hourlies();
+    assert_eq!(now.len(), 4, "{now:?}");
+    assert_eq!(now[0], restored, "the base is not pruned");
+    let r = zfleet(backup, &f, &["backup", "--json"]).ok().json();
+    let job = &r["clients"][0]["jobs"][0];
+    assert_eq!(job["outcome"], "sent", "{job}");
+    assert_eq!(job["snapshots"], 3, "{job}");
+    assert!(job["bytes"].as_u64().unwrap() < 200_000, "{job}");
+    // With the base moved on, pruning is sanoid's again.
+    at(12);
+    zfleet_utc(c1, &f, &["run"]).ok();
+    let now = hourlies();
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(!now.contains(&restored), "{now:?}");
+    c1.reset_time().unwrap();
+}
