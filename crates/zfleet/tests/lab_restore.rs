@@ -780,7 +780,20 @@ fn snapshots_and_pruning_resume_after_a_restore() {
     let restored = hourlies().last().unwrap().clone();
 
     c1.reinstall_pool("zroot").unwrap();
-    zfleet_utc(c1, &f, &["restore", "client1"]).ok();
+    // The new install's snapshot timer runs before anyone restores: the
+    // dataset is still fresh (its snapshots are empty), and kept aside.
+    at(1);
+    zfleet_utc(c1, &f, &["run"]).ok();
+    assert_eq!(hourlies().len(), 1);
+    let run = zfleet_utc(c1, &f, &["restore", "client1"]).ok();
+    assert!(
+        run.stdout.contains("fresh: 2 empty snapshots")
+            && run
+                .stdout
+                .contains("is kept as zroot/persistSave-zfleet-fresh-"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(hourlies(), std::slice::from_ref(&restored));
     // The runs take snapshots as before. The restored one is the backup's
     // base, and what came after is not replicated yet: both stay.

@@ -561,16 +561,16 @@ pub struct Freshness {
     pub fresh: bool,
     /// What is there, for the refusal or the plan.
     pub why: String,
-    /// Judged by size alone: not mounted, and no empty snapshot to compare
-    /// with. A few tiny files would not show, so such a dataset is kept
-    /// aside rather than destroyed.
-    pub by_size_only: bool,
+    /// Fresh, but where a few tiny files could hide unseen (why): such a
+    /// dataset is kept aside, unmounted, rather than destroyed.
+    pub keep_aside: Option<String>,
 }
 
 /// The rule for "holds only what a fresh install makes":
 ///
 /// - no child datasets;
-/// - at most one snapshot, and that one empty (`referenced` ≤ [`EMPTY_REFERENCED_MAX`]);
+/// - its snapshots, if any, all empty (`referenced` ≤ [`EMPTY_REFERENCED_MAX`]):
+///   the install's `@empty`, and what a snapshot timer took since;
 /// - nothing written since: when mounted, its root directory is empty apart
 ///   from directories that hold other datasets' mountpoints (this sees even
 ///   files too small to show in the numbers, and data not yet synced); when
@@ -579,7 +579,9 @@ pub struct Freshness {
 ///   snapshot's (or than [`EMPTY_REFERENCED_MAX`] without one).
 ///
 /// Anything else is data. A fresh dataset is checked again just before it is
-/// destroyed, and kept if it changed meanwhile.
+/// destroyed, and kept if it changed meanwhile. One with several snapshots, or
+/// judged by its size alone, is kept aside instead of destroyed (see
+/// [`Freshness::keep_aside`]).
 pub fn freshness(e: &Existing) -> Freshness {
     let mut data = Vec::new();
     if !e.children.is_empty() {
@@ -594,25 +596,29 @@ pub fn freshness(e: &Existing) -> Freshness {
                 .join(", ")
         ));
     }
-    let empty_snapshot = match e.snapshots.as_slice() {
-        [] => None,
-        [s] if s.referenced.is_some_and(|r| r <= EMPTY_REFERENCED_MAX) => Some(s),
-        snaps => {
-            let newest = snaps.last().map(|s| format!(", newest @{}", s.name));
-            data.push(format!(
-                "{} snapshot{}{}",
-                snaps.len(),
-                if snaps.len() == 1 {
-                    " that is not empty"
-                } else {
-                    "s"
-                },
-                newest.unwrap_or_default()
-            ));
-            None
-        }
-    };
+    let all_empty = e
+        .snapshots
+        .iter()
+        .all(|s| s.referenced.is_some_and(|r| r <= EMPTY_REFERENCED_MAX));
+    // The snapshot "nothing written since" is measured against.
+    let newest = e.snapshots.last();
+    if !all_empty {
+        data.push(format!(
+            "{} snapshot{}{}",
+            e.snapshots.len(),
+            if e.snapshots.len() == 1 {
+                " that is not empty"
+            } else {
+                "s"
+            },
+            newest
+                .map(|s| format!(", newest @{}", s.name))
+                .unwrap_or_default()
+        ));
+    }
+    let empty_snapshot = newest.filter(|_| all_empty);
     let referenced = e.referenced.unwrap_or(u64::MAX);
+    let looked = e.mounted && e.root_entries.is_some();
     match &e.root_entries {
         Some(entries) if e.mounted => {
             if !entries.is_empty() {
@@ -656,30 +662,44 @@ pub fn freshness(e: &Existing) -> Freshness {
             }
         },
     }
-    let looked = e.mounted && e.root_entries.is_some();
-    let by_size_only = !looked && empty_snapshot.is_none();
+    // Where a few tiny files could hide unseen: more than one snapshot (an
+    // old one may hold a file deleted since), or only the size to go by.
+    let keep_aside = if e.snapshots.len() > 1 {
+        Some(format!(
+            "its {} snapshots all look empty, but zfleet cannot look inside them",
+            e.snapshots.len()
+        ))
+    } else if !looked && e.snapshots.is_empty() {
+        Some("it looked empty by its size only (not mounted, no snapshot to compare with)".into())
+    } else {
+        None
+    };
     if data.is_empty() {
-        let why = match empty_snapshot {
-            Some(s) => format!(
+        let why = match (empty_snapshot, e.snapshots.len()) {
+            (Some(s), 1) => format!(
                 "fresh: only the empty snapshot @{} and nothing written since",
                 s.name
             ),
-            None if by_size_only => format!(
+            (Some(s), n) => format!(
+                "fresh: {n} empty snapshots (as a snapshot timer takes on a new install) and nothing written since @{}",
+                s.name
+            ),
+            (None, _) if !looked => format!(
                 "fresh by its size ({} referenced, no snapshots, not mounted)",
                 bytes(referenced)
             ),
-            None => "fresh: empty and without snapshots".to_string(),
+            (None, _) => "fresh: empty and without snapshots".to_string(),
         };
         Freshness {
             fresh: true,
             why,
-            by_size_only,
+            keep_aside,
         }
     } else {
         Freshness {
             fresh: false,
             why: data.join(", "),
-            by_size_only,
+            keep_aside,
         }
     }
 }
@@ -936,7 +956,7 @@ pub fn plan_dataset(
     let kept = kept_name(ds, &opts.stamp).map_err(name_err)?;
     let snap_name = &choice.snapshot.name;
 
-    let mut size_only = false;
+    let mut keep_aside: Option<String> = None;
     let (disposition, state) = match &dest.existing {
         None => (Disposition::Create, "does not exist: created".to_string()),
         Some(e) => {
@@ -959,7 +979,7 @@ pub fn plan_dataset(
                     format!("already holds @{snap_name} as its newest snapshot: nothing to do"),
                 )
             } else if f.fresh {
-                size_only = f.by_size_only;
+                keep_aside = f.keep_aside.clone();
                 (Disposition::ReplaceFresh, format!("{}: replaced", f.why))
             } else if opts.force {
                 (
@@ -1042,7 +1062,7 @@ pub fn plan_dataset(
         Disposition::ReplaceFresh => steps.push(Step::SetAside {
             dataset: ds.clone(),
             to: fresh_aside_name(ds, &opts.stamp).map_err(name_err)?,
-            keep: size_only,
+            keep: keep_aside.is_some(),
             canmount_was: existing.and_then(|e| e.canmount.clone()),
         }),
         Disposition::ReplaceKeep => steps.push(Step::SetAside {
@@ -1063,7 +1083,7 @@ pub fn plan_dataset(
         dataset: ds.clone(),
         set,
     });
-    if disposition == Disposition::ReplaceFresh && !size_only {
+    if disposition == Disposition::ReplaceFresh && keep_aside.is_none() {
         if let Some(Step::SetAside { to, .. }) = steps
             .iter()
             .find(|s| matches!(s, Step::SetAside { .. }))
@@ -1094,10 +1114,10 @@ pub fn plan_dataset(
             dest.host
         ));
     }
-    if size_only {
+    if let Some(why) = &keep_aside {
         if let Ok(aside) = fresh_aside_name(ds, &opts.stamp) {
             plan.notes.push(format!(
-                "the dataset it replaces looked empty by its size only (not mounted, no snapshot to compare with), so it is kept as {aside} rather than destroyed; `zfs destroy {aside}` once you have looked"
+                "the fresh dataset it replaces is kept as {aside} rather than destroyed: {why}; `zfs destroy -r {aside}` once you have looked"
             ));
         }
     }

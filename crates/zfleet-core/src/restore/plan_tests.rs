@@ -194,7 +194,8 @@ fn existing() -> Existing {
 #[case::no_snapshot_mounted_and_empty(|e: &mut Existing| { e.snapshots.clear(); e.mounted = true; e.root_entries = Some(vec![]); }, true, "fresh: empty and without snapshots")]
 #[case::no_snapshot_data(|e: &mut Existing| { e.snapshots.clear(); e.referenced = Some(3 << 20); }, false, "3.0 MiB referenced")]
 #[case::a_snapshot_with_data(|e: &mut Existing| e.snapshots[0].referenced = Some(2 << 20), false, "1 snapshot that is not empty, newest @empty")]
-#[case::two_snapshots(|e: &mut Existing| { let mut s = e.snapshots[0].clone(); s.name = "later".into(); e.snapshots.push(s); }, false, "2 snapshots, newest @later")]
+#[case::two_snapshots(|e: &mut Existing| { let mut s = e.snapshots[0].clone(); s.name = "later".into(); s.referenced = Some(1 << 20); e.snapshots.push(s); }, false, "2 snapshots, newest @later")]
+#[case::a_timer_took_empty_snapshots(|e: &mut Existing| { let mut s = e.snapshots[0].clone(); s.name = "autosnap".into(); e.snapshots.push(s); }, true, "fresh: 2 empty snapshots (as a snapshot timer takes on a new install) and nothing written since @autosnap")]
 #[case::children(|e: &mut Existing| e.children = vec![DatasetName::parse("zroot/persistSave/x").unwrap()], false, "1 child dataset (zroot/persistSave/x)")]
 fn freshness_rule(#[case] change: fn(&mut Existing), #[case] fresh: bool, #[case] why: &str) {
     let mut e = existing();
@@ -365,6 +366,27 @@ fn a_dataset_fresh_by_size_alone_is_kept_aside_not_destroyed() {
         .any(|s| matches!(s, Step::DestroyFresh { .. })));
     assert!(
         p.notes.iter().any(|n| n.contains("by its size only")),
+        "{:?}",
+        p.notes
+    );
+    // Several empty snapshots (a timer ran on the new install): replaced
+    // without --force, and kept aside as well.
+    let mut e = existing();
+    let mut s = e.snapshots[0].clone();
+    s.name = "autosnap".into();
+    e.snapshots.push(s);
+    e.mounted = true;
+    e.root_entries = Some(Vec::new());
+    let p = plan_of(&newest(), &dest(Some(e)), false).unwrap();
+    assert_eq!(p.disposition, Disposition::ReplaceFresh);
+    assert!(!p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::DestroyFresh { .. })));
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("cannot look inside them")),
         "{:?}",
         p.notes
     );

@@ -20,7 +20,7 @@ use crate::render;
 /// is this machine (`--host`) is local. By default the newest snapshot of each
 /// of the host's backed-up datasets comes from the server with the newest
 /// copy. A destination that does not exist is created; one that holds only
-/// what a fresh install makes (at most one empty snapshot, nothing written)
+/// what a fresh install makes (empty snapshots at most, nothing written)
 /// is replaced; one that holds data is refused unless --force, which keeps it
 /// under a new name after a safety snapshot. Everything arrives under a
 /// temporary name first, so a failed transfer never leaves the destination
