@@ -14,6 +14,7 @@ pub mod lock;
 pub mod parallel;
 pub mod progress;
 pub mod replicate;
+pub mod restore;
 pub mod serve;
 pub mod snapshot;
 pub mod state;

@@ -67,7 +67,7 @@ pub fn init_logging(g: &GlobalArgs) {
         .try_init();
 }
 
-/// How streams move: shared by backup, sync and restore.
+/// How replications move: shared by backup and sync.
 #[derive(Debug, Args, Clone)]
 pub struct TransferArgs {
     /// Allow discarding target snapshots the source does not have, and changes
@@ -77,12 +77,8 @@ pub struct TransferArgs {
     /// Do not use bookmarks as incremental bases.
     #[arg(long)]
     pub no_bookmarks: bool,
-    /// Limit the stream to this many bytes per second (`10M`, `500K`).
-    #[arg(long, value_name = "RATE")]
-    pub rate_limit: Option<String>,
-    /// Memory for smoothing the stream (`32M`).
-    #[arg(long, value_name = "SIZE", default_value = "32M")]
-    pub buffer: String,
+    #[command(flatten)]
+    pub stream: StreamArgs,
 }
 
 impl TransferArgs {
@@ -93,6 +89,26 @@ impl TransferArgs {
         }
     }
 
+    pub fn pump_options(
+        &self,
+    ) -> Result<zfleet_core::replicate::pump::PumpOptions, zfleet_core::Error> {
+        self.stream.pump_options()
+    }
+}
+
+/// How a stream is paced: shared by backup, sync and restore (which has no
+/// use for --rollback or bookmarks).
+#[derive(Debug, Args, Clone)]
+pub struct StreamArgs {
+    /// Limit the stream to this many bytes per second (`10M`, `500K`).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Memory for smoothing the stream (`32M`).
+    #[arg(long, value_name = "SIZE", default_value = "32M")]
+    pub buffer: String,
+}
+
+impl StreamArgs {
     pub fn pump_options(
         &self,
     ) -> Result<zfleet_core::replicate::pump::PumpOptions, zfleet_core::Error> {

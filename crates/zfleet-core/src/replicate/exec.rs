@@ -153,7 +153,7 @@ fn points(l: &Listing, ds: &DatasetName, kind: ObjectType) -> Vec<Point> {
         .collect()
 }
 
-pub(super) fn short_name(o: &ObjectInfo) -> String {
+pub(crate) fn short_name(o: &ObjectInfo) -> String {
     let s = o.name.to_string();
     s.rsplit(['@', '#']).next().unwrap_or(&s).to_string()
 }
@@ -416,7 +416,7 @@ fn run(
         // The source's properties are read while the base moves: each is a
         // round trip to the client.
         let (marked, source_props) = std::thread::scope(|s| {
-            let props = s.spawn(|| properties::read(src, &job.source));
+            let props = s.spawn(|| properties::read_source(src, &job.source));
             let marked = match &newest {
                 Some(n) => dst
                     .observe_if_exists(&job.target, std::slice::from_ref(&marker))
@@ -436,7 +436,9 @@ fn run(
         });
         marked?;
         report.base = newest;
-        match source_props.and_then(|rows| properties::apply(dst, job, &rows)) {
+        match source_props
+            .and_then(|(rows, altroot)| properties::apply(dst, job, &rows, altroot.as_deref()))
+        {
             Ok(w) => report.warnings.extend(w),
             Err(e) => report.warnings.push(format!("properties not copied: {e}")),
         }
@@ -498,7 +500,7 @@ fn estimate(src: &Host, argv: &Argv) -> Option<u64> {
 }
 
 #[derive(Debug)]
-pub(super) enum TransferError {
+pub(crate) enum TransferError {
     Start(crate::exec::ExecError),
     Send {
         argv: String,
@@ -514,7 +516,7 @@ pub(super) enum TransferError {
 }
 
 impl TransferError {
-    fn into_error(self, src: &Host, dst: &Host) -> Error {
+    pub(crate) fn into_error(self, src: &Host, dst: &Host) -> Error {
         use crate::exec::ExecError;
         match self {
             TransferError::Start(e) => Error::Exec(e),
@@ -545,7 +547,7 @@ impl TransferError {
 
 /// `send | zfleet | recv`. The receiver starts first so the stream has somewhere to go.
 #[allow(clippy::too_many_arguments)]
-fn transfer(
+pub(crate) fn transfer(
     src: &Host,
     dst: &Host,
     send: &Argv,
@@ -744,7 +746,7 @@ fn mark_base(
     results.into_iter().collect()
 }
 
-fn mark_side(
+pub(crate) fn mark_side(
     host: &Host,
     ds: &DatasetName,
     listing: Option<&Listing>,

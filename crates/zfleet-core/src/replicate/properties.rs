@@ -7,6 +7,35 @@ use crate::host::{Host, QUERY_TIMEOUT};
 use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};
 use crate::Error;
 
+/// The source's properties and its pool's altroot, in one command: `zfs get`
+/// shows a mountpoint with the altroot in front (a pool imported with `-R`,
+/// as installers and the lab do), and what is recorded for a restore must be
+/// the path the client itself uses.
+pub(super) fn read_source(
+    h: &Host,
+    ds: &DatasetName,
+) -> Result<(Vec<PropertyRow>, Option<String>), Error> {
+    let get = crate::exec::quote::remote_command_line(cmd::get_properties(&[], &[ds]).words())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let argv = crate::exec::Argv::new("sh").arg("-c").arg(format!(
+        "{get} && zpool list -H -o altroot {}",
+        ds.pool().as_str()
+    ));
+    let out = h.query(&argv)?;
+    let text = out.stdout_text();
+    let (rows, last) = text
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or(("", text.trim_end()));
+    let altroot = Some(last.trim()).filter(|a| !a.is_empty() && *a != "-" && *a != "/");
+    let rows = crate::zfs::parse::properties(rows).map_err(|source| Error::Parse {
+        host: h.name.clone(),
+        cmdline: argv.to_string(),
+        source,
+    })?;
+    Ok((rows, altroot.map(str::to_string)))
+}
+
 /// Every property of `ds` with its source, in one command.
 pub(super) fn read(h: &Host, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
     let argv = cmd::get_properties(&[], &[ds]);
@@ -21,9 +50,23 @@ pub(super) fn read(h: &Host, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error
 /// What the target should carry, from the source's properties: the preserved
 /// native ones with their effective values, and the source's mountpoint,
 /// canmount and explicitly set user properties recorded as `zfleet:src:<name>`.
-pub fn wanted(source: &[PropertyRow], preserve: &[String]) -> Vec<(String, String)> {
+/// The mountpoint is recorded without the source pool's `altroot`.
+pub fn wanted(
+    source: &[PropertyRow],
+    preserve: &[String],
+    altroot: Option<&str>,
+) -> Vec<(String, String)> {
     let mut want = Vec::new();
     for r in source {
+        if r.property == "mountpoint" {
+            if let Some(rest) = altroot.and_then(|a| r.value.strip_prefix(a)) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    let path = if rest.is_empty() { "/" } else { rest };
+                    want.push((format!("zfleet:src:{}", r.property), path.to_string()));
+                    continue;
+                }
+            }
+        }
         let explicit = matches!(r.source, PropertySource::Local | PropertySource::Received);
         let user = r.property.contains(':') && !r.property.starts_with("zfleet:") && explicit;
         if preserve.contains(&r.property) {
@@ -40,6 +83,7 @@ pub(super) fn apply(
     dst: &Host,
     job: &JobSpec,
     source: &[PropertyRow],
+    altroot: Option<&str>,
 ) -> Result<Vec<String>, Error> {
     let current = read(dst, &job.target)?;
     let value = |name: &str| {
@@ -49,7 +93,7 @@ pub(super) fn apply(
             .map(|r| r.value.as_str())
     };
     let mut warnings = Vec::new();
-    for (k, v) in wanted(source, &job.preserve) {
+    for (k, v) in wanted(source, &job.preserve, altroot) {
         if value(&k) == Some(v.as_str()) {
             continue;
         }
@@ -96,7 +140,7 @@ mod tests {
             ),
             row("zfleet:base:vault", "1", PropertySource::Local),
         ];
-        let want = wanted(&rows, &["compression".into(), "recordsize".into()]);
+        let want = wanted(&rows, &["compression".into(), "recordsize".into()], None);
         let got: Vec<String> = want.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(
             got,
@@ -108,5 +152,27 @@ mod tests {
                 "zfleet:src:com.example:note=x",
             ]
         );
+    }
+
+    #[test]
+    fn the_recorded_mountpoint_is_the_clients_own_path() {
+        let rows = [row(
+            "mountpoint",
+            "/mnt/persist/save",
+            PropertySource::Local,
+        )];
+        let want = |alt| wanted(&rows, &[], alt);
+        assert_eq!(
+            want(Some("/mnt")),
+            [(
+                "zfleet:src:mountpoint".to_string(),
+                "/persist/save".to_string()
+            )]
+        );
+        assert_eq!(want(None)[0].1, "/mnt/persist/save");
+        // Only a whole leading component is the altroot.
+        assert_eq!(want(Some("/mn"))[0].1, "/mnt/persist/save");
+        let root = [row("mountpoint", "/mnt", PropertySource::Local)];
+        assert_eq!(wanted(&root, &[], Some("/mnt"))[0].1, "/");
     }
 }

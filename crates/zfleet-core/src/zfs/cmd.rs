@@ -254,6 +254,42 @@ pub fn pool_status(pool: &PoolName) -> Argv {
     zpool().arg("status").arg(pool.as_str())
 }
 
+/// A receive into a new dataset that is never left half-done: no `-s`, so an
+/// interrupted stream leaves nothing behind; `-u` where the dialect has it.
+pub fn receive_new(caps: &Caps, target: &DatasetName) -> Argv {
+    let mut a = zfs().arg("receive");
+    if matches!(caps.dialect, super::caps::Dialect::OpenZfs { .. }) {
+        a = a.arg("-u");
+    }
+    a.arg(target.as_str())
+}
+
+pub fn rename(from: &DatasetName, to: &DatasetName) -> Argv {
+    zfs().arg("rename").arg(from.as_str()).arg(to.as_str())
+}
+
+/// `zfs destroy -r DATASET`: the dataset, its snapshots and descendants.
+pub fn destroy_dataset(ds: &DatasetName) -> Argv {
+    zfs().args(["destroy", "-r"]).arg(ds.as_str())
+}
+
+pub fn mount(ds: &DatasetName) -> Argv {
+    zfs().arg("mount").arg(ds.as_str())
+}
+
+pub fn unmount(ds: &DatasetName) -> Argv {
+    zfs().arg("unmount").arg(ds.as_str())
+}
+
+/// `zfs clone -o K=V … SNAPSHOT DATASET`.
+pub fn clone(snap: &SnapshotName, ds: &DatasetName, props: &[(&str, &str)]) -> Argv {
+    let mut a = zfs().arg("clone");
+    for (k, v) in props {
+        a = a.arg("-o").arg(format!("{k}={v}"));
+    }
+    a.arg(snap.to_string()).arg(ds.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

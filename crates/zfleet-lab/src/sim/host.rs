@@ -625,9 +625,37 @@ echo "$!" > "$1""#;
         .map_err(|e| with_log(e, &self.zfs_log()))
     }
 
+    /// Destroys pool `name` and creates it again from the host's spec on a
+    /// fresh vdev, as a reinstall would: the same layout, nothing else.
+    pub fn reinstall_pool(&self, name: &str) -> Result<()> {
+        let Some(pool) = self.pools.iter().find(|p| p.name == name) else {
+            bail!("host {} has no pool `{name}` in its spec", self.name);
+        };
+        // zfs-fuse keeps a just-written file system busy for a moment.
+        let mut tries = 0;
+        loop {
+            match self.run(self.command("zpool").args(["destroy", name])) {
+                Ok(_) => break,
+                Err(e) if tries < 50 && format!("{e:#}").contains("busy") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.context(format!("destroying pool {name}"))),
+            }
+        }
+        self.create_pool(pool)
+    }
+
     /// Creates the spec's pools on fresh sparse vdevs, then datasets, then snapshots.
     pub(crate) fn create_pools(&self) -> Result<()> {
         for pool in &self.pools {
+            self.create_pool(pool)?;
+        }
+        Ok(())
+    }
+
+    fn create_pool(&self, pool: &PoolSpec) -> Result<()> {
+        {
             let vdev = self.dir.join("vdev").join(format!("{}.img", pool.name));
             let f = fs::File::create(&vdev)
                 .with_context(|| format!("cannot create {}", vdev.display()))?;

@@ -10,6 +10,7 @@ mod grant;
 mod import;
 mod list;
 mod prune;
+mod restore;
 mod run;
 mod serve;
 mod snapshot;
@@ -37,6 +38,7 @@ pub enum Command {
     CheckPools(check_pools::CheckPoolsArgs),
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -57,5 +59,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
+        Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
     }
 }
