@@ -2,9 +2,6 @@
 //! raw, resume from a receive token, bookmarks as bases, holds that move only
 //! after a confirmed step, and `zfs allow` delegation under `zfleet serve`.
 //! The guest's client and server are network namespaces with their own sshd.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,11 +12,11 @@ const PASSPHRASE: &str = "correct-horse-battery";
 const T: &str = "zstorage/backups/zfleet-client/zroot";
 
 /// The zfleet binary is copied into the guest once per test binary.
-fn install(guest: &Guest) {
+pub(crate) fn install(guest: &Guest) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         guest
-            .copy_in(&common::zfleet_bin(), "/usr/local/bin/zfleet", true)
+            .copy_in(&crate::common::zfleet_bin(), "/usr/local/bin/zfleet", true)
             .unwrap();
     });
 }

@@ -7,8 +7,6 @@
 //! When the machine cannot run the guest the test prints `SKIPPED: …` and
 //! passes (`ZFLEET_LAB_GUEST=require` makes that a failure).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 
 use zfleet_lab::guest::{guest_or_skip, Scenario, ScenarioOptions, CLIENT_HOST, SERVER_HOST};

@@ -1,26 +1,14 @@
 //! Restores on real OpenZFS 2.x (the qemu guest): an encrypted dataset comes
 //! back from its raw backup still encrypted with its own key, locked until
 //! the key is loaded, and the next backup is incremental.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use std::sync::OnceLock;
 
 use zfleet_lab::guest::{guest_or_skip, shell_quote, Guest, Scenario, ScenarioOptions};
+
+use crate::replication::install;
 
 const PASSPHRASE: &str = "correct-horse-battery";
 const NEW_PASSPHRASE: &str = "the-reinstall-has-another";
 const T: &str = "zstorage/backups/zfleet-client/zroot";
-
-fn install(guest: &Guest) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        guest
-            .copy_in(&common::zfleet_bin(), "/usr/local/bin/zfleet", true)
-            .unwrap();
-    });
-}
 
 fn scenario<'g>(guest: &'g Guest, datasets: &str) -> Scenario<'g> {
     install(guest);
