@@ -629,3 +629,30 @@ fn a_client_without_snapshots_yet_is_reported_and_the_run_succeeds() {
     zfleet(backup, &f, &["backup"]).ok();
     assert_eq!(snapshots(backup, &target("client1")), ["first"]);
 }
+
+#[test]
+fn pruning_the_common_snapshot_during_a_run_is_refused_and_the_chain_holds() {
+    let lab = seed_lab("inflight", None);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let f = simple_fleet(&lab);
+    c1.sh(&format!("zfs snapshot {PS}@a")).unwrap();
+    zfleet(backup, &f, &["backup"]).ok();
+    write(c1, PS, "big.bin", 24);
+    c1.sh(&format!("zfs snapshot {PS}@b")).unwrap();
+    let mut child = spawn_backup(backup, &f, &["--rate-limit", "3M", "--buffer", "1M"]);
+    wait_for_process(backup, "^zfs receive");
+    // A pruner on the client goes for the common snapshot mid-stream: the
+    // base hold stops it.
+    let e = c1.sh(&format!("zfs destroy {PS}@a")).unwrap_err();
+    assert!(format!("{e:#}").contains("dataset is busy"), "{e:#}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(snapshots(backup, &target("client1")), ["a", "b"]);
+    // Now @b is the base and @a can go; the next run is incremental from @b.
+    c1.sh(&format!("zfs destroy {PS}@a && zfs snapshot {PS}@c"))
+        .unwrap();
+    let r = zfleet(backup, &f, &["backup", "--json"]).ok().json();
+    assert_eq!(
+        r["clients"][0]["jobs"][0]["steps"][0],
+        "incremental @b → @c with every snapshot in between"
+    );
+}

@@ -152,22 +152,7 @@ fn an_interrupted_backup_resumes_from_the_receive_token() {
     let s = scenario(guest, "", "\"zroot/big\"");
     s.run("zfs create -o compression=off zroot/big && head -c 24M /dev/urandom > /zroot/big/blob && zfs snapshot zroot/big@s1").unwrap();
     // A slow backup in the background, its sender killed part-way.
-    s.on_server("(zfleet --host zfleet-server backup --rate-limit 2M --buffer 1M > /tmp/zfleet-slow.out 2>&1 &)").unwrap();
-    for _ in 0..60 {
-        std::thread::sleep(Duration::from_secs(1));
-        let running = s.output("pgrep -f '^zfs send'").unwrap();
-        if running.status.success() {
-            std::thread::sleep(Duration::from_secs(3));
-            s.run("pkill -9 -f '^zfs send' || true").unwrap();
-            break;
-        }
-    }
-    for _ in 0..60 {
-        std::thread::sleep(Duration::from_secs(1));
-        if !s.output("pgrep -x zfleet").unwrap().status.success() {
-            break;
-        }
-    }
+    interrupt_backup(&s);
     let target = format!("{T}/big");
     let token = s
         .run(&format!(
@@ -203,6 +188,45 @@ fn an_interrupted_backup_resumes_from_the_receive_token() {
     ))
     .unwrap();
     assert_eq!(s.run("sha256sum < /mnt/big/blob").unwrap(), want);
+
+    // A token whose snapshot the source no longer has is discarded, and the
+    // run sends from the last common snapshot instead.
+    s.run("head -c 16M /dev/urandom > /zroot/big/second && zfs snapshot zroot/big@s2")
+        .unwrap();
+    interrupt_backup(&s);
+    let stale = s
+        .run(&format!(
+            "zfs get -H -p -o value receive_resume_token {target}"
+        ))
+        .unwrap();
+    assert!(
+        stale.trim().len() > 20,
+        "no token for the second interruption: {stale}"
+    );
+    s.run("zfs destroy zroot/big@s2 && echo three > /zroot/big/third && zfs snapshot zroot/big@s3")
+        .unwrap();
+    let r = backup(&s, "");
+    let job = &r["clients"][0]["jobs"][0];
+    assert_eq!(job["outcome"], "sent", "{r}");
+    assert_eq!(
+        job["steps"][0], "incremental @s1 → @s3 with every snapshot in between",
+        "{r}"
+    );
+    assert_eq!(
+        s.run(&format!(
+            "zfs get -H -p -o value receive_resume_token {target}"
+        ))
+        .unwrap()
+        .trim(),
+        "-"
+    );
+    assert_eq!(
+        s.run(&format!(
+            "zfs list -H -o name -t snapshot -s createtxg {target} | sed 's/.*@//'"
+        ))
+        .unwrap(),
+        "s1\ns3\n"
+    );
 }
 
 #[test]
@@ -256,6 +280,22 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     let log = s.run("cat /var/log/zfleet/serve.log").unwrap();
     assert!(log.contains("allowed request=\"zfs send"), "{log}");
 
+    // Resume works through serve too: the token is checked to name one of
+    // this host's datasets before the send runs.
+    s.run("head -c 16M /dev/urandom > /zroot/data/big && zfs snapshot zroot/data@s3")
+        .unwrap();
+    interrupt_backup(&s);
+    let r = backup(&s, "");
+    assert_eq!(
+        r["clients"][0]["jobs"][0]["steps"][0], "resume the interrupted receive",
+        "{r}"
+    );
+    assert_eq!(r["clients"][0]["jobs"][0]["outcome"], "sent", "{r}");
+    assert!(s
+        .run("cat /var/log/zfleet/serve.log")
+        .unwrap()
+        .contains("allowed request=\"zfs send -t "));
+
     // With the backup key: refused by serve…
     let key_ssh = "ssh -o BatchMode=yes -i /root/backup_key zfleet@zfleet-client";
     for req in [
@@ -287,6 +327,26 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     }
     assert_eq!(
         s.run("zfs list -H -o name -t snapshot zroot/data").unwrap(),
-        "zroot/data@s1\nzroot/data@s2\n"
+        "zroot/data@s1\nzroot/data@s2\nzroot/data@s3\n"
     );
+}
+
+/// Starts a slow backup and kills its sender part-way; returns when zfleet has exited.
+fn interrupt_backup(s: &Scenario<'_>) {
+    s.on_server("(zfleet --host zfleet-server backup --rate-limit 2M --buffer 1M > /tmp/zfleet-slow.out 2>&1 &)").unwrap();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(1));
+        if s.output("pgrep -f '^zfs send'").unwrap().status.success() {
+            std::thread::sleep(Duration::from_secs(3));
+            s.run("pkill -9 -f '^zfs send' || true").unwrap();
+            break;
+        }
+    }
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_secs(1));
+        if !s.output("pgrep -x zfleet").unwrap().status.success() {
+            return;
+        }
+    }
+    panic!("zfleet did not exit after its sender was killed");
 }
