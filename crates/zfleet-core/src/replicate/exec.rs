@@ -235,7 +235,7 @@ fn run(
     plan_opts.bookmarks &= src_caps.bookmarks;
 
     // At most twice: a stale resume token is discarded and the plan made again.
-    for attempt in 0..2 {
+    for _pass in 0..2 {
         // A sync snapshot was just taken: an earlier listing lacks it.
         let src_l = match observed.take().filter(|_| !job.sync_snapshot) {
             Some(l) => l,
@@ -251,7 +251,13 @@ fn run(
         let planned = plan::plan(&source, &target, &plan_opts);
         let (steps, _base) = match planned {
             Plan::UpToDate { snapshot } => {
-                report.outcome = Outcome::UpToDate;
+                // Up to date now, after a resumed stream in an earlier pass:
+                // this run did send.
+                report.outcome = if report.bytes > 0 {
+                    Outcome::Sent
+                } else {
+                    Outcome::UpToDate
+                };
                 report.base = Some(snapshot.clone());
                 if !opts.dry_run {
                     mark_base(src, dst, job, &marker, &snapshot, &src_l, dst_l.as_ref())?;
@@ -297,13 +303,44 @@ fn run(
         for step in &steps {
             match step {
                 Step::Resume { token } => {
-                    let send = cmd::send_resume(token);
-                    let estimate = if src_caps.send_estimate {
-                        estimate(src, &cmd::send_resume_estimate(token))
-                    } else {
-                        None
+                    // Asking the sender about the token first tells a stale one
+                    // (its snapshot is gone from the source) before any stream
+                    // starts, and gives the size for the progress bar.
+                    // zfs exits 255 for this, which over ssh reads as an ssh
+                    // failure with zfs's message: both count.
+                    let said = match src.endpoint().run_unchecked(
+                        &cmd::send_resume_estimate(token),
+                        &RunOptions::timeout(QUERY_TIMEOUT),
+                    ) {
+                        Ok(out) if out.status.success() => {
+                            Ok(format!("{}\n{}", out.stdout_text(), out.stderr_text()))
+                        }
+                        Ok(out) => Err(out.stderr_text()),
+                        Err(crate::exec::ExecError::Failed { stderr, .. }) => Err(stderr),
+                        Err(e) => return Err(e.into()),
                     };
-                    match transfer(
+                    if let Err(why) = &said {
+                        if !token_is_stale(why) {
+                            return Err(Error::Internal(format!(
+                                "the receive on {} cannot be resumed: {why}",
+                                job.target
+                            )));
+                        }
+                        tracing::warn!(target = %job.target, "the interrupted receive refers to a snapshot the source no longer has; discarding it");
+                        dst.endpoint()
+                            .run(
+                                &cmd::receive_abort(&job.target),
+                                &RunOptions::timeout(QUERY_TIMEOUT),
+                            )
+                            .map_err(ZfsError::from)?;
+                        report.warnings.push("an interrupted receive referred to a snapshot the source no longer has; it was discarded".into());
+                        resumed_stale = true;
+                        break;
+                    }
+                    let said = said.unwrap_or_default();
+                    let estimate = cmd::parse_send_estimate(&said);
+                    let send = cmd::send_resume(token);
+                    let n = transfer(
                         src,
                         dst,
                         &send,
@@ -313,23 +350,9 @@ fn run(
                         job.compress,
                         opts,
                         progress,
-                    ) {
-                        Ok(n) => report.bytes += n,
-                        Err(TransferError::Send { stderr, .. })
-                            if attempt == 0 && token_is_stale(&stderr) =>
-                        {
-                            tracing::warn!(target = %job.target, "the interrupted receive refers to a snapshot the source no longer has; discarding it");
-                            dst.endpoint()
-                                .run(
-                                    &cmd::receive_abort(&job.target),
-                                    &RunOptions::timeout(QUERY_TIMEOUT),
-                                )
-                                .map_err(ZfsError::from)?;
-                            resumed_stale = true;
-                            break;
-                        }
-                        Err(e) => return Err(e.into_error(src, dst)),
-                    }
+                    )
+                    .map_err(|e| e.into_error(src, dst))?;
+                    report.bytes += n;
                 }
                 Step::Rollback { to, discards } => {
                     // zfleet's own base holds would block the rollback; other
