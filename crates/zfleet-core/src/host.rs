@@ -133,28 +133,23 @@ impl Host {
     /// Like [`observe`](Self::observe), with extra properties per object.
     pub fn observe_with(&self, root: &DatasetName, extra: &[String]) -> Result<Listing, Error> {
         let caps = self.caps()?;
-        let argv = cmd::observe(caps, root, extra);
-        let out = self.query(&argv)?;
-        let text = out.stdout_text();
-        let parsed = if caps.list_parsable {
-            Listing::from_list(&text, extra)
-        } else {
-            Listing::from_get(&text, extra)
-        };
-        parsed.map_err(|source| Error::Parse {
-            host: self.name.clone(),
-            cmdline: argv.to_string(),
-            source,
-        })
+        self.list_into_listing(caps, &cmd::observe(caps, root, extra), extra)
     }
 
     /// Several trees in one command (one round trip for all of a client's
     /// datasets). Fails if any root is missing.
     pub fn observe_many(&self, roots: &[&DatasetName], extra: &[String]) -> Result<Listing, Error> {
         let caps = self.caps()?;
-        let argv = cmd::observe_roots(caps, roots, extra);
-        let out = self.query(&argv)?;
-        let text = out.stdout_text();
+        self.list_into_listing(caps, &cmd::observe_roots(caps, roots, extra), extra)
+    }
+
+    fn list_into_listing(
+        &self,
+        caps: &Caps,
+        argv: &Argv,
+        extra: &[String],
+    ) -> Result<Listing, Error> {
+        let text = self.query(argv)?.stdout_text();
         let parsed = if caps.list_parsable {
             Listing::from_list(&text, extra)
         } else {

@@ -704,20 +704,7 @@ pub fn freshness(e: &Existing) -> Freshness {
     }
 }
 
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::progress::human_bytes as bytes;
 
 /// A property the restored dataset gets, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
