@@ -218,6 +218,18 @@ impl Fleet {
     pub fn servers(&self) -> impl Iterator<Item = &HostConfig> {
         self.hosts.values().filter(|h| h.server.is_some())
     }
+
+    /// The message for a name given where a backup server was expected.
+    pub fn not_a_server(&self, name: &str) -> String {
+        format!(
+            "`{name}` is not a backup server in {} (servers: {})",
+            self.file.display(),
+            self.servers()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
 }
 
 /// Reads and validates a fleet file.

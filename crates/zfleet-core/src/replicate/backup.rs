@@ -47,17 +47,9 @@ pub fn run_backups(
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> Result<BackupReport, Error> {
-    let plan = fleet.server_plan(server).ok_or_else(|| {
-        Error::Usage(format!(
-            "`{server}` is not a backup server in {} (servers: {})",
-            fleet.file.display(),
-            fleet
-                .servers()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
+    let plan = fleet
+        .server_plan(server)
+        .ok_or_else(|| Error::Usage(fleet.not_a_server(server)))?;
     for name in only {
         if plan.jobs.iter().any(|j| &j.client == name && j.push) {
             return Err(Error::Usage(format!(

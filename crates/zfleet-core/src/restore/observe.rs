@@ -83,15 +83,7 @@ pub fn sources(
     }
     if let Some(f) = from {
         if !fleet.host(f).is_some_and(|h| h.server.is_some()) {
-            return Err(Error::Usage(format!(
-                "`{f}` is not a backup server in {} (servers: {})",
-                fleet.file.display(),
-                fleet
-                    .servers()
-                    .map(|h| h.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(Error::Usage(fleet.not_a_server(f)));
         }
         if !jobs.iter().any(|j| j.server == f) {
             let why = fleet

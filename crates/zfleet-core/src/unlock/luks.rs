@@ -109,15 +109,7 @@ fn keys_list(keys: &[ScannedKey]) -> String {
 }
 
 pub(super) fn probe(t: &Target) -> HostStatus {
-    let mut st = HostStatus {
-        host: t.name.clone(),
-        method: t.config.method,
-        state: State::Error,
-        detail: String::new(),
-        hint: None,
-        locked: Vec::new(),
-        unmounted: Vec::new(),
-    };
+    let mut st = HostStatus::unprobed(t);
     let Some((target, ep, file)) = initrd_of(t) else {
         st.detail = "no initrd endpoint configured".into();
         return st;

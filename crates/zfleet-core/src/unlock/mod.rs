@@ -203,6 +203,21 @@ pub struct HostStatus {
     pub unmounted: Vec<String>,
 }
 
+impl HostStatus {
+    /// Where a probe starts: an error until the probe learns better.
+    pub(crate) fn unprobed(t: &Target) -> Self {
+        HostStatus {
+            host: t.name.clone(),
+            method: t.config.method,
+            state: State::Error,
+            detail: String::new(),
+            hint: None,
+            locked: Vec::new(),
+            unmounted: Vec::new(),
+        }
+    }
+}
+
 /// Observed state plus what the executor needs from the observation.
 pub(crate) struct Probe {
     status: HostStatus,

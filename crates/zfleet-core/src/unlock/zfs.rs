@@ -164,15 +164,7 @@ fn observe(t: &Target) -> Result<Observed, ObserveError> {
 }
 
 pub(super) fn probe(t: &Target) -> (HostStatus, Option<super::zfs::Observed>) {
-    let mut st = HostStatus {
-        host: t.name.clone(),
-        method: t.config.method,
-        state: State::Error,
-        detail: String::new(),
-        hint: None,
-        locked: Vec::new(),
-        unmounted: Vec::new(),
-    };
+    let mut st = HostStatus::unprobed(t);
     let res = connect(t).and_then(|()| {
         let caps = t.host.caps().map_err(|e| ObserveError::Exec(*e.exec))?;
         if !caps.encryption {

@@ -19,24 +19,7 @@ pub fn zpool() -> Argv {
 /// `extra` properties (user properties, or native ones the caller checked the
 /// dialect has).
 pub fn observe(caps: &Caps, root: &DatasetName, extra: &[String]) -> Argv {
-    let mut props: Vec<&str> = LIST_PROPERTIES.to_vec();
-    props.extend(extra.iter().map(String::as_str));
-    if caps.list_parsable {
-        let types = if caps.bookmarks {
-            "filesystem,volume,snapshot,bookmark"
-        } else {
-            "filesystem,volume,snapshot"
-        };
-        zfs()
-            .args(["list", "-H", "-p", "-r", "-t", types, "-o"])
-            .arg(props.join(","))
-            .arg(root.as_str())
-    } else {
-        zfs()
-            .args(["get", "-H", "-p", "-r", "-o", "name,property,value"])
-            .arg(props[1..].join(","))
-            .arg(root.as_str())
-    }
+    observe_roots(caps, &[root], extra)
 }
 
 /// [`observe`] over several trees in one process (`zfs list`/`zfs get` take

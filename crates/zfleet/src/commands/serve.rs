@@ -52,7 +52,7 @@ pub fn cmd_serve(g: &GlobalArgs, a: &ServeArgs) -> Result<u8, Error> {
         let role = fleet
             .host(&this)
             .and_then(|h| h.server.as_ref())
-            .ok_or_else(|| Error::Usage(format!("`{this}` is not a backup server")))?;
+            .ok_or_else(|| Error::Usage(fleet.not_a_server(&this)))?;
         let is_push = fleet
             .jobs()
             .iter()
