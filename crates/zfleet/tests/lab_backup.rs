@@ -9,15 +9,8 @@ use std::process::Child;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{start, zfleet, zfleet_bin};
+use common::{host_line, mountpoint, snapshots, ssh_fleet as fleet, start, zfleet, zfleet_bin};
 use zfleet_lab::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
-
-fn mountpoint(h: &Host, ds: &str) -> String {
-    h.sh(&format!("zfs get -H -o value mountpoint {ds}"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 fn write(h: &Host, ds: &str, file: &str, megabytes: u32) {
     let mp = mountpoint(h, ds);
@@ -35,17 +28,6 @@ fn digest(h: &Host, ds: &str) -> String {
     .unwrap()
 }
 
-fn snapshots(h: &Host, ds: &str) -> Vec<String> {
-    h.sh(&format!(
-        "zfs list -H -o name -t snapshot -s createtxg -r {ds} 2>/dev/null || true"
-    ))
-    .unwrap()
-    .lines()
-    .filter(|l| l.starts_with(&format!("{ds}@")))
-    .map(|l| l.rsplit('@').next().unwrap().to_string())
-    .collect()
-}
-
 fn exists(h: &Host, ds: &str) -> bool {
     h.sh(&format!(
         "zfs list -H -o name {ds} >/dev/null 2>&1 && echo yes || echo no"
@@ -53,21 +35,6 @@ fn exists(h: &Host, ds: &str) -> bool {
     .unwrap()
     .trim()
         == "yes"
-}
-
-fn fleet(lab: &Lab, body: &str) -> std::path::PathBuf {
-    let path = lab.dir().join("fleet.toml");
-    let head = format!(
-        "[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n",
-        lab.user_key().display(),
-        lab.known_hosts().display()
-    );
-    std::fs::write(&path, format!("{head}{body}")).unwrap();
-    path
-}
-
-fn host_line(h: &Host) -> String {
-    format!("[hosts.{}]\naddress = \"{}\"\n", h.name(), h.addr())
 }
 
 const PS: &str = "zroot/persistSave";

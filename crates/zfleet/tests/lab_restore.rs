@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{start, zfleet, zfleet_bin};
+use common::{
+    host_line, mountpoint, snapshots, ssh_fleet as fleet, start, zfleet, zfleet_bin, zfleet_in_tz,
+};
 use zfleet_lab::sim::{Host, HostSpec, Lab, LabSpec};
 
 const PS: &str = "zroot/persistSave";
@@ -19,29 +21,11 @@ fn target(client: &str, ds: &str) -> String {
     format!("zstorage/backups/{client}/{ds}")
 }
 
-fn mountpoint(h: &Host, ds: &str) -> String {
-    h.sh(&format!("zfs get -H -o value mountpoint {ds}"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn prop(h: &Host, p: &str, ds: &str) -> String {
     h.sh(&format!("zfs get -H -o value {p} {ds}"))
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn snapshots(h: &Host, ds: &str) -> Vec<String> {
-    h.sh(&format!(
-        "zfs list -H -o name -t snapshot -s createtxg -r {ds} 2>/dev/null || true"
-    ))
-    .unwrap()
-    .lines()
-    .filter(|l| l.starts_with(&format!("{ds}@")))
-    .map(|l| l.rsplit('@').next().unwrap().to_string())
-    .collect()
 }
 
 fn datasets(h: &Host) -> Vec<String> {
@@ -63,21 +47,6 @@ fn manifest_of(h: &Host, dir: &str) -> String {
 
 fn manifest(h: &Host, ds: &str) -> String {
     manifest_of(h, &mountpoint(h, ds))
-}
-
-fn fleet(lab: &Lab, body: &str) -> PathBuf {
-    let path = lab.dir().join("fleet.toml");
-    let head = format!(
-        "[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n",
-        lab.user_key().display(),
-        lab.known_hosts().display()
-    );
-    std::fs::write(&path, format!("{head}{body}")).unwrap();
-    path
-}
-
-fn host_line(h: &Host) -> String {
-    format!("[hosts.{}]\naddress = \"{}\"\n", h.name(), h.addr())
 }
 
 /// client1 and client2 as the seed's reinstalled machines would be (every
@@ -729,24 +698,6 @@ fn with_two_servers_a_lagging_one_continues_too() {
     );
 }
 
-/// `zfleet` on `h` with the time zone fixed, for snapshot names.
-fn zfleet_utc(h: &Host, f: &Path, args: &[&str]) -> common::Run {
-    let out = h
-        .command(zfleet_bin())
-        .env("TZ", "UTC")
-        .arg("--config")
-        .arg(f)
-        .args(["--host", h.name()])
-        .args(args)
-        .output()
-        .unwrap();
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn snapshots_and_pruning_resume_after_a_restore() {
     let lab = start(
@@ -775,7 +726,7 @@ fn snapshots_and_pruning_resume_after_a_restore() {
     let at = |h: i64| c1.set_time(t0 + h * 3600).unwrap();
     populate(c1, PS);
     at(0);
-    zfleet_utc(c1, &f, &["run"]).ok();
+    zfleet_in_tz(c1, &f, Some("UTC"), &["run"]).ok();
     zfleet(backup, &f, &["backup"]).ok();
     let restored = hourlies().last().unwrap().clone();
 
@@ -783,9 +734,9 @@ fn snapshots_and_pruning_resume_after_a_restore() {
     // The new install's snapshot timer runs before anyone restores: the
     // dataset is still fresh (its snapshots are empty), and kept aside.
     at(1);
-    zfleet_utc(c1, &f, &["run"]).ok();
+    zfleet_in_tz(c1, &f, Some("UTC"), &["run"]).ok();
     assert_eq!(hourlies().len(), 1);
-    let run = zfleet_utc(c1, &f, &["restore", "client1"]).ok();
+    let run = zfleet_in_tz(c1, &f, Some("UTC"), &["restore", "client1"]).ok();
     assert!(
         run.stdout.contains("fresh: 2 empty snapshots")
             && run
@@ -799,7 +750,7 @@ fn snapshots_and_pruning_resume_after_a_restore() {
     // base, and what came after is not replicated yet: both stay.
     for h in [3, 6, 9] {
         at(h);
-        zfleet_utc(c1, &f, &["run"]).ok();
+        zfleet_in_tz(c1, &f, Some("UTC"), &["run"]).ok();
     }
     let now = hourlies();
     assert_eq!(now.len(), 4, "{now:?}");
@@ -811,7 +762,7 @@ fn snapshots_and_pruning_resume_after_a_restore() {
     assert!(job["bytes"].as_u64().unwrap() < 200_000, "{job}");
     // With the base moved on, pruning is sanoid's again.
     at(12);
-    zfleet_utc(c1, &f, &["run"]).ok();
+    zfleet_in_tz(c1, &f, Some("UTC"), &["run"]).ok();
     let now = hourlies();
     assert_eq!(now.len(), 3, "{now:?}");
     assert!(!now.contains(&restored), "{now:?}");

@@ -15,41 +15,13 @@ use zfleet_lab::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
 const PRODUCTION: &str = "[templates.production]\nhourly = 36\ndaily = 30\nmonthly = 3\nyearly = 0\nautosnap = true\nautoprune = false\n";
 
 fn fleet(lab: &Lab, body: &str) -> PathBuf {
-    let path = lab.dir().join("fleet.toml");
-    let mut s = format!(
-        "[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n",
-        lab.user_key().display(),
-        lab.known_hosts().display()
-    );
-    for h in lab.hosts() {
-        s.push_str(&format!(
-            "[hosts.{}]\naddress = \"{}\"\n",
-            h.name(),
-            h.addr()
-        ));
-    }
-    s.push_str(body);
-    std::fs::write(&path, s).unwrap();
-    path
+    let hosts: String = lab.hosts().iter().map(common::host_line).collect();
+    common::ssh_fleet(lab, &format!("{hosts}{body}"))
 }
 
 /// `zfleet --config FLEET --host HOST ARGS…` on `host`, in Vienna.
 fn zfleet(host: &Host, fleet: &Path, args: &[&str]) -> Run {
-    let out = host
-        .command(zfleet_bin())
-        .env("TZ", "Europe/Vienna")
-        .arg("--config")
-        .arg(fleet)
-        .arg("--host")
-        .arg(host.name())
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::zfleet_in_tz(host, fleet, Some("Europe/Vienna"), args)
 }
 
 fn snapshots(h: &Host, root: &str) -> Vec<String> {

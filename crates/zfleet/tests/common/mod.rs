@@ -1,7 +1,7 @@
 //! Running the real `zfleet` binary inside lab hosts.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use zfleet_lab::sim::{Host, Lab, LabSpec};
@@ -46,20 +46,69 @@ impl Run {
     }
 }
 
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `zfleet --config FLEET --host HOST ARGS…` on lab host `host`.
-pub fn zfleet(host: &Host, fleet: &std::path::Path, args: &[&str]) -> Run {
-    let out: Output = host
-        .command(zfleet_bin())
-        .arg("--config")
+pub fn zfleet(host: &Host, fleet: &Path, args: &[&str]) -> Run {
+    zfleet_in_tz(host, fleet, None, args)
+}
+
+/// [`zfleet`] with `TZ` set, where snapshot names (local time) matter.
+pub fn zfleet_in_tz(host: &Host, fleet: &Path, tz: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = host.command(zfleet_bin());
+    if let Some(tz) = tz {
+        cmd.env("TZ", tz);
+    }
+    cmd.arg("--config")
         .arg(fleet)
         .arg("--host")
         .arg(host.name())
         .args(args)
         .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap()
+        .into()
+}
+
+/// A fleet file with the lab's ssh settings followed by `body`.
+pub fn ssh_fleet(lab: &Lab, body: &str) -> PathBuf {
+    let path = lab.dir().join("fleet.toml");
+    let head = format!(
+        "[ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n",
+        lab.user_key().display(),
+        lab.known_hosts().display()
+    );
+    std::fs::write(&path, format!("{head}{body}")).unwrap();
+    path
+}
+
+/// `[hosts.NAME]` with the lab address of `h`.
+pub fn host_line(h: &Host) -> String {
+    format!("[hosts.{}]\naddress = \"{}\"\n", h.name(), h.addr())
+}
+
+pub fn mountpoint(h: &Host, ds: &str) -> String {
+    h.sh(&format!("zfs get -H -o value mountpoint {ds}"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Short names of the snapshots of `ds` itself, oldest first.
+pub fn snapshots(h: &Host, ds: &str) -> Vec<String> {
+    h.sh(&format!(
+        "zfs list -H -o name -t snapshot -s createtxg -r {ds} 2>/dev/null || true"
+    ))
+    .unwrap()
+    .lines()
+    .filter(|l| l.starts_with(&format!("{ds}@")))
+    .map(|l| l.rsplit('@').next().unwrap().to_string())
+    .collect()
 }
