@@ -65,6 +65,13 @@ mount --bind "$ZL_DIR/var-lib-zfleet" /var/lib/zfleet
 mount --bind "$ZL_DIR/var-log" /var/log
 mount --bind "$ZL_DIR/home" /home
 mount --bind "$ZL_DIR/dot-ssh" /root/.ssh
+# bash sources ~/.bashrc for every command sshd runs; the machine's (pyenv
+# init and the like) would cost each ssh session of a test ~0.1 s that no
+# fleet host pays, and would skew every benchmark against the raw pipe.
+if [ -e /root/.bashrc ]; then
+  : > "$ZL_DIR/bashrc"
+  mount --bind "$ZL_DIR/bashrc" /root/.bashrc
+fi
 cp "$ZL_LAB/hosts" /etc/hosts
 echo "$ZL_NAME" > /etc/hostname
 hostname "$ZL_NAME"
