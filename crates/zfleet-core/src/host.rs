@@ -21,7 +21,8 @@ pub struct Host {
     caps: OnceLock<Caps>,
     /// The host answers through `zfleet serve` (a forced command): it takes
     /// single zfs commands, not shell lines.
-    served: OnceLock<bool>,
+    /// `None`: plain ssh; `Some(features)`: `zfleet serve` and what it announced.
+    served: OnceLock<Option<Vec<String>>>,
 }
 
 impl Host {
@@ -95,8 +96,12 @@ impl Host {
         let out = self.query(&caps::probe())?;
         let text = out.stdout_text();
         let (served, text) = match text.strip_prefix(crate::serve::SERVE_BANNER) {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, text),
+            Some(rest) => {
+                let (banner, rest) = rest.split_once('\n').unwrap_or((rest, ""));
+                let features = banner.split_whitespace().map(str::to_string).collect();
+                (Some(features), rest.to_string())
+            }
+            None => (None, text),
         };
         let _ = self.served.set(served);
         let probed = caps::from_probe_output(&text);
@@ -111,7 +116,15 @@ impl Host {
 
     /// Whether the host answers through `zfleet serve` (known after the probe).
     pub fn is_served(&self) -> bool {
-        self.served.get().copied().unwrap_or(false)
+        self.served.get().is_some_and(Option::is_some)
+    }
+
+    /// Whether its `zfleet serve` compresses sends itself (`zfleet-zstd`).
+    pub fn serve_compresses(&self) -> bool {
+        self.served
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(|f| f.iter().any(|w| w == "zstd"))
     }
 
     /// Imported pools.

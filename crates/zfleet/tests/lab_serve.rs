@@ -136,6 +136,39 @@ fn grant_apply_then_backups_through_serve_and_nothing_else() {
         sshd.contains("Accepted publickey for zfleet"),
         "the backup ran as the backup account"
     );
+
+    // With zstd on the wire, serve compresses the send itself: one checked
+    // command, no shell pipeline, no zstd program needed on the client.
+    let text = std::fs::read_to_string(&fleet).unwrap();
+    std::fs::write(
+        &fleet,
+        text.replace(
+            "target_root = \"zstorage/backups\"\n",
+            "target_root = \"zstorage/backups\"\ncompress = \"zstd\"\n",
+        ),
+    )
+    .unwrap();
+    c1.sh(&format!(
+        "seq 1 200000 > \"$(zfs get -H -o value mountpoint {PS})/g\" && zfs snapshot {PS}@s2z"
+    ))
+    .unwrap();
+    let r = zfleet(backup, &fleet, &["backup", "--json"]).ok().json();
+    assert_eq!(r["clients"][0]["jobs"][0]["snapshots"], 1, "{r}");
+    let log = c1.sh("cat /var/log/zfleet/serve.log").unwrap();
+    assert!(
+        log.contains("allowed request=\"zfleet-zstd zfs send"),
+        "{log}"
+    );
+    let sum = |h: &Host, ds: &str| {
+        h.sh(&format!("sha256sum \"$(zfs get -H -o value mountpoint {ds})/g\" | cut -d' ' -f1"))
+            .unwrap()
+    };
+    let on_client = sum(c1, PS);
+    assert_eq!(on_client.trim().len(), 64, "{on_client}");
+    assert_eq!(
+        sum(backup, "zstorage/backups/client1/zroot/persistSave"),
+        on_client
+    );
     c1.sh(&format!(
         "zfs snapshot {PS}@s3 && zfs snapshot zroot/persist@other"
     ))
@@ -185,6 +218,14 @@ fn grant_apply_then_backups_through_serve_and_nothing_else() {
         ),
         ("zfs send zroot/persistSave#s1", "missing `@`"),
         ("zfs hold evil zroot/persistSave@s1", "hold tag `evil`"),
+        (
+            "zfleet-zstd zfs destroy zroot/persistSave@s1",
+            "wraps only `zfs send`",
+        ),
+        (
+            "zfleet-zstd zfs send zroot/persist@other",
+            "not of a dataset backup server `backup` may use",
+        ),
         (
             "zfs release zfleet:base:backup zroot/persist@other",
             "not of a dataset",

@@ -622,7 +622,7 @@ pub(crate) fn transfer(
     }
     let t = progress.transfer(label, total);
     let stream: Box<dyn std::io::Read + std::marker::Send> = match wire {
-        Wire::DecodeHere => Box::new(
+        Wire::DecodeHere | Wire::ServedDecodeHere => Box::new(
             zstd::stream::read::Decoder::new(stream)
                 .map_err(|e| TransferError::Pump(e.to_string()))?,
         ),
@@ -630,7 +630,7 @@ pub(crate) fn transfer(
             zstd::stream::read::Encoder::new(stream, ZSTD_LEVEL)
                 .map_err(|e| TransferError::Pump(e.to_string()))?,
         ),
-        Wire::Plain | Wire::Remote => Box::new(stream),
+        Wire::Plain | Wire::Remote | Wire::ServedRemote => Box::new(stream),
     };
     let pumped = pump(stream, &mut sink, opts.pump, t.as_ref());
     // End of stream for the receiver, whether or not the sender finished.
@@ -642,7 +642,7 @@ pub(crate) fn transfer(
     let mut send_status = wait(&mut sender);
     let recv_status = wait(&mut receiver);
     let mut send_stderr = join(send_err);
-    if wire.compresses_at_source() {
+    if wire.send_status_on_stderr() {
         // `sh -c 'zfs send … | zstd'` exits with zstd's status; the real one
         // is on stderr.
         let (status_ok, rest) = split_send_exit(&send_stderr);

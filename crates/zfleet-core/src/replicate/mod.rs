@@ -8,3 +8,4 @@ mod properties;
 pub mod pump;
 pub mod sync_snapshot;
 mod wire;
+pub(crate) use wire::ZSTD_LEVEL;

@@ -4,8 +4,9 @@
 use super::exec::TransferError;
 use crate::exec::Argv;
 use crate::host::Host;
+use crate::serve::ZSTD_PREFIX;
 
-pub(super) const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 const SEND_EXIT_TAG: &str = "zfleet-send-exit:";
 
 /// How the stream is compressed between the hosts.
@@ -14,36 +15,54 @@ pub(super) enum Wire {
     Plain,
     /// The remote source compresses; this process decompresses into a local receiver.
     DecodeHere,
+    /// The source's `zfleet serve` compresses in process; this process
+    /// decompresses into a local receiver.
+    ServedDecodeHere,
     /// This process compresses a local sender; the remote receiver decompresses.
     EncodeHere,
     /// Both sides remote: the source compresses and the target decompresses.
     Remote,
+    /// Both sides remote, the source through `zfleet serve`.
+    ServedRemote,
 }
 
 impl Wire {
     pub(super) fn choose(compress: bool, src: &Host, dst: &Host) -> Self {
-        // zfleet serve runs single commands, not a pipeline to zstd.
-        let compress = compress && !src.is_served() && !dst.is_served();
-        match (
-            compress,
-            src.endpoint().is_local(),
-            dst.endpoint().is_local(),
-        ) {
-            (false, ..) | (true, true, true) => Wire::Plain,
-            (true, false, true) => Wire::DecodeHere,
-            (true, true, false) => Wire::EncodeHere,
-            (true, false, false) => Wire::Remote,
+        // A receive-only `zfleet serve` takes a plain stream.
+        if !compress || dst.is_served() {
+            return Wire::Plain;
+        }
+        let served_src = src.is_served();
+        if served_src && !src.serve_compresses() {
+            // An older serve that runs single commands only.
+            return Wire::Plain;
+        }
+        match (src.endpoint().is_local(), dst.endpoint().is_local()) {
+            (true, true) => Wire::Plain,
+            (false, true) if served_src => Wire::ServedDecodeHere,
+            (false, true) => Wire::DecodeHere,
+            (true, false) => Wire::EncodeHere,
+            (false, false) if served_src => Wire::ServedRemote,
+            (false, false) => Wire::Remote,
         }
     }
 
-    pub(super) fn compresses_at_source(self) -> bool {
+    /// `sh -c 'zfs send … | zstd'` exits with zstd's status; the sender's is
+    /// on stderr. (A served sender's status is serve's own.)
+    pub(super) fn send_status_on_stderr(self) -> bool {
         matches!(self, Wire::DecodeHere | Wire::Remote)
     }
 
     /// `sh -c '{ zfs send …; echo zfleet-send-exit:$? >&2; } | zstd -c'` on the
-    /// source, so the sender's own exit status is not lost behind zstd's.
+    /// source, so the sender's own exit status is not lost behind zstd's; or
+    /// `zfleet-zstd zfs send …` for `zfleet serve`.
     pub(super) fn send(self, send: &Argv) -> Result<Argv, TransferError> {
-        if !self.compresses_at_source() {
+        if matches!(self, Wire::ServedDecodeHere | Wire::ServedRemote) {
+            return Ok(Argv::new(ZSTD_PREFIX)
+                .arg(&send.program)
+                .args(send.args.iter().map(String::as_str)));
+        }
+        if !self.send_status_on_stderr() {
             return Ok(send.clone());
         }
         let line = crate::exec::quote::remote_command_line(send.words())
@@ -54,7 +73,7 @@ impl Wire {
     }
 
     pub(super) fn recv(self, recv: &Argv) -> Result<Argv, TransferError> {
-        if !matches!(self, Wire::EncodeHere | Wire::Remote) {
+        if !matches!(self, Wire::EncodeHere | Wire::Remote | Wire::ServedRemote) {
             return Ok(recv.clone());
         }
         let line = crate::exec::quote::remote_command_line(recv.words())
@@ -104,5 +123,9 @@ mod tests {
             w.args[1],
             "{ zfs send -I z/a@1 z/a@2; echo zfleet-send-exit:$? >&2; } | zstd -c -q -3"
         );
+        // zfleet serve compresses in process: one command it can check.
+        let w = Wire::ServedDecodeHere.send(&send).unwrap();
+        assert_eq!(w.to_string(), "zfleet-zstd zfs send -I z/a@1 z/a@2");
+        assert!(!Wire::ServedDecodeHere.send_status_on_stderr());
     }
 }

@@ -7,7 +7,7 @@ pub mod policy;
 pub mod request;
 mod run;
 
-pub use policy::{authorize, Mode, Op, OpKind, Stream};
+pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
 pub use run::{serve, ServeLog, REFUSED, SERVE_BANNER};
 
 /// Why a request was refused; shown to the caller and logged.

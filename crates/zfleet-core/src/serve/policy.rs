@@ -95,6 +95,8 @@ pub struct Op {
     pub argv: Argv,
     pub stream: Stream,
     pub kind: OpKind,
+    /// A send whose stream `serve` compresses with zstd on its way out.
+    pub zstd: bool,
 }
 
 fn ser_argv<S: serde::Serializer>(a: &Argv, s: S) -> Result<S::Ok, S::Error> {
@@ -102,8 +104,17 @@ fn ser_argv<S: serde::Serializer>(a: &Argv, s: S) -> Result<S::Ok, S::Error> {
 }
 
 fn op(argv: Argv, stream: Stream, kind: OpKind) -> Op {
-    Op { argv, stream, kind }
+    Op {
+        argv,
+        stream,
+        kind,
+        zstd: false,
+    }
 }
+
+/// The request prefix that asks `serve` to compress a send's stream in process
+/// (the server decompresses in process too: no `zstd` program, no shell).
+pub const ZSTD_PREFIX: &str = "zfleet-zstd";
 
 fn refuse(msg: impl Into<String>) -> Refusal {
     Refusal::new(msg)
@@ -118,6 +129,12 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
         ["zfs", "version"] | ["sh", "-c", PROBE_LINE] => {
             Ok(op(cmd::zfs().arg("version"), Stream::None, OpKind::Probe))
         }
+        [ZSTD_PREFIX, "zfs", "send", ..] => {
+            let mut op = authorize(mode, &w[1..])?;
+            op.zstd = true;
+            Ok(op)
+        }
+        [ZSTD_PREFIX, ..] => Err(refuse(format!("`{ZSTD_PREFIX}` wraps only `zfs send`"))),
         ["zfs", "list", rest @ ..] => list(mode, rest),
         ["zfs", "get", rest @ ..] => get(mode, rest),
         ["zfs", "send", rest @ ..] => send(mode, rest),
@@ -515,6 +532,34 @@ mod tests {
             .map(|o| o.argv.to_string())
             .unwrap_err()
             .reason
+    }
+
+    /// `zfleet-zstd` only wraps a send that would be allowed on its own.
+    #[test]
+    fn compressed_sends() {
+        let m = send_mode();
+        let op = authorize(
+            &m,
+            &words("zfleet-zstd zfs send -L -e -c zroot/persistSave@a"),
+        )
+        .unwrap();
+        assert!(op.zstd);
+        assert_eq!(op.stream, Stream::Out);
+        assert_eq!(op.argv.to_string(), "zfs send -L -e -c zroot/persistSave@a");
+        assert!(
+            !authorize(&m, &words("zfs send zroot/persistSave@a"))
+                .unwrap()
+                .zstd
+        );
+        assert!(no(&m, "zfleet-zstd zfs send zroot/other@a").contains("zroot/other"));
+        for s in [
+            "zfleet-zstd zfs destroy zroot/persistSave@a",
+            "zfleet-zstd zfleet-zstd zfs send zroot/persistSave@a",
+            "zfleet-zstd sh -c id",
+            "zfleet-zstd",
+        ] {
+            assert_eq!(no(&m, s), "`zfleet-zstd` wraps only `zfs send`", "{s}");
+        }
     }
 
     /// Every command the engine sends to a client it pulls from is allowed, as sent.

@@ -16,6 +16,9 @@ pub const REFUSED: i32 = 126;
 /// What the probe answers first, so the server knows it talks to `zfleet serve`
 /// and sends single commands it can check.
 pub const SERVE_BANNER: &str = "zfleet-serve 1";
+/// What this `serve` can do beyond plain commands, announced on the banner line
+/// (an older server ignores words it does not know).
+pub const SERVE_FEATURES: &[&str] = &["zstd"];
 
 /// Where requests and verdicts are written. Falls back to stderr alone when the
 /// file cannot be opened (the server still sees refusals there).
@@ -125,6 +128,7 @@ fn run(op: &Op) -> i32 {
                 out.status.code().unwrap_or(1)
             }
         }
+        OpKind::Plain | OpKind::ResumeSend { .. } if op.zstd => send_compressed(op, c),
         OpKind::Plain | OpKind::ResumeSend { .. } => {
             // Streams go straight through: stdout to the ssh channel for a
             // send, stdin from it for a receive; zfleet copies nothing.
@@ -141,6 +145,36 @@ fn run(op: &Op) -> i32 {
     }
 }
 
+/// Runs a send with its stdout through a zstd encoder onto this process's
+/// stdout; the exit status is the sender's, as for a plain send.
+fn send_compressed(op: &Op, mut c: Command) -> i32 {
+    let mut child = match c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn() {
+        Ok(ch) => ch,
+        Err(e) => return spawn_failed(op, &e),
+    };
+    let Some(mut stream) = child.stdout.take() else {
+        let _ = child.kill();
+        return 1;
+    };
+    let out = std::io::stdout().lock();
+    let copied =
+        zstd::stream::write::Encoder::new(out, crate::replicate::ZSTD_LEVEL).and_then(|mut enc| {
+            std::io::copy(&mut stream, &mut enc)?;
+            enc.finish()?.flush()
+        });
+    if let Err(e) = copied {
+        // The server went away; the sender would block on a full pipe.
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("zfleet serve: compressing the stream failed: {e}");
+        return 1;
+    }
+    match child.wait() {
+        Ok(st) => st.code().unwrap_or(1),
+        Err(e) => spawn_failed(op, &e),
+    }
+}
+
 fn spawn_failed(op: &Op, e: &std::io::Error) -> i32 {
     eprintln!(
         "zfleet serve: cannot run `{}`: {e}",
@@ -152,7 +186,7 @@ fn spawn_failed(op: &Op, e: &std::io::Error) -> i32 {
 /// `zfs version`, or `zpool upgrade -v` where that is not a command, after
 /// the banner that tells the server it talks to zfleet serve.
 fn probe() -> i32 {
-    println!("{SERVE_BANNER}");
+    println!("{SERVE_BANNER} {}", SERVE_FEATURES.join(" "));
     let version = cmd::zfs().arg("version");
     let ok = Command::new(&version.program)
         .args(&version.args)
