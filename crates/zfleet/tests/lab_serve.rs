@@ -160,8 +160,10 @@ fn grant_apply_then_backups_through_serve_and_nothing_else() {
         "{log}"
     );
     let sum = |h: &Host, ds: &str| {
-        h.sh(&format!("sha256sum \"$(zfs get -H -o value mountpoint {ds})/g\" | cut -d' ' -f1"))
-            .unwrap()
+        h.sh(&format!(
+            "sha256sum \"$(zfs get -H -o value mountpoint {ds})/g\" | cut -d' ' -f1"
+        ))
+        .unwrap()
     };
     let on_client = sum(c1, PS);
     assert_eq!(on_client.trim().len(), 64, "{on_client}");
