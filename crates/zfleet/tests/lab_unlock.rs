@@ -223,6 +223,18 @@ fn lab_with_unlock(secret_for: impl Fn(&str) -> String, extra: &str) -> (Lab, Pa
     (lab, fleet)
 }
 
+/// [`lab_with_unlock`] where every host's passphrase is [`PASSPHRASE`], from
+/// one file; also returns that secret reference.
+fn lab_with_shared_secret() -> (Lab, PathBuf, String) {
+    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
+    let secret = secret_file(&lab, "shared", PASSPHRASE);
+    let text = std::fs::read_to_string(&fleet)
+        .unwrap()
+        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
+    std::fs::write(&fleet, text).unwrap();
+    (lab, fleet, secret)
+}
+
 fn secret_file(lab: &Lab, name: &str, content: &str) -> String {
     let p = lab.dir().join("secrets").join(name);
     write(&p, &format!("{content}\n"), 0o600);
@@ -616,12 +628,7 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
 
 #[test]
 fn unreachable_host_times_out_with_its_name_and_others_proceed() {
-    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
-    let secret = secret_file(&lab, "shared", PASSPHRASE);
-    let text = std::fs::read_to_string(&fleet)
-        .unwrap()
-        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
-    std::fs::write(&fleet, text).unwrap();
+    let (lab, fleet, _) = lab_with_shared_secret();
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
@@ -877,12 +884,7 @@ fn a_session_never_opens_a_connection_of_its_own() {
 /// the hand-over did not happen.
 #[test]
 fn confirmation_says_which_step_failed() {
-    let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
-    let secret = secret_file(&lab, "shared", PASSPHRASE);
-    let text = std::fs::read_to_string(&fleet)
-        .unwrap()
-        .replace("secret = \"\"", &format!("secret = \"{secret}\""));
-    std::fs::write(&fleet, text).unwrap();
+    let (lab, fleet, secret) = lab_with_shared_secret();
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
