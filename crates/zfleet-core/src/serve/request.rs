@@ -78,6 +78,16 @@ mod tests {
             msg("zfs list\nid"),
             "control character '\\n' in the request"
         );
+        // ssh cannot carry a NUL in a command (argv strings end there), but a
+        // request that somehow has one is refused like any control character.
+        assert_eq!(
+            msg("zfs send zroot/a@s\0; id"),
+            "control character '\\0' in the request"
+        );
+        assert_eq!(
+            msg("zfs list\tzroot"),
+            "control character '\\t' in the request"
+        );
         assert_eq!(msg("zfs list 'open"), "unbalanced quotes");
         assert_eq!(msg("zfs list &&"), "an empty command around `&&`");
         assert!(msg(&format!("zfs list {}", "a".repeat(5000))).starts_with("request of 5009 bytes"));
