@@ -75,3 +75,18 @@ pub fn age(now: i64, then: i64) -> String {
 }
 
 pub use zfleet_core::progress::human_bytes as bytes;
+
+/// A Nagios check's answer: one line (or `--json`), and its exit code. A check
+/// that could not run is UNKNOWN in the same shape.
+pub fn nagios<T: serde::Serialize>(
+    r: Result<zfleet_core::snapshot::monitor::CheckResult<T>, zfleet_core::Error>,
+    as_json: bool,
+) -> u8 {
+    let r = r.unwrap_or_else(zfleet_core::snapshot::monitor::CheckResult::unknown);
+    if as_json {
+        json(&r);
+    } else {
+        outln!("{}", r.message);
+    }
+    r.level.exit_code()
+}

@@ -52,6 +52,17 @@ pub struct CheckResult<T> {
     pub checks: Vec<T>,
 }
 
+impl<T> CheckResult<T> {
+    /// The check could not run: Nagios' UNKNOWN, with the reason.
+    pub fn unknown(reason: impl std::fmt::Display) -> Self {
+        CheckResult {
+            level: Level::Unknown,
+            message: format!("UNKNOWN: {reason}"),
+            checks: Vec::new(),
+        }
+    }
+}
+
 /// sanoid's `displaytime`: `1d 2h 3m 4s`, `5m 0s`, `42s`.
 pub fn display_time(secs: i64) -> String {
     let s = secs.max(0);

@@ -1,6 +1,6 @@
 use clap::Args;
 use zfleet_core::config::Monitor;
-use zfleet_core::snapshot::monitor::{check_pools, parse_pool_list, parse_status, Level};
+use zfleet_core::snapshot::monitor::{check_pools, parse_pool_list, parse_status};
 use zfleet_core::snapshot::PlanInput;
 use zfleet_core::zfs::cmd;
 use zfleet_core::Error;
@@ -78,18 +78,5 @@ pub fn cmd_check_pools(g: &GlobalArgs, a: &CheckPoolsArgs) -> Result<u8, Error> 
         };
         Ok(check_pools(&pools, &list, &problems, health, capacity))
     };
-    match run() {
-        Ok(r) => {
-            if a.out.json {
-                render::json(&r);
-            } else {
-                outln!("{}", r.message);
-            }
-            Ok(r.level.exit_code())
-        }
-        Err(e) => {
-            outln!("UNKNOWN: {e}");
-            Ok(Level::Unknown.exit_code())
-        }
-    }
+    Ok(render::nagios(run(), a.out.json))
 }

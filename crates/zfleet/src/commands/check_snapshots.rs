@@ -1,5 +1,5 @@
 use clap::Args;
-use zfleet_core::snapshot::monitor::{check_snapshots, Level};
+use zfleet_core::snapshot::monitor::check_snapshots;
 use zfleet_core::snapshot::{exec, PlanInput};
 use zfleet_core::Error;
 
@@ -30,26 +30,5 @@ pub fn cmd_check_snapshots(g: &GlobalArgs, a: &CheckSnapshotsArgs) -> Result<u8,
             jiff::Timestamp::now().as_second(),
         ))
     };
-    match run() {
-        Ok(r) => {
-            if a.out.json {
-                render::json(&r);
-            } else {
-                outln!("{}", r.message);
-            }
-            Ok(r.level.exit_code())
-        }
-        Err(e) => {
-            if a.out.json {
-                render::json(&serde_json::json!({
-                    "level": "unknown",
-                    "message": format!("UNKNOWN: {e}"),
-                    "checks": [],
-                }));
-            } else {
-                outln!("UNKNOWN: {e}");
-            }
-            Ok(Level::Unknown.exit_code())
-        }
-    }
+    Ok(render::nagios(run(), a.out.json))
 }
