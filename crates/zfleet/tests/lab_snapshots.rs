@@ -522,3 +522,77 @@ fn foreign_snapshots_and_replication_bases_are_never_destroyed() {
     );
     lab.teardown().unwrap();
 }
+
+/// `check-snapshots` and `check-pools` as Nagios runs them: one line and the
+/// plugin exit code, from real snapshot ages on the host's clock; `--json`
+/// with the same verdict; UNKNOWN (3) in the same shape when the check cannot run.
+#[test]
+fn monitoring_checks_answer_like_nagios_plugins() {
+    let lab = one_host("snapmon");
+    let h = lab.host("h").unwrap();
+    let f = fleet(
+        &lab,
+        &format!("{HOURLY2}\n[hosts.h.snapshots.\"zroot/data\"]\nuse_template = [\"t\"]\n"),
+    );
+    let t0 = 1_700_000_000;
+    h.freeze_time(t0).unwrap();
+    zfleet(h, &f, &["run"]).ok();
+
+    let r = zfleet(h, &f, &["check-snapshots"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "OK: all monitored datasets (zroot/data) have fresh snapshots"
+    );
+
+    // Two hours later, nothing taken: past hourly_warn (90m), not hourly_crit (360m).
+    h.freeze_time(t0 + 7200).unwrap();
+    let r = zfleet(h, &f, &["check-snapshots"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "WARN: zroot/data newest hourly snapshot is 2h 0m 0s old (should be < 1h 30m 0s)"
+    );
+    // Seven hours: critical, in JSON too.
+    h.freeze_time(t0 + 7 * 3600).unwrap();
+    let r = zfleet(h, &f, &["check-snapshots", "--json"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["level"], "critical", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("CRIT: zroot/data newest hourly snapshot is 7h 0m 0s old"),
+        "{v}"
+    );
+
+    let r = zfleet(h, &f, &["check-pools"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.starts_with("OK ZPOOL zroot : ONLINE {Size:"),
+        "{}",
+        r.stdout
+    );
+    let v = zfleet(h, &f, &["check-pools", "--json"]).ok().json();
+    assert_eq!(v["level"], "ok", "{v}");
+
+    // A check that cannot run says why, exits 3, and keeps its shape in JSON.
+    let missing = lab.dir().join("no-such-fleet.toml");
+    for check in ["check-snapshots", "check-pools"] {
+        let r = zfleet(h, &missing, &[check]);
+        assert_eq!(r.code, 3, "{check}: {}{}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with("UNKNOWN: "), "{check}: {}", r.stdout);
+        let r = zfleet(h, &missing, &[check, "--json"]);
+        assert_eq!(r.code, 3, "{check}: {}{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!(v["level"], "unknown", "{check}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("no-such-fleet.toml"),
+            "{check}: {v}"
+        );
+    }
+}
