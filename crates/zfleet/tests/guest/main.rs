@@ -8,4 +8,5 @@
 mod common;
 mod replication;
 mod restore;
+mod support;
 mod unlock;

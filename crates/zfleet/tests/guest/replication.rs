@@ -3,51 +3,16 @@
 //! after a confirmed step, and `zfs allow` delegation under `zfleet serve`.
 //! The guest's client and server are network namespaces with their own sshd.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use zfleet_lab::guest::{guest_or_skip, Guest, Scenario, ScenarioOptions};
+use zfleet_lab::guest::{guest_or_skip, Guest, Scenario};
+
+use crate::support::{self, backup, install, snapshot_names, T};
 
 const PASSPHRASE: &str = "correct-horse-battery";
-const T: &str = "zstorage/backups/zfleet-client/zroot";
-
-/// The zfleet binary is copied into the guest once per test binary.
-pub(crate) fn install(guest: &Guest) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        guest
-            .copy_in(&crate::common::zfleet_bin(), "/usr/local/bin/zfleet", true)
-            .unwrap();
-    });
-}
 
 fn scenario<'g>(guest: &'g Guest, fleet_extra: &str, datasets: &str) -> Scenario<'g> {
-    install(guest);
-    let s = guest
-        .scenario_with(&ScenarioOptions {
-            hosts_in_netns: true,
-        })
-        .unwrap();
-    let fleet = format!(
-        "[ssh]\nuser = \"root\"\nconnect_timeout = \"20s\"\n{fleet_extra}\n\
-         [hosts.zfleet-client]\naddress = \"192.168.77.1\"\n[hosts.zfleet-client.backup]\ndatasets = [{datasets}]\n\
-         [hosts.zfleet-server]\naddress = \"192.168.77.2\"\n[hosts.zfleet-server.server]\ntarget_root = \"zstorage/backups\"\n"
-    );
-    s.run_with_stdin(
-        "mkdir -p /etc/zfleet && cat > /etc/zfleet/fleet.toml && rm -rf /var/lib/zfleet",
-        fleet.as_bytes(),
-    )
-    .unwrap();
-    s.run("zfs create -o canmount=off zstorage/backups")
-        .unwrap();
-    s
-}
-
-fn backup(s: &Scenario<'_>, args: &str) -> serde_json::Value {
-    let out = s
-        .on_server(&format!("zfleet --host zfleet-server backup --json {args}"))
-        .unwrap();
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    support::scenario(guest, fleet_extra, datasets, "")
 }
 
 fn holds(s: &Scenario<'_>, snap: &str) -> String {
@@ -123,13 +88,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
         job["steps"][0], "incremental #zfleet_zfleet-server_s2 → @s3",
         "{r}"
     );
-    assert_eq!(
-        s.run(&format!(
-            "zfs list -H -o name -t snapshot -s createtxg {target} | sed 's/.*@//'"
-        ))
-        .unwrap(),
-        "s1\ns2\ns3\n"
-    );
+    assert_eq!(snapshot_names(&s, &target), "s1\ns2\ns3\n");
 
     // The data is intact: load the key on the server (for this check only).
     s.run_with_stdin(&format!("zfs load-key {target}"), PASSPHRASE.as_bytes())
@@ -220,13 +179,7 @@ fn an_interrupted_backup_resumes_from_the_receive_token() {
         .trim(),
         "-"
     );
-    assert_eq!(
-        s.run(&format!(
-            "zfs list -H -o name -t snapshot -s createtxg {target} | sed 's/.*@//'"
-        ))
-        .unwrap(),
-        "s1\ns3\n"
-    );
+    assert_eq!(snapshot_names(&s, &target), "s1\ns3\n");
 }
 
 #[test]

@@ -2,39 +2,20 @@
 //! back from its raw backup still encrypted with its own key, locked until
 //! the key is loaded, and the next backup is incremental.
 
-use zfleet_lab::guest::{guest_or_skip, shell_quote, Guest, Scenario, ScenarioOptions};
+use zfleet_lab::guest::{guest_or_skip, shell_quote, Guest, Scenario};
 
-use crate::replication::install;
+use crate::support::{self, backup, json, snapshot_names, T};
 
 const PASSPHRASE: &str = "correct-horse-battery";
 const NEW_PASSPHRASE: &str = "the-reinstall-has-another";
-const T: &str = "zstorage/backups/zfleet-client/zroot";
 
 fn scenario<'g>(guest: &'g Guest, datasets: &str) -> Scenario<'g> {
-    install(guest);
-    let s = guest
-        .scenario_with(&ScenarioOptions {
-            hosts_in_netns: true,
-        })
-        .unwrap();
-    let fleet = format!(
-        "[ssh]\nuser = \"root\"\nconnect_timeout = \"20s\"\n\
-         [hosts.zfleet-client]\naddress = \"192.168.77.1\"\n[hosts.zfleet-client.backup]\ndatasets = [{datasets}]\n\
-         [hosts.zfleet-client.unlock]\nmethod = \"zfs\"\nsecret = \"file:/root/zfleet-client.key\"\nencryption_roots = [\"zroot/secret\"]\n\
-         [hosts.zfleet-server]\naddress = \"192.168.77.2\"\n[hosts.zfleet-server.server]\ntarget_root = \"zstorage/backups\"\n"
-    );
-    s.run_with_stdin(
-        "mkdir -p /etc/zfleet && cat > /etc/zfleet/fleet.toml && rm -rf /var/lib/zfleet",
-        fleet.as_bytes(),
+    support::scenario(
+        guest,
+        "",
+        datasets,
+        "[hosts.zfleet-client.unlock]\nmethod = \"zfs\"\nsecret = \"file:/root/zfleet-client.key\"\nencryption_roots = [\"zroot/secret\"]\n",
     )
-    .unwrap();
-    s.run("zfs create -o canmount=off zstorage/backups")
-        .unwrap();
-    s
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// A command on the client as zfleet's ssh sessions run it: in the mount
@@ -84,10 +65,7 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
          && chown 1234:5678 small && ln -s small link && ln blob hard && mkdir d && echo x > d/f \
          && touch -d '2022-01-02 03:04:05' blob small d/f d && zfs snapshot zroot/secret@s1",
     );
-    let r = json(
-        &s.on_server("zfleet --host zfleet-server backup --json")
-            .unwrap(),
-    );
+    let r = backup(&s, "");
     assert_eq!(r["clients"][0]["jobs"][0]["outcome"], "sent", "{r}");
     let before = manifest(&s, "/zroot/secret");
 
@@ -170,20 +148,11 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
         &s,
         "echo more > /zroot/secret/more && zfs snapshot zroot/secret@s2",
     );
-    let r = json(
-        &s.on_server("zfleet --host zfleet-server backup --json")
-            .unwrap(),
-    );
+    let r = backup(&s, "");
     let job = &r["clients"][0]["jobs"][0];
     assert_eq!(job["outcome"], "sent", "{r}");
     assert!(job["bytes"].as_u64().unwrap() < 200_000, "{job}");
-    assert_eq!(
-        s.run(&format!(
-            "zfs list -H -o name -t snapshot -s createtxg {T}/secret | sed 's/.*@//'"
-        ))
-        .unwrap(),
-        "s1\ns2\n"
-    );
+    assert_eq!(snapshot_names(&s, &format!("{T}/secret")), "s1\ns2\n");
 }
 
 #[test]
@@ -274,10 +243,7 @@ fn an_unencrypted_dataset_is_received_unmounted_then_mounted_in_place() {
         &s,
         "echo more > /zroot/plain/more && zfs snapshot zroot/plain@s2",
     );
-    let r = json(
-        &s.on_server("zfleet --host zfleet-server backup --json")
-            .unwrap(),
-    );
+    let r = backup(&s, "");
     let job = &r["clients"][0]["jobs"][0];
     assert_eq!(job["outcome"], "sent", "{r}");
     assert!(job["bytes"].as_u64().unwrap() < 200_000, "{job}");

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use zfleet_lab::guest::{guest_or_skip, Scenario, ScenarioOptions, CLIENT_HOST, SERVER_HOST};
 
+use crate::support::json;
+
 const KEY: &str = "native encryption passphrase 8";
 
 fn zfleet(s: &Scenario<'_>, args: &str) -> (i32, String, String) {
@@ -45,10 +47,6 @@ fn on_client_over_ssh(s: &Scenario<'_>, command: &str) -> String {
         zfleet_lab::guest::shell_quote(command)
     ))
     .unwrap()
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
 #[test]
