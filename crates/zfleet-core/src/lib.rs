@@ -6,6 +6,7 @@
 //! function of (config, observation, now), and execution runs the plan.
 
 pub mod config;
+pub mod daemon;
 pub mod exec;
 pub mod export;
 pub mod grant;
@@ -18,6 +19,7 @@ pub mod restore;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod status;
 pub mod unlock;
 pub mod zfs;
 
