@@ -2,6 +2,9 @@
 //! report `zfleet status` prints and the daemon serves ([`model`]), as a page
 //! ([`page`]) and as Prometheus metrics ([`metrics`]).
 
+pub mod check;
+pub mod collect;
+pub mod history;
 pub mod judge;
 pub mod metrics;
 pub mod model;

@@ -3,6 +3,7 @@
 
 mod backup;
 mod check;
+mod check_backups;
 mod check_pools;
 mod check_snapshots;
 mod export;
@@ -14,6 +15,8 @@ mod restore;
 mod run;
 mod serve;
 mod snapshot;
+mod state;
+mod status;
 mod sync;
 mod unlock;
 
@@ -36,6 +39,9 @@ pub enum Command {
     Run(run::RunArgs),
     CheckSnapshots(check_snapshots::CheckSnapshotsArgs),
     CheckPools(check_pools::CheckPoolsArgs),
+    CheckBackups(check_backups::CheckBackupsArgs),
+    Status(status::StatusArgs),
+    State(state::StateArgs),
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
@@ -57,6 +63,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run(a) => run::cmd_run(&cli.global, &a),
         Command::CheckSnapshots(a) => check_snapshots::cmd_check_snapshots(&cli.global, &a),
         Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
+        Command::CheckBackups(a) => check_backups::cmd_check_backups(&cli.global, &a),
+        Command::Status(a) => status::cmd_status(&cli.global, &a),
+        Command::State(a) => state::cmd_state(&cli.global, &a),
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
