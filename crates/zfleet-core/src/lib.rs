@@ -20,6 +20,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod stop;
 pub mod unlock;
 pub mod zfs;
 

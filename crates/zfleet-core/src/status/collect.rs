@@ -36,7 +36,9 @@ pub struct Scope {
 impl Scope {
     fn wants_row(&self, j: &Job) -> bool {
         if let Some(s) = &self.daemon_server {
-            return &j.server == s || (j.push && self.only.contains(&j.client));
+            // What this host's daemon runs: its pulls as a server, its pushes
+            // as a client. A push to it is the client's to report.
+            return (&j.server == s && !j.push) || (j.push && &j.client == s);
         }
         self.only.is_empty() || self.only.contains(&j.server) || self.only.contains(&j.client)
     }

@@ -314,7 +314,10 @@ mod tests {
             updated: 800,
         };
         record_daemon_jobs(&s, std::slice::from_ref(&j)).unwrap();
-        assert_eq!(dump(&s, "vault", 1).unwrap().daemon, std::slice::from_ref(&j));
+        assert_eq!(
+            dump(&s, "vault", 1).unwrap().daemon,
+            std::slice::from_ref(&j)
+        );
         let k = DaemonJob {
             client: String::new(),
             retry: None,

@@ -6,6 +6,7 @@ mod check;
 mod check_backups;
 mod check_pools;
 mod check_snapshots;
+mod daemon;
 mod export;
 mod grant;
 mod import;
@@ -45,6 +46,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -69,5 +71,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
+        Command::Daemon(a) => daemon::cmd_daemon(&cli.global, &a),
     }
 }
