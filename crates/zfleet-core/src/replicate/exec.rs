@@ -813,9 +813,11 @@ pub(crate) fn mark_side(
 
 /// The name of a server's bookmark of a base: kept on the source so that an
 /// incremental stays possible even if the base snapshot itself is destroyed.
+/// `:` ends the server's name because no host name contains one: the
+/// bookmarks of `backup` (`zfleet_backup:…`) never match those of `backup_2`.
 pub fn base_bookmark(marker: &str, snap: &str) -> String {
     let server = marker.strip_prefix("zfleet:base:").unwrap_or(marker);
-    format!("zfleet_{server}_{snap}")
+    format!("zfleet_{server}:{snap}")
 }
 
 /// The commands that move the base on one side, each with the one failure

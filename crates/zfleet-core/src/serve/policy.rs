@@ -580,8 +580,8 @@ mod tests {
             "zfs inherit zfleet:base:vault zroot/persistSave@a",
             "zfs hold zfleet:base:vault zroot/persistSave@b",
             "zfs release zfleet:base:vault zroot/persistSave@a",
-            "zfs bookmark zroot/persistSave@b zroot/persistSave#zfleet_vault_b",
-            "zfs destroy zroot/persistSave#zfleet_vault_a",
+            "zfs bookmark zroot/persistSave@b zroot/persistSave#zfleet_vault:b",
+            "zfs destroy zroot/persistSave#zfleet_vault:a",
         ] {
             assert_eq!(ok(&m, s), s);
         }
@@ -615,8 +615,8 @@ mod tests {
             ("zfs send -t '1-abc;id'", "a resume token is letters, digits and `-`"),
             ("zfs list -H -p -r -t snapshot -o name,mountpoint zroot/persistSave", "property `mountpoint` is not one zfleet reads"),
             ("zfs get all zroot/persistSave", "`zfs get all zroot/persistSave` is not a query zfleet makes"),
-            ("zfs bookmark zroot/persistSave@b zroot/persistSave#mine", "bookmark `zroot/persistSave#mine` is not this server's bookmark of `zroot/persistSave@b` (`#zfleet_vault_b`)"),
-            ("zfs destroy zroot/persistSave#precious", "`zfs destroy zroot/persistSave#precious` is refused: only this server's own bookmarks (`#zfleet_vault_…`)"),
+            ("zfs bookmark zroot/persistSave@b zroot/persistSave#mine", "bookmark `zroot/persistSave#mine` is not this server's bookmark of `zroot/persistSave@b` (`#zfleet_vault:b`)"),
+            ("zfs destroy zroot/persistSave#precious", "`zfs destroy zroot/persistSave#precious` is refused: only this server's own bookmarks (`#zfleet_vault:…`)"),
             ("zfs snapshot zroot/persistSave@mine", "`zfs snapshot zroot/persistSave@mine` is refused: only `vault`'s own sync snapshots, and only when its sync_snapshot is on"),
         ];
         for (req, why) in cases {

@@ -55,7 +55,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/secret")
         .unwrap()
-        .contains("zroot/secret#zfleet_zfleet-server_s1"));
+        .contains("zroot/secret#zfleet_zfleet-server:s1"));
 
     // Incremental; the holds and the bookmark move to the new base.
     s.run("echo more >> /zroot/secret/blob && zfs snapshot zroot/secret@s2")
@@ -72,7 +72,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
         s.run("zfs list -H -o name -t bookmark zroot/secret")
             .unwrap()
             .trim(),
-        "zroot/secret#zfleet_zfleet-server_s2"
+        "zroot/secret#zfleet_zfleet-server:s2"
     );
 
     // Someone destroys the common snapshot on the client (releasing zfleet's
@@ -85,7 +85,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
     let job = &r["clients"][0]["jobs"][0];
     assert_eq!(job["outcome"], "sent", "{r}");
     assert_eq!(
-        job["steps"][0], "incremental #zfleet_zfleet-server_s2 → @s3",
+        job["steps"][0], "incremental #zfleet_zfleet-server:s2 → @s3",
         "{r}"
     );
     assert_eq!(snapshot_names(&s, &target), "s1\ns2\ns3\n");
@@ -229,7 +229,7 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/data")
         .unwrap()
-        .contains("#zfleet_zfleet-server_s2"));
+        .contains("#zfleet_zfleet-server:s2"));
     let log = s.run("cat /var/log/zfleet/serve.log").unwrap();
     assert!(log.contains("allowed request=\"zfs send"), "{log}");
 
