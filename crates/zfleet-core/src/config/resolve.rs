@@ -322,7 +322,8 @@ pub fn valid_user(u: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{u}` is not a valid user name (lowercase letters, digits, `_`, `-`; at most 32)"
+            "`{}` is not a valid user name (lowercase letters, digits, `_`, `-`; at most 32)",
+            crate::text::printable(u)
         ))
     }
 }
@@ -345,8 +346,8 @@ pub fn valid_address(a: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '[' | ']')))
     {
         return Err(format!(
-            "`{}` is not allowed in an address",
-            c.escape_default()
+            "{} is not allowed in an address",
+            crate::text::describe_char(c)
         ));
     }
     Ok(())

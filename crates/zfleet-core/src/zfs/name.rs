@@ -263,6 +263,16 @@ pub struct SnapshotName {
 }
 
 impl SnapshotName {
+    /// Checks the part after `@` alone (a `--snapshot` option), reporting
+    /// positions in what was given rather than in a made-up full name.
+    pub fn check_short(snap: &str) -> Result<(), NameError> {
+        if snap.contains(['@', '#']) {
+            return Err(err(NameKind::Snapshot, snap, "more than one `@` or `#`"));
+        }
+        check_component(snap, 0).map_err(|r| err(NameKind::Snapshot, snap, r))?;
+        check_len(snap).map_err(|r| err(NameKind::Snapshot, snap, r))
+    }
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let (ds, snap) = s
             .split_once('@')
