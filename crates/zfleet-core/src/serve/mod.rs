@@ -6,6 +6,7 @@
 pub mod policy;
 pub mod request;
 mod run;
+pub mod token;
 
 pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
 pub use run::{serve, ServeLog, REFUSED, SERVE_BANNER};

@@ -85,25 +85,38 @@ fn refuse(log: &ServeLog, raw: &str, r: &Refusal) -> i32 {
 }
 
 /// A resume token names the snapshot it continues; it must be one this peer
-/// may send, like any other send.
+/// may send, like any other send, and its guids must be that snapshot's. The
+/// token is decoded here, field by field, not read from what zfs prints.
 fn check_token(mode: &Mode, token: &str) -> Result<(), Refusal> {
-    let out = Command::new("zfs")
-        .args(["send", "-n", "-v", "-t", token])
+    let t = super::token::decode(token).map_err(Refusal::new)?;
+    let snap = SnapshotName::parse(&t.toname).map_err(|e| Refusal::new(e.to_string()))?;
+    authorize(mode, &["zfs".into(), "send".into(), snap.to_string()])?;
+    let list = cmd::zfs()
+        .args([
+            "list",
+            "-H",
+            "-p",
+            "-o",
+            "name,guid",
+            "-t",
+            "snapshot,bookmark",
+            "-d",
+            "1",
+        ])
+        .arg(snap.dataset.as_str());
+    let out = Command::new(&list.program)
+        .args(&list.args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Refusal::new(format!("cannot read the resume token: {e}")))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let toname = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("toname = "))
-        .ok_or_else(|| Refusal::new("the resume token does not name a snapshot"))?;
-    let snap = SnapshotName::parse(toname.trim()).map_err(|e| Refusal::new(e.to_string()))?;
-    authorize(mode, &["zfs".into(), "send".into(), snap.to_string()]).map(drop)
+        .map_err(|e| Refusal::new(format!("cannot check the resume token: {e}")))?;
+    if !out.status.success() {
+        return Err(Refusal::new(format!(
+            "cannot check the resume token: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    super::token::check_guids(&t, &String::from_utf8_lossy(&out.stdout)).map_err(Refusal::new)
 }
 
 fn run(op: &Op) -> i32 {
