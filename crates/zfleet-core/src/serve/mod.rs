@@ -3,6 +3,7 @@
 //! server (or a push client, or a granted restore) needs for this host's
 //! datasets, runs them without a shell, and refuses and logs everything else.
 
+mod holds;
 pub mod policy;
 pub mod request;
 mod run;

@@ -68,6 +68,9 @@ pub fn serve(mode: &Mode, raw: Option<&str>, log: &ServeLog) -> i32 {
             }
         }
     }
+    if let Err(r) = super::holds::check(&mode.marker(), &mode.who(), &ops) {
+        return refuse(log, raw, &r);
+    }
     log.write("allowed", raw);
     for op in &ops {
         let status = run(op);
@@ -141,6 +144,19 @@ fn run(op: &Op) -> i32 {
                 out.status.code().unwrap_or(1)
             }
         }
+        OpKind::Listing { ref datasets } => filtered(op, c, |line| {
+            let name = line.split('\t').next().unwrap_or("");
+            datasets.iter().any(|d| {
+                name.strip_prefix(d.as_str()).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with('@') || rest.starts_with('#')
+                })
+            })
+        }),
+        OpKind::Properties => filtered(op, c, |line| {
+            line.split('\t')
+                .nth(1)
+                .is_some_and(super::policy::property_shown)
+        }),
         OpKind::Plain | OpKind::ResumeSend { .. } if op.zstd => send_compressed(op, c),
         OpKind::Plain | OpKind::ResumeSend { .. } => {
             // Streams go straight through: stdout to the ssh channel for a
@@ -155,6 +171,33 @@ fn run(op: &Op) -> i32 {
                 Err(e) => spawn_failed(op, &e),
             }
         }
+    }
+}
+
+/// Runs a query and passes on only the lines `keep` accepts; the exit status
+/// is the query's.
+fn filtered(op: &Op, mut c: Command, keep: impl Fn(&str) -> bool) -> i32 {
+    use std::io::BufRead;
+    let mut child = match c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn() {
+        Ok(ch) => ch,
+        Err(e) => return spawn_failed(op, &e),
+    };
+    let Some(stream) = child.stdout.take() else {
+        let _ = child.kill();
+        return 1;
+    };
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(stream).split(b'\n') {
+        let Ok(line) = line else { break };
+        if keep(&String::from_utf8_lossy(&line)) {
+            let _ = out.write_all(&line);
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+    match child.wait() {
+        Ok(st) => st.code().unwrap_or(1),
+        Err(e) => spawn_failed(op, &e),
     }
 }
 

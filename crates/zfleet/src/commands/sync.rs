@@ -167,11 +167,15 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                 eprintln!("error: {message}");
                 return Ok(crate::exit::REMOTE);
             }
+            Outcome::Degraded { message } => {
+                eprintln!("error: {} → {}: {message}", report.source, report.target);
+                return Ok(crate::exit::REMOTE);
+            }
         }
     }
     Ok(match report.outcome {
         Outcome::Refused { .. } => crate::exit::REFUSED,
-        Outcome::Failed { .. } => crate::exit::REMOTE,
+        Outcome::Failed { .. } | Outcome::Degraded { .. } => crate::exit::REMOTE,
         _ => crate::exit::OK,
     })
 }
