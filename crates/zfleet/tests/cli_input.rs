@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn trap_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zfleet-cli-input-{}", std::process::id()));
+fn trap_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zfleet-cli-input-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for prog in ["ssh", "zfs", "zpool", "sudo"] {
         let p = dir.join(prog);
@@ -50,7 +50,7 @@ fn zfleet(dir: &Path, config: &Path, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn bad_hosts_users_and_snapshot_names_are_refused_before_anything_runs() {
-    let dir = trap_dir();
+    let dir = trap_dir("names");
     let fleet = dir.join("fleet.toml");
     std::fs::write(
         &fleet,
@@ -81,5 +81,56 @@ fn bad_hosts_users_and_snapshot_names_are_refused_before_anything_runs() {
     }
     let called = std::fs::read_to_string(dir.join("called")).unwrap_or_default();
     assert_eq!(called, "", "nothing may run for refused input");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `zfleet import sanoid` never changes what is kept without saying so: a
+/// child of a recursive section is laid over its parent as sanoid does, and
+/// what cannot be made equal is refused unless accepted.
+#[test]
+fn sanoid_import_keeps_what_sanoid_keeps_or_refuses() {
+    let dir = trap_dir("sanoid");
+    let layered = dir.join("layered.conf");
+    std::fs::write(
+        &layered,
+        "[tank/parent]\n\tuse_template = production\n\trecursive = yes\n\n[tank/parent/child]\n\tuse_template = demo\n\n[template_demo]\n\tdaily = 60\n\n[template_production]\n\thourly = 36\n\tdaily = 30\n\tweekly = 4\n\tmonthly = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zfleet"))
+        .args(["import", "sanoid"])
+        .arg(&layered)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains("use_template = [\"demo\"]\nhourly = 36\nmonthly = 3\nweekly = 4\n"),
+        "{toml}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("[tank/parent/child] is laid over [tank/parent] as sanoid does: hourly = 36, monthly = 3, weekly = 4 written out"));
+
+    let skipped = dir.join("skipped.conf");
+    std::fs::write(
+        &skipped,
+        "[tank/child]\n\thourly = 5\n\n[tank]\n\tskip_children = yes\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_zfleet"))
+            .args(["import", "sanoid"])
+            .arg(&skipped)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(refused.stdout.is_empty());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("differs from sanoid: tank/child: sanoid leaves it alone (`skip_children` of [tank]); zfleet would take and prune its snapshots"), "{err}");
+    let accepted = run(&["--accept-differences"]);
+    assert!(accepted.status.success());
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains("[snapshots.\"tank/child\"]"));
     let _ = std::fs::remove_dir_all(&dir);
 }
