@@ -1,8 +1,8 @@
 //! Resume tokens, decoded by serve itself before `zfs send -t` may run.
 //!
 //! A token is `1-<fletcher4 of the payload, hex>-<unpacked length, hex>-<payload, hex>`
-//! where the payload is a zlib-compressed nvlist in XDR encoding with the
-//! fields of the interrupted send (`toname`, `toguid`, `fromguid`, offsets,
+//! where the payload is a zlib-compressed nvlist, packed in ZFS's native
+//! encoding (`fnvlist_pack`), with the fields of the interrupted send (`toname`, `toguid`, `fromguid`, offsets,
 //! flags). It comes from the peer, so nothing in it is trusted: serve reads
 //! the fields the way libzfs reads them (type by type, refusing anything it
 //! does not know, duplicates and trailing bytes), never from the text
@@ -21,7 +21,10 @@ pub struct ResumeToken {
 /// Tokens are a few hundred bytes; anything near this is not one.
 const MAX_UNPACKED: u64 = 64 << 10;
 
-const NV_ENCODE_XDR: u8 = 1;
+/// `NV_ENCODE_NATIVE`: the nvpairs as they lie in memory.
+const NV_ENCODE_NATIVE: u8 = 0;
+/// `nvh_endian` of a little-endian packer.
+const LITTLE_ENDIAN: u8 = 1;
 
 /// nvpair data types (`data_type_t` in nvpair.h) that tokens use.
 mod ty {
@@ -124,90 +127,133 @@ enum Value {
     Other,
 }
 
-struct Xdr<'a> {
+/// The packed bytes, read with the packer's byte order.
+struct Packed<'a> {
     buf: &'a [u8],
-    at: usize,
+    little: bool,
 }
 
-impl<'a> Xdr<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
+impl Packed<'_> {
+    fn bytes(&self, at: usize, n: usize) -> Result<&[u8], String> {
+        at.checked_add(n)
             .filter(|e| *e <= self.buf.len())
-            .ok_or("the nvlist ends early")?;
-        let s = &self.buf[self.at..end];
-        self.at = end;
-        Ok(s)
+            .map(|e| &self.buf[at..e])
+            .ok_or_else(|| "the nvlist ends early".to_string())
     }
-    fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    fn u16(&self, at: usize) -> Result<u16, String> {
+        let b = self.bytes(at, 2)?;
+        let a = [b[0], b[1]];
+        Ok(if self.little {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        })
     }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(self.u32()? as i32)
+    fn u32(&self, at: usize) -> Result<u32, String> {
+        let b = self.bytes(at, 4)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        Ok(if self.little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
     }
-    fn u64(&mut self) -> Result<u64, String> {
-        let b = self.take(8)?;
+    fn u64(&self, at: usize) -> Result<u64, String> {
         let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-    /// An XDR string: length, bytes, padding to four.
-    fn string(&mut self) -> Result<String, String> {
-        let len = self.u32()? as usize;
-        if len > self.buf.len() {
-            return Err("a string is longer than the nvlist".into());
-        }
-        let bytes = self.take(len)?;
-        self.take((4 - len % 4) % 4)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "a string is not UTF-8".to_string())
+        a.copy_from_slice(self.bytes(at, 8)?);
+        Ok(if self.little {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        })
     }
 }
 
-/// The pairs of an XDR-encoded nvlist, in order. Only the types a resume
-/// token has are accepted; a nested list, a duplicate name or bytes after
-/// the end are refused.
+/// `NV_ALIGN`: 8 bytes.
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Header, then the list's version and flags.
+const LIST_START: usize = 4 + 8;
+/// `nvpair_t`: size, name size, reserved, element count, type.
+const PAIR_HEADER: usize = 16;
+
+/// The pairs of a natively packed nvlist, in order, read the way libnvpair
+/// reads them: each pair's stated size, its NUL-terminated name, its value
+/// at the aligned offset after the name (a string up to its first NUL, as C
+/// reads it). Only the types a resume token has are accepted; a nested
+/// list, a duplicate name, a pair that does not fit or bytes after the end
+/// are refused.
 fn unpack_nvlist(buf: &[u8]) -> Result<Vec<(String, Value)>, String> {
-    let mut x = Xdr { buf, at: 0 };
-    let header = x.take(4)?;
-    if header[0] != NV_ENCODE_XDR {
-        return Err("the nvlist is not XDR-encoded".into());
+    let header = buf.get(..4).ok_or("the nvlist ends early")?;
+    if header[0] != NV_ENCODE_NATIVE {
+        return Err("the nvlist is not in ZFS's native encoding".into());
     }
-    let _version = x.i32()?;
-    let _flags = x.u32()?;
+    // libnvpair unpacks native lists only with the byte order they were
+    // packed with.
+    let host_little = cfg!(target_endian = "little");
+    if (header[1] == LITTLE_ENDIAN) != host_little {
+        return Err("the nvlist was packed with another byte order".into());
+    }
+    let p = Packed {
+        buf,
+        little: host_little,
+    };
+    if buf.len() < LIST_START {
+        return Err("the nvlist ends early".into());
+    }
+    let mut at = LIST_START;
     let mut out: Vec<(String, Value)> = Vec::new();
     loop {
-        let encoded = x.i32()?;
-        let decoded = x.i32()?;
-        // libnvpair stops at a decoded size of 0; both are 0 at the end.
-        if decoded == 0 {
-            if encoded != 0 {
-                return Err("a pair has no size".into());
-            }
+        let size = p.u32(at)? as usize;
+        if size == 0 {
+            at += 4;
             break;
         }
-        let name = x.string()?;
-        let kind = x.i32()?;
-        let nelem = x.i32()?;
+        if size < PAIR_HEADER || size % 8 != 0 || at + size > buf.len() {
+            return Err("a pair's size is not valid".into());
+        }
+        let pair = Packed {
+            buf: p.bytes(at, size)?,
+            little: p.little,
+        };
+        let name_size = usize::from(pair.u16(4)?);
+        let nelem = pair.u32(8)? as i32;
+        let kind = pair.u32(12)? as i32;
+        let name = pair.bytes(PAIR_HEADER, name_size)?;
+        let Some((0, name)) = name.split_last() else {
+            return Err("a pair's name is not NUL-terminated".into());
+        };
+        if name.contains(&0) {
+            return Err("a pair's name holds a NUL".into());
+        }
+        let name = String::from_utf8(name.to_vec()).map_err(|_| "a pair's name is not UTF-8")?;
+        let value_at = align8(PAIR_HEADER + name_size);
         let value = match kind {
             ty::BOOLEAN if nelem == 0 => Value::Flag,
             ty::INT32 | ty::UINT32 | ty::BOOLEAN_VALUE if nelem == 1 => {
-                x.u32()?;
+                pair.u32(value_at)?;
                 Value::Other
             }
             ty::INT64 if nelem == 1 => {
-                x.u64()?;
+                pair.u64(value_at)?;
                 Value::Other
             }
-            ty::UINT64 if nelem == 1 => Value::U64(x.u64()?),
-            ty::STRING if nelem == 1 => Value::Str(x.string()?),
+            ty::UINT64 if nelem == 1 => Value::U64(pair.u64(value_at)?),
+            ty::STRING if nelem == 1 => {
+                let rest = pair.bytes(value_at, size.saturating_sub(value_at))?;
+                let end = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| format!("`{name}` is not NUL-terminated"))?;
+                Value::Str(
+                    String::from_utf8(rest[..end].to_vec())
+                        .map_err(|_| format!("`{name}` is not UTF-8"))?,
+                )
+            }
             ty::UINT64_ARRAY if nelem >= 0 => {
-                let count = x.u32()?;
-                if count as i64 != i64::from(nelem) || count as usize > buf.len() / 8 {
-                    return Err(format!("`{name}` has a bad element count"));
-                }
-                x.take(count as usize * 8)?;
+                pair.bytes(value_at, nelem as usize * 8)?;
                 Value::Other
             }
             _ => return Err(format!("`{name}` has a type ({kind}) tokens do not have")),
@@ -216,8 +262,9 @@ fn unpack_nvlist(buf: &[u8]) -> Result<Vec<(String, Value)>, String> {
             return Err(format!("`{name}` appears twice"));
         }
         out.push((name, value));
+        at += size;
     }
-    if x.at != buf.len() {
+    if at != buf.len() {
         return Err("bytes follow the end of the nvlist".into());
     }
     Ok(out)
@@ -276,18 +323,12 @@ pub(crate) mod tests {
         Nested(&'a str),
     }
 
-    fn xdr_string(out: &mut Vec<u8>, s: &str) {
-        out.extend((s.len() as u32).to_be_bytes());
-        out.extend(s.as_bytes());
-        out.resize(out.len() + (4 - s.len() % 4) % 4, 0);
-    }
-
+    /// Packs like `fnvlist_pack` on a little-endian machine.
     pub(crate) fn encode(fields: &[F<'_>]) -> String {
-        let mut nv = vec![NV_ENCODE_XDR, 1, 0, 0];
-        nv.extend(0i32.to_be_bytes());
-        nv.extend(1u32.to_be_bytes());
+        let mut nv = vec![NV_ENCODE_NATIVE, LITTLE_ENDIAN, 0, 0];
+        nv.extend(0i32.to_le_bytes()); // version
+        nv.extend(1u32.to_le_bytes()); // NV_UNIQUE_NAME
         for f in fields {
-            let mut pair = Vec::new();
             let (name, kind, nelem) = match f {
                 F::U64(n, _) => (n, ty::UINT64, 1),
                 F::Str(n, _) => (n, ty::STRING, 1),
@@ -295,27 +336,30 @@ pub(crate) mod tests {
                 F::U64s(n, v) => (n, ty::UINT64_ARRAY, v.len() as i32),
                 F::Nested(n) => (n, 19, 1),
             };
-            xdr_string(&mut pair, name);
-            pair.extend(kind.to_be_bytes());
-            pair.extend(nelem.to_be_bytes());
+            let mut value = Vec::new();
             match f {
-                F::U64(_, v) => pair.extend(v.to_be_bytes()),
-                F::Str(_, s) => xdr_string(&mut pair, s),
-                F::Flag(_) => {}
-                F::U64s(_, v) => {
-                    pair.extend((v.len() as u32).to_be_bytes());
-                    for x in *v {
-                        pair.extend(x.to_be_bytes());
-                    }
+                F::U64(_, v) => value.extend(v.to_le_bytes()),
+                F::Str(_, s) => {
+                    value.extend(s.as_bytes());
+                    value.push(0);
                 }
-                F::Nested(_) => pair.extend([0u8; 16]),
+                F::Flag(_) => {}
+                F::U64s(_, v) => v.iter().for_each(|x| value.extend(x.to_le_bytes())),
+                F::Nested(_) => value.extend([0u8; 24]),
             }
-            let size = (pair.len() + 8) as i32;
-            nv.extend(size.to_be_bytes());
-            nv.extend(size.to_be_bytes());
+            let name_size = name.len() + 1;
+            let value_at = align8(PAIR_HEADER + name_size);
+            let size = align8(value_at + value.len());
+            let mut pair = vec![0u8; size];
+            pair[0..4].copy_from_slice(&(size as i32).to_le_bytes());
+            pair[4..6].copy_from_slice(&(name_size as i16).to_le_bytes());
+            pair[8..12].copy_from_slice(&nelem.to_le_bytes());
+            pair[12..16].copy_from_slice(&kind.to_le_bytes());
+            pair[PAIR_HEADER..PAIR_HEADER + name.len()].copy_from_slice(name.as_bytes());
+            pair[value_at..value_at + value.len()].copy_from_slice(&value);
             nv.extend(pair);
         }
-        nv.extend([0u8; 8]);
+        nv.extend([0u8; 4]);
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
         std::io::Write::write_all(&mut z, &nv).unwrap();
         let compressed = z.finish().unwrap();
@@ -338,6 +382,22 @@ pub(crate) mod tests {
             F::Flag("compressok"),
             F::U64s("redact_snaps", &[]),
         ])
+    }
+
+    /// A token OpenZFS 2.3.2 wrote (the guest, `receive_resume_token` of an
+    /// interrupted incremental receive of `zroot/data@s3`).
+    const REAL: &str = "1-ffe801e7b-118-789c636064000310a501c49c50360710a715e5e7a69766a6304081a64ae6ba859b596215806c762475f94959a9c9250c0c2c507518f26969c5a92520994570793624f9a4ca92d46220fda3600956fd25f9105704def59bf73e6a859f06923c27583e2f31379581a1aa283fbf443f25b124d1a1d818282e01d50ff35f6a6e526a4a7e36d87c6e24f1e4fcdc82a2d4e262a0141c00004ca82742";
+
+    #[test]
+    fn a_real_token_decodes() {
+        assert_eq!(
+            decode(REAL).unwrap(),
+            ResumeToken {
+                toname: "zroot/data@s3".into(),
+                toguid: 0x4ea8_5aef_9e4e_dd51,
+                fromguid: Some(0x5d04_b3a1_ae69_2429),
+            }
+        );
     }
 
     #[test]
@@ -372,6 +432,13 @@ pub(crate) mod tests {
         ]))
         .unwrap();
         assert!(crate::zfs::SnapshotName::parse(&t.toname).is_err());
+        // C reads a string up to its first NUL, and so does serve.
+        let t = decode(&encode(&[
+            F::U64("toguid", 9),
+            F::Str("toname", "zroot/secret@s1\0zroot/persistSave@s1"),
+        ]))
+        .unwrap();
+        assert_eq!(t.toname, "zroot/secret@s1");
     }
 
     #[test]

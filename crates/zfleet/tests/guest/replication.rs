@@ -241,6 +241,21 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     s.run("head -c 16M /dev/urandom > /zroot/data/big && zfs snapshot zroot/data@s3")
         .unwrap();
     interrupt_backup(&s);
+    // A real token, as serve decodes it: the snapshot and its guid.
+    let token = s
+        .run(&format!(
+            "zfs get -H -p -o value receive_resume_token {T}/data"
+        ))
+        .unwrap();
+    let t =
+        zfleet_core::serve::token::decode(token.trim()).unwrap_or_else(|e| panic!("{e}: {token}"));
+    assert_eq!(t.toname, "zroot/data@s3");
+    assert_eq!(
+        t.toguid.to_string(),
+        s.run("zfs get -H -p -o value guid zroot/data@s3")
+            .unwrap()
+            .trim()
+    );
     let r = backup(&s, "");
     assert_eq!(
         r["clients"][0]["jobs"][0]["steps"][0], "resume the interrupted receive",
