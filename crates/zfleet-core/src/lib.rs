@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod stop;
+pub mod text;
 pub mod unlock;
 pub mod zfs;
 

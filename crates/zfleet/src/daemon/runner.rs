@@ -138,6 +138,13 @@ fn rows(kind: Kind, host: &str, r: &BackupReport) -> Vec<RowEnd> {
                     message: format!("{message} ({hint})"),
                     retry: false,
                 }),
+                // The data arrived, the properties a restore needs did not:
+                // a person must look, retrying changes nothing.
+                Outcome::Degraded { message } => Some(Failure {
+                    kind: "degraded".into(),
+                    message: message.clone(),
+                    retry: false,
+                }),
                 Outcome::Failed { message } => Some(Failure {
                     kind: "unknown".into(),
                     message: message.clone(),
