@@ -51,6 +51,7 @@ retry_delay = "10s"
 retry_max = "1m"
 shutdown_timeout = "20s"
 watch_interval = "1m"
+rate_limit = "10M"
 
 [notify.phone]
 ntfy = "https://ntfy.sh/zfleet-example"
@@ -90,6 +91,7 @@ late_after = "2h"
     );
     assert_eq!(d.shutdown_timeout, Duration::from_secs(20));
     assert_eq!(d.watch_interval, Duration::from_secs(60));
+    assert_eq!(d.rate_limit, Some(10 << 20));
     let phone = &f.notify["phone"];
     assert!(
         matches!(&phone.kind, NotifyKind::Ntfy { url: UrlRef::Plain(u) } if u == "https://ntfy.sh/zfleet-example")
@@ -142,7 +144,7 @@ fn mistakes_name_file_line_and_key() {
         ),
         (
             "[daemon]\nlisen = \"x\"\n",
-            "fleet.toml:2:1: daemon.lisen: unknown key; expected one of `listen`, `stall_timeout`, `retries`, `retry_delay`, `retry_max`, `shutdown_timeout`, `watch_interval`\n  hint: did you mean `listen`?",
+            "fleet.toml:2:1: daemon.lisen: unknown key; expected one of `listen`, `stall_timeout`, `retries`, `retry_delay`, `retry_max`, `shutdown_timeout`, `watch_interval`, `rate_limit`\n  hint: did you mean `listen`?",
         ),
         (
             "[notify.phone]\nevents = [\"failed\"]\n",

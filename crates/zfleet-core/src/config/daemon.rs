@@ -35,6 +35,8 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
     #[serde(serialize_with = "secs")]
     pub watch_interval: Duration,
+    /// Bytes per second for each transfer the daemon runs; `None`: no limit.
+    pub rate_limit: Option<u64>,
 }
 
 impl Default for DaemonConfig {
@@ -45,6 +47,7 @@ impl Default for DaemonConfig {
             backoff: Backoff::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             watch_interval: DEFAULT_WATCH_INTERVAL,
+            rate_limit: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub struct RawDaemon {
     pub retry_max: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub watch_interval: Option<String>,
+    pub rate_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

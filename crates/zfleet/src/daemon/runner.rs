@@ -89,7 +89,8 @@ pub fn run(
     match kind {
         Kind::Snapshots => snapshots(fleet, host),
         Kind::Backup | Kind::Push => {
-            let opts = Options::default();
+            let mut opts = Options::default();
+            opts.pump.rate_limit = fleet.daemon.rate_limit;
             let r = if kind == Kind::Backup {
                 run_backups(fleet, host, only, &opts, None, progress, Some(state))
             } else {

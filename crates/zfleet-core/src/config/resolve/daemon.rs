@@ -66,8 +66,23 @@ impl Ctx<'_> {
                 None,
             );
         }
+        let rate_limit = d.rate_limit.as_ref().and_then(|r| match parse_rate(r) {
+            Some(n) => Some(n),
+            None => {
+                self.err(
+                    &p.key("rate_limit"),
+                    false,
+                    format!(
+                        "`{r}` is not a rate; write it like \"10M\" or \"500K\" (bytes per second)"
+                    ),
+                    None,
+                );
+                None
+            }
+        });
         DaemonConfig {
             listen,
+            rate_limit,
             stall_timeout,
             backoff: Backoff {
                 first: first.as_secs() as i64,
@@ -276,4 +291,17 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// `10M` → 10485760 bytes per second (binary units, as `--rate-limit`).
+fn parse_rate(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last()? {
+        'K' | 'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' | 'm' => (&t[..t.len() - 1], 1 << 20),
+        'G' | 'g' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
 }

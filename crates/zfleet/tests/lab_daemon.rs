@@ -1,0 +1,341 @@
+//! `zfleet daemon` on lab hosts, on the hosts' faked clocks: it takes the
+//! snapshots that are due, runs the server's backup at its scheduled time,
+//! shows it in `zfleet status`, in metrics and on its page; a client that
+//! goes away turns failing, then late, with one notification each way; a
+//! bad reload keeps the old configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::daemon::{http_get, states, utc, wait_status, Daemon};
+use common::{host_line, mountpoint, snapshots, ssh_fleet, start, zfleet, zfleet_bin};
+use zfleet_lab::sim::{Host, HostSpec, Lab, LabSpec};
+
+const PS: &str = "zroot/persistSave";
+const LISTEN: &str = "127.0.0.1:9811";
+
+fn lab(name: &str) -> Lab {
+    start(
+        &LabSpec::new(name)
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_backup("backup"))
+            .faketime(true),
+    )
+}
+
+/// The seed's shape: client1 snapshots both persist datasets hourly and is
+/// pulled by `backup` on `schedule`; `extra` goes at the end.
+fn fleet_file(lab: &Lab, schedule: &str, extra: &str) -> std::path::PathBuf {
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    ssh_fleet(
+        lab,
+        &format!(
+            r#"[fleet]
+zfleet_path = "{bin}"
+
+[templates.default]
+hourly = 8
+daily = 1
+monthly = 1
+yearly = 1
+
+[templates.backup]
+autosnap = false
+hourly = 0
+daily = 14
+monthly = 6
+yearly = 1
+
+[daemon]
+listen = "{LISTEN}"
+watch_interval = "2s"
+retries = 1
+retry_delay = "3s"
+
+{c1line}[hosts.client1.backup]
+[hosts.client1.snapshots."zroot/persist"]
+use_template = ["default"]
+[hosts.client1.snapshots."{PS}"]
+use_template = ["default"]
+
+{bline}[hosts.backup.server]
+target_root = "zstorage/backups"
+retention = "backup"
+schedule = "{schedule}"
+{extra}
+"#,
+            bin = zfleet_bin().display(),
+            c1line = host_line(c1),
+            bline = host_line(backup),
+        ),
+    )
+}
+
+fn set_time(lab: &Lab, t: i64) {
+    for h in lab.hosts() {
+        h.set_time(t).unwrap();
+    }
+}
+
+fn target(ds: &str) -> String {
+    format!("zstorage/backups/client1/{ds}")
+}
+
+fn row<'v>(v: &'v serde_json::Value, client: &str, ds: &str) -> &'v serde_json::Value {
+    v["servers"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["client"] == client && r["dataset"] == ds)
+        .unwrap_or_else(|| panic!("no row {client}:{ds} in {v}"))
+}
+
+#[test]
+fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
+    let lab = lab("dcycle");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let t0 = utc("2026-06-10 01:58:00");
+    set_time(&lab, t0);
+    let f = fleet_file(&lab, "daily 02:00", "");
+    let mp = mountpoint(c1, PS);
+    c1.sh(&format!("head -c 2M /dev/urandom > '{mp}/a.bin'"))
+        .unwrap();
+
+    let client_d = Daemon::start(&lab, c1, &f, &[]);
+    // Snapshots run at start and take what is due at 01:58.
+    client_d.wait_log("snapshots client1:", "done", Duration::from_secs(60));
+    let snaps = snapshots(c1, PS);
+    for period in ["hourly", "daily", "monthly", "yearly"] {
+        assert!(
+            snaps
+                .iter()
+                .any(|s| s.starts_with("autosnap_2026-06-10_01:58") && s.ends_with(period)),
+            "{period} in {snaps:?}"
+        );
+    }
+
+    let server_d = Daemon::start(&lab, backup, &f, &[]);
+    let started = server_d.wait_log("daemon backup:", "started", Duration::from_secs(5));
+    assert!(
+        started.contains("backup (next in 2m)") || started.contains("backup (next in 1m"),
+        "{started}"
+    );
+    assert!(
+        started.contains(&format!("status page http://{LISTEN}/")),
+        "{started}"
+    );
+    // Nothing is backed up before the schedule says so.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(snapshots(backup, &target(PS)), Vec::<String>::new());
+    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "a row", |v| {
+        !states(v).is_empty()
+    });
+    assert_eq!(states(&v), [format!("client1:{PS}=never")]);
+
+    // The clocks jump to just before 02:00: the daemon notices the jump and
+    // runs the backup when 02:00 comes.
+    set_time(&lab, utc("2026-06-10 01:59:57"));
+    server_d.wait_log(
+        "clock jumped by +",
+        "schedules recomputed",
+        Duration::from_secs(10),
+    );
+    server_d.wait_log(
+        "backup backup: scheduled run",
+        "started",
+        Duration::from_secs(20),
+    );
+    let done = server_d.wait_log("backup backup: done", "next run", Duration::from_secs(120));
+    assert!(
+        done.contains("next run in 23h") || done.contains("next run in 1d"),
+        "{done}"
+    );
+    assert_eq!(snapshots(backup, &target(PS)), snapshots(c1, PS));
+
+    // The page's own view: ok, nothing behind.
+    let v = wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(30),
+        "ok with a listing",
+        |v| {
+            let r = row(v, "client1", PS);
+            r["state"] == "ok" && r["lag_snapshots"] == 0
+        },
+    );
+    let r = row(&v, "client1", PS);
+    assert_eq!(r["lag_seconds"], 0);
+    assert!(r["bytes_last_run"].as_u64().unwrap() > 2 << 20, "{r}");
+    assert_eq!(r["next_run"].as_i64().unwrap(), utc("2026-06-11 02:00:00"));
+
+    // zfleet status from the client (reads the server's state over ssh) and
+    // from the server: the same judgement.
+    for on in [c1, backup] {
+        let st = zfleet(on, &f, &["status", "--json"]).ok().json();
+        let r = row(&st, "client1", PS);
+        assert_eq!(r["state"], "ok", "status on {}: {st}", on.name());
+        assert_eq!(r["server_newest"]["name"], r["client_newest"]["name"]);
+        let hosts: Vec<&str> = st["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["host"].as_str().unwrap())
+            .collect();
+        assert_eq!(hosts, ["client1", "backup"]);
+    }
+    let human = zfleet(c1, &f, &["status"]).ok().stdout;
+    assert!(human.contains("backup (backups daily 02:00)"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.contains("client1") && l.contains(PS) && l.contains(" ok ")),
+        "{human}"
+    );
+    let check = zfleet(backup, &f, &["check-backups"]);
+    assert_eq!((check.code, check.stdout.trim()), (0, "OK: 1 backups ok"));
+
+    check_metrics(backup, &snapshots(c1, PS));
+    check_page(&lab, backup);
+
+    let took = server_d.stop(Duration::from_secs(20));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    server_d.wait_log("daemon backup:", "stopped", Duration::from_secs(1));
+}
+
+/// Every metric, parsed with a Prometheus text parser, with its labels and a
+/// plausible value.
+fn check_metrics(backup: &Host, client_snaps: &[String]) {
+    let (code, ct, body) = http_get(backup, LISTEN, "/metrics");
+    assert_eq!(code, 200);
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    let mut by_name: BTreeMap<String, Vec<&prometheus_parse::Sample>> = BTreeMap::new();
+    for s in &scrape.samples {
+        by_name.entry(s.metric.clone()).or_default().push(s);
+    }
+    let value = |s: &prometheus_parse::Sample| match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => f64::NAN,
+    };
+    let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let ss = by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in\n{body}"));
+        let s = ss
+            .iter()
+            .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name}{labels:?} in\n{body}"));
+        value(s)
+    };
+    let job = [("server", "backup"), ("client", "client1"), ("dataset", PS)];
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let fake_now = utc("2026-06-10 02:00:00") as f64;
+    let success = one("zfleet_backup_last_success_timestamp_seconds", &job);
+    assert!(
+        (fake_now..fake_now + 600.0).contains(&success),
+        "{success} vs {now}"
+    );
+    let attempt = one("zfleet_backup_last_attempt_timestamp_seconds", &job);
+    assert!(attempt <= success && attempt >= fake_now - 5.0, "{attempt}");
+    assert_eq!(one("zfleet_backup_lag_seconds", &job), 0.0);
+    assert_eq!(one("zfleet_backup_lag_snapshots", &job), 0.0);
+    assert!(one("zfleet_backup_bytes_total", &job) > 2.0 * 1024.0 * 1024.0);
+    assert_eq!(
+        one(
+            "zfleet_backup_state",
+            &[job[0], job[1], job[2], ("state", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        one(
+            "zfleet_backup_state",
+            &[job[0], job[1], job[2], ("state", "late")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        one(
+            "zfleet_pool_health",
+            &[("host", "backup"), ("pool", "zstorage")]
+        ),
+        0.0
+    );
+    let cap = one(
+        "zfleet_pool_capacity_ratio",
+        &[("host", "backup"), ("pool", "zstorage")],
+    );
+    assert!((0.0..1.0).contains(&cap), "{cap}");
+    assert_eq!(
+        one(
+            "zfleet_job_running",
+            &[("host", "backup"), ("job", "backup")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        one(
+            "zfleet_job_running",
+            &[("host", "backup"), ("job", "snapshots")]
+        ),
+        0.0
+    );
+    // The server keeps retention only; its newest snapshot per period is the
+    // client's, received.
+    let _ = client_snaps;
+    // No failure yet and no transfer running: no samples (the lab tests of
+    // failures and transfers find them).
+    for name in [
+        "zfleet_backup_failures_total",
+        "zfleet_transfer_bytes_remaining",
+    ] {
+        assert!(!by_name.contains_key(name), "{name} has samples:\n{body}");
+    }
+    // Only GET: the listener never acts.
+    let post = backup
+        .with_network(|| {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            agent
+                .post(&format!("http://{LISTEN}/"))
+                .send("x")
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .unwrap();
+    assert_eq!(post, 405);
+}
+
+/// The page in a real browser: headless Chromium through chromedriver (the
+/// W3C WebDriver protocol), the DOM's rows and states, and a screenshot.
+fn check_page(lab: &Lab, backup: &Host) {
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let profile = lab.dir().join("chromium-profile");
+    let got = backup
+        .with_network(move || common::browser::page(&format!("http://{LISTEN}/"), &profile, &shot))
+        .unwrap();
+    assert_eq!(got.title, "zfleet on backup: ok");
+    assert_eq!(
+        got.rows,
+        [("client1".to_string(), PS.to_string(), "ok".to_string())]
+    );
+    assert!(got.badges.iter().any(|b| b == "ok"), "{:?}", got.badges);
+    assert!(got.refresh.contains("30"), "{}", got.refresh);
+    assert!(
+        got.ages.iter().all(|a| a.ends_with(" ago")),
+        "{:?}",
+        got.ages
+    );
+    assert!(got.png_bytes > 1000);
+    eprintln!("status page screenshot: {}", got.screenshot.display());
+}
