@@ -18,6 +18,8 @@ pub struct Daemon<'a> {
     pub host: &'a Host,
     pub log: PathBuf,
     pidfile: PathBuf,
+    /// nsenter, waited for when the daemon is gone.
+    child: std::process::Child,
 }
 
 impl<'a> Daemon<'a> {
@@ -45,7 +47,7 @@ impl<'a> Daemon<'a> {
         c.args(["-c", &script])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        c.spawn().unwrap();
+        let child = c.spawn().unwrap();
         let t = Instant::now();
         while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
             assert!(
@@ -54,7 +56,12 @@ impl<'a> Daemon<'a> {
             );
             sleep(Duration::from_millis(50));
         }
-        let d = Daemon { host, log, pidfile };
+        let d = Daemon {
+            host,
+            log,
+            pidfile,
+            child,
+        };
         d.wait_log("daemon ", "started", Duration::from_secs(30));
         d
     }
