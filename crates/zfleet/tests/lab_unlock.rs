@@ -953,3 +953,146 @@ fn confirmation_says_which_step_failed() {
     );
     assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
 }
+
+/// A passphrase no other test (and no earlier run) uses, so that finding it
+/// anywhere can only mean this run leaked it.
+fn passphrase() -> String {
+    let mut b = [0u8; 8];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    format!("horse {:016x} staple", u64::from_le_bytes(b))
+}
+
+/// A `cmd:` provider for `host` that prints `secret` and records each call
+/// with the number of logins the host's initrd had accepted by then: a fetch
+/// recorded with no new login happened before the initrd's key was verified.
+fn recording_provider(lab: &Lab, host: &Host, secret: &str) -> (String, PathBuf) {
+    let calls = lab.dir().join(format!("secrets/{}.calls", host.name()));
+    let value = lab.dir().join(format!("secrets/{}.value", host.name()));
+    write(&value, &format!("{secret}\n"), 0o600);
+    let script = lab.dir().join(format!("secrets/{}.provider", host.name()));
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\necho \"fetch after $(grep -c 'Accepted publickey' {log} 2>/dev/null) logins\" >> {calls}\ncat {value}\n",
+            log = host.dir().join("initrd/sshd.log").display(),
+            calls = calls.display(),
+            value = value.display()
+        ),
+        0o755,
+    );
+    (format!("cmd:{}", script.display()), calls)
+}
+
+fn set_secret(fleet: &Path, host: &str, secret: &str) {
+    let text = std::fs::read_to_string(fleet).unwrap();
+    let head = format!("[hosts.{host}.unlock]\nmethod = \"luks-initrd\"\nsecret = \"");
+    let start = text.find(&head).unwrap() + head.len();
+    let end = start + text[start..].find('"').unwrap();
+    let mut out = text.clone();
+    out.replace_range(start..end, secret);
+    std::fs::write(fleet, out).unwrap();
+}
+
+/// What plain ssh with the pinned options zfleet used to pass makes of the
+/// initrd of `host`: whether it logged in (the forced askpass ran and found
+/// no passphrase on stdin) rather than refusing the key (255).
+fn plain_ssh_accepts(lab: &Lab, from: &Host, host: &str) -> bool {
+    let pin = lab.dir().join("initrd_known_hosts").join(host);
+    let out = from
+        .command("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", pin.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+        ])
+        .arg("-i")
+        .arg(lab.user_key())
+        .args(["-l", "root", &format!("{host}-initrd"), "true"])
+        .output()
+        .unwrap();
+    out.status.code() != Some(255)
+}
+
+/// ssh configuration that vouches for an impostor, system-wide and per user,
+/// inside the lab host where zfleet runs, changes nothing: the initrd
+/// connection depends on the pin file alone, and no secret is fetched for a
+/// key that is not the pinned one.
+#[test]
+fn hostile_ssh_configuration_does_not_widen_the_pin() {
+    let pw = passphrase();
+    let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_UNUSED".into(), "");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (secret, calls) = recording_provider(&lab, c1, &pw);
+    set_secret(&fleet, "client1", &secret);
+    let initrd = Initrd::start(c1, &pw);
+    pin(&lab, &fleet, &initrd);
+    // An impostor takes the initrd's address with a key of its own.
+    initrd.rekey();
+    let impostor_pub = initrd.dir.join("host_key.pub");
+    let vouch = lab.dir().join("hostile/vouch");
+    write(
+        &vouch,
+        &format!(
+            "#!/bin/sh\n# Vouches for whatever key the impostor has, under any name.\necho \"$1 $(cat {})\"\n",
+            impostor_pub.display()
+        ),
+        0o755,
+    );
+    let hostile = format!(
+        "Host *-initrd\n  KnownHostsCommand {} %H\n  StrictHostKeyChecking no\n  CheckHostIP yes\n",
+        vouch.display()
+    );
+    assert!(
+        !plain_ssh_accepts(&lab, backup, "client1"),
+        "without the hostile files the pin holds for plain ssh"
+    );
+
+    for (place, file) in [
+        ("system-wide", "/etc/ssh/ssh_config.d/00-hostile.conf"),
+        ("user", "/root/.ssh/config"),
+    ] {
+        backup
+            .sh(&format!(
+                "mkdir -p $(dirname {file}) && cat > {file} <<'EOF'\n{hostile}EOF\nchmod 600 {file}"
+            ))
+            .unwrap();
+        // Only inside the lab host: the machine's own configuration is untouched.
+        assert!(
+            !std::fs::read_to_string(file).is_ok_and(|t| t.contains(&vouch.display().to_string())),
+            "{file} was written on the machine itself, not only in the lab host"
+        );
+        assert!(
+            plain_ssh_accepts(&lab, backup, "client1"),
+            "the {place} file makes plain ssh accept the impostor"
+        );
+        let sessions = initrd.sessions();
+        let run = zfleet(backup, &fleet, &["unlock", "--json", "client1"]);
+        assert_eq!(run.code, 4, "{place}: {}\n{}", run.stdout, run.stderr);
+        let v = run.json();
+        let r = report(&v, "client1");
+        assert_eq!(
+            (r["outcome"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("host-key")),
+            "{place}: {r}"
+        );
+        assert!(
+            !calls.exists(),
+            "{place}: the provider was asked: {}",
+            std::fs::read_to_string(&calls).unwrap_or_default()
+        );
+        assert_eq!(
+            initrd.sessions(),
+            sessions,
+            "{place}: nothing reached the impostor's askpass"
+        );
+        backup.sh(&format!("rm {file}")).unwrap();
+    }
+}
