@@ -47,8 +47,13 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
+/// Errors may quote what a remote host said; its control characters are shown,
+/// not obeyed (line breaks stay: some errors show a snippet of a file).
 pub fn error(e: &zfleet_core::Error) {
-    eprintln!("error: {e}");
+    eprintln!(
+        "error: {}",
+        zfleet_core::text::escape_controls_keep_lines(&e.to_string())
+    );
 }
 
 /// `2026-11-25 23:00` in the local time zone.
