@@ -150,6 +150,11 @@ pub(super) fn probe(t: &Target) -> HostStatus {
             st.detail = format!("answers on {}", t.normal_shown());
         }
         (Err(_), InitrdProbe::Verified) => {
+            tracing::info!(
+                "{}: the initrd's host key is the one pinned in {}",
+                t.name,
+                file.display()
+            );
             st.state = State::Initrd;
             st.detail = format!("waiting in the initrd on {initrd_at} (pinned key verified)");
         }
@@ -238,7 +243,10 @@ pub(super) fn unlock(
         .as_ref()
         .and_then(|w| w.split_first())
         .map(|(p, rest)| Argv::new(p).args(rest.iter().cloned()));
-    tracing::info!("{}: initrd key verified; sending the passphrase", t.name);
+    tracing::info!(
+        "{}: sending the passphrase over the verified connection",
+        t.name
+    );
     let sent = converse(t, target, argv.as_ref(), secret, retries, deadline, timeout);
     target.disconnect();
     let sent = match sent {

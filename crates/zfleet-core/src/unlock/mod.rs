@@ -18,8 +18,10 @@
 //!    locked.
 //!
 //! Secrets live in [`secret::Secret`] and reach children only on stdin. This
-//! module never logs, stores or formats one; remote output that might echo it
-//! is redacted before it becomes a message.
+//! module never logs, stores or formats one; output of other programs that
+//! might echo it goes through a [`Redactor`] before it becomes part of a
+//! message, and every report is checked against all secrets of the run and
+//! escaped ([`crate::text`]) before it leaves.
 
 pub mod askpass;
 pub mod pin;
