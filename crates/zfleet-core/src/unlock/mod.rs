@@ -713,12 +713,13 @@ pub(crate) fn line_break_failure(t: &Target, secret: &Secret) -> Option<Failure>
         Failure::new(
             FailureKind::SecretLineBreak,
             format!(
-                "the secret `{}` for {} contains a {} (byte {} of {}): the host reads a passphrase up to the first line break, so it would take this one for two, and each would use up a try. Nothing was sent.",
+                "the secret `{}` for {} contains a {} (byte {} of {}): a passphrase is read up to the first line break, so {} would take this one for two and spend a try on each. Nothing was sent.",
                 t.config.secret,
                 t.name,
                 which.name(),
                 at + 1,
-                secret.len()
+                secret.len(),
+                t.name
             ),
         )
         .hint(format!(
@@ -985,6 +986,41 @@ mod tests {
             hint: None,
             locked: Vec::new(),
             unmounted: Vec::new(),
+        }
+    }
+
+    /// `--json` and the state database name a kind the same way.
+    #[test]
+    fn failure_kinds_have_one_name() {
+        use FailureKind as K;
+        for k in [
+            K::Unreachable,
+            K::Connection,
+            K::NotPinned,
+            K::HostKeyMismatch,
+            K::Probe,
+            K::SecretUnavailable,
+            K::SecretTimeout,
+            K::SecretLineBreak,
+            K::WrongPassphrase,
+            K::NoPrompt,
+            K::SessionEnded,
+            K::AskpassFailed,
+            K::TooManyPrompts,
+            K::NoAnswer,
+            K::InitrdStayed,
+            K::SystemDown,
+            K::WrongKey,
+            K::LoadKey,
+            K::Mount,
+            K::Services,
+            K::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(
+                k.is_rejection(),
+                matches!(k.step(), Step::Send | Step::LoadKey) && k.as_str().starts_with("wrong-")
+            );
         }
     }
 
