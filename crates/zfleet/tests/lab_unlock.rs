@@ -708,8 +708,10 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
 #[test]
 fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
     let pw = passphrase();
+    let wrong = passphrase();
     let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
-    let secret = secret_file(&lab, "client1", "not the passphrase");
+    let secret = secret_file(&lab, "client1", &wrong);
+    let allowed = [lab.dir().join("secrets/client1")];
     let text = std::fs::read_to_string(&fleet).unwrap().replacen(
         "secret = \"\"",
         &format!("secret = \"{secret}\""),
@@ -720,7 +722,8 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
     let initrd = Initrd::start(c1, &pw);
     pin(&lab, &fleet, &initrd);
 
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
+    assert_no_leak(&lab, &wrong, &raw, &allowed);
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("client1  luks-initrd  wrong passphrase  wrong passphrase: the initrd of client1 rejected it (No key available with this passphrase.); sent 1 time, retries = 0"),
@@ -738,11 +741,12 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
     assert_eq!(initrd.attempts(), 1, "retries = 0: sent exactly once");
     assert_eq!(initrd.sessions(), 1);
 
-    let run = zfleet(
+    let (run, raw) = zfleet_raw(
         backup,
         &fleet,
         &["unlock", "--json", "--retries", "1", "client1"],
     );
+    assert_no_leak(&lab, &wrong, &raw, &allowed);
     assert_eq!(run.code, 4);
     let v = run.json();
     let r = report(&v, "client1");
@@ -796,6 +800,7 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
     std::fs::write(&fleet, text).unwrap();
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
     let initrd = Initrd::start(c1, &pw);
+    let allowed = [script.clone(), initrd.dir.join("expected")];
 
     // Nothing pinned yet: refused, with the way to pin.
     let run = zfleet(backup, &fleet, &["unlock", "client1"]);
@@ -815,7 +820,8 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
     pin(&lab, &fleet, &initrd);
     initrd.rekey();
     let conns = initrd.connections();
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock", "client1"]);
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("failed (host key)")
@@ -843,7 +849,9 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
 
     // Re-pinning after checking the new fingerprint makes it work.
     pin(&lab, &fleet, &initrd);
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]).ok();
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
+    let run = run.ok();
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert!(run.stdout.contains("unlocked"), "{}", run.stdout);
     assert!(marker.exists());
     let _ = std::fs::remove_file(&marker);
@@ -853,6 +861,7 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
 fn unreachable_host_times_out_with_its_name_and_others_proceed() {
     let pw = passphrase();
     let (lab, fleet, _) = lab_with_shared_secret(&pw);
+    let shared = lab.dir().join("secrets/shared");
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
@@ -865,8 +874,14 @@ fn unreachable_host_times_out_with_its_name_and_others_proceed() {
     c2.link_down().unwrap();
 
     let started = Instant::now();
-    let run = zfleet(backup, &fleet, &["unlock"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock"]);
     let took = started.elapsed();
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[shared, i1.dir.join("expected"), i2.dir.join("expected")],
+    );
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("client1  luks-initrd  unlocked"),
@@ -929,6 +944,18 @@ fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
         .args(["unlock", "--json"])
         .output()
         .unwrap();
+    let mut raw = out.stdout.clone();
+    raw.extend_from_slice(&out.stderr);
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[
+            bin.join("item"),
+            i1.dir.join("expected"),
+            i2.dir.join("expected"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -965,6 +992,12 @@ fn env_secret_stays_out_of_every_child_environment() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(ssh_seen > 0);
     assert_eq!(initrd.accepted(), 1);
+    assert_no_leak(
+        &lab,
+        &pw,
+        format!("{}{}", run.stdout, run.stderr).as_bytes(),
+        &[initrd.dir.join("expected")],
+    );
 }
 
 #[test]
@@ -1127,7 +1160,14 @@ fn confirmation_says_which_step_failed() {
     write(&i2.dir.join("no-boot"), "", 0o644);
 
     let started = Instant::now();
-    let run = zfleet(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    let shared = lab.dir().join("secrets/shared");
+    let allowed = [
+        shared.clone(),
+        i1.dir.join("expected"),
+        i2.dir.join("expected"),
+    ];
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
     assert!(started.elapsed() < Duration::from_secs(40));
     let v = run.json();
@@ -1158,7 +1198,6 @@ fn confirmation_says_which_step_failed() {
     // A provider that fails: named with host and reference, nothing sent. It
     // printed the secret, and quotes it in its complaint: redacted there too.
     let failing = lab.dir().join("secrets/failing");
-    let shared = lab.dir().join("secrets/shared");
     write(
         &failing,
         &format!(
@@ -1186,12 +1225,31 @@ fn confirmation_says_which_step_failed() {
     );
     assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
     assert_eq!(recorded(&lab)[0].2.as_deref(), Some("secret-unavailable"));
-    assert_no_leak(
-        &lab,
-        &pw,
-        &raw,
-        &[shared, i1.dir.join("expected"), i2.dir.join("expected")],
+    assert_no_leak(&lab, &pw, &raw, &allowed);
+
+    // A provider that hangs, with a child holding its pipes: reported within
+    // its timeout and a second or two (plus the probe, about a second).
+    let hanging = lab.dir().join("secrets/hanging");
+    write(&hanging, "#!/bin/sh\nsleep 300 &\nwait\n", 0o755);
+    let text = std::fs::read_to_string(&fleet).unwrap().replace(
+        &format!("secret = \"cmd:{}\"", failing.display()),
+        &format!("secret = \"cmd:{}\"", hanging.display()),
     );
+    std::fs::write(&fleet, text).unwrap();
+    let started = Instant::now();
+    let run = zfleet(
+        backup,
+        &fleet,
+        &["unlock", "--json", "--secret-timeout", "3s", "client1"],
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert_eq!(report(&run.json(), "client1")["kind"], "secret-timeout");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(3 + 4),
+        "took {took:?}"
+    );
+    assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
 }
 
 /// ssh configuration that vouches for an impostor, system-wide and per user,
