@@ -311,12 +311,20 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Takes away group and other permissions from `path` if it has any.
+/// Takes away group and other permissions from `path` if it has any. Not
+/// being allowed to (someone else owns it) is worth a warning, not a failed
+/// run: the state is no less private than it was.
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)?;
     if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(
+                "{} is readable by others (mode {:o}) and could not be made {mode:o}: {e}",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
     }
     Ok(())
 }
