@@ -1,72 +1,64 @@
-//! Making text that came from elsewhere safe to show.
-//!
-//! A remote host, an initrd or a secret provider decides what its messages
-//! contain. Printed as they are, control characters in them are instructions
-//! to the terminal: `ESC[2K ESC[1G` erases the line zfleet just printed and
-//! writes over it, `\r` does the same without an escape, a bidi override
-//! reorders what follows. Everything that shows such text — tables, errors,
-//! logs, the state database — passes it through [`escape_controls`] (or
-//! [`one_line`]) first, so that the characters are shown rather than obeyed.
+//! Text that came from a user or a remote host, made safe to show on a
+//! terminal: control characters (newlines, ESC sequences, bidi overrides) are
+//! written as escapes, so a value cannot forge output lines or recolour and
+//! retitle the terminal. An initrd that prints `ESC[2K ESC[1G … unlocked`
+//! would otherwise repaint zfleet's table; what it said is shown as
+//! `\u{1b}[2K\u{1b}[1G … unlocked`.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 
-/// Characters a terminal acts on rather than shows: C0 controls (tab and
-/// newline included), DEL, C1 controls, and the invisible formatting
-/// characters that reorder or hide text (bidi embeddings, overrides and
-/// isolates, zero-width characters, the BOM).
-fn is_unsafe(c: char) -> bool {
+/// Characters that change how a terminal shows what follows them, or that
+/// hide text: controls, bidi marks, embeddings, overrides and isolates,
+/// zero-width characters, line and paragraph separators, the BOM.
+fn unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c,
+        || matches!(
+            c,
             '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{feff}')
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
-/// `s` with every control and invisible formatting character written out as an
-/// escape: `\n`, `\r`, `\t`, `\x1b` (other C0 controls and DEL), `\u{202e}`
-/// (anything else). Everything else is left alone, so ordinary text reads as
-/// it came; a `\` is not doubled, so an escape cannot be told from the same
-/// characters typed, which costs nothing for reading a message.
-pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
+/// `s` with every control character escaped (`\n`, `\u{1b}`); borrowed when
+/// nothing needed escaping.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_unsafe(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
         }
     }
     Cow::Owned(out)
 }
 
-/// [`escape_controls`], but line breaks stay: for multi-line messages (an
-/// error with a snippet of the fleet file) printed on their own.
-pub fn escape_controls_keep_lines(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
+/// Like [`printable`], but keeps line breaks: for multi-line text such as a
+/// remote program's stderr.
+pub fn printable_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && unsafe_char(c)) {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(
-        s.split('\n')
-            .map(escape_controls)
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c != '\n' && unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// One line for a table cell or a database field: the lines of `s` (ssh's
-/// messages may span several), trimmed and joined with a space, then escaped.
+/// messages may span several), trimmed and joined with a space, then
+/// [`printable`].
 pub fn one_line(s: &str) -> String {
     let joined = s
         .split(['\r', '\n'])
@@ -74,7 +66,7 @@ pub fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    escape_controls(&joined).into_owned()
+    printable(&joined).into_owned()
 }
 
 /// At most `max` characters of `s` (at least one), the last of them `…` when
@@ -90,38 +82,65 @@ pub fn bounded(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…", &s[..cut]))
 }
 
+/// One character as a "this is not allowed" message shows it: printable
+/// ASCII as itself in backticks, anything else by name or code point, so a
+/// no-break space does not look like a space.
+pub fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        '\n' => "a newline".to_string(),
+        '\t' => "a tab".to_string(),
+        '\0' => "a NUL byte".to_string(),
+        '`' => "a backtick".to_string(),
+        c if c.is_ascii_control() => format!("control character {:#04x}", c as u32),
+        c if c.is_ascii() => format!("`{c}`"),
+        c if unsafe_char(c) => format!("U+{:04X}", c as u32),
+        c => format!("U+{:04X} (`{c}`)", c as u32),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstest::rstest;
-
-    #[rstest]
-    #[case("plain text: ünïcode, tabs aside", "plain text: ünïcode, tabs aside")]
-    #[case("\u{1b}[2K\u{1b}[1Gbravo  unlocked", "\\x1b[2K\\x1b[1Gbravo  unlocked")]
-    #[case("fake\rline", "fake\\rline")]
-    #[case("two\nlines\tand a tab", "two\\nlines\\tand a tab")]
-    #[case("nul \0 del \u{7f} bell \u{7}", "nul \\x00 del \\x7f bell \\x07")]
-    #[case("c1 \u{9b}2K csi", "c1 \\u{9b}2K csi")]
-    #[case("rtl \u{202e}dekcolnu", "rtl \\u{202e}dekcolnu")]
-    #[case("zero\u{200b}width \u{feff}bom", "zero\\u{200b}width \\u{feff}bom")]
-    #[case("a \\x1b typed", "a \\x1b typed")]
-    fn escapes(#[case] input: &str, #[case] want: &str) {
-        assert_eq!(escape_controls(input), want);
-        // Escaping what was escaped changes nothing: callers may do it twice.
-        assert_eq!(escape_controls(want), want);
-    }
 
     #[test]
-    fn lines() {
+    fn escapes_what_a_terminal_would_act_on() {
+        assert_eq!(printable("plain/name"), "plain/name");
+        assert_eq!(printable("a\nb\u{1b}[2Jc"), "a\\nb\\u{1b}[2Jc");
+        assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(printable_lines("one\ntwo\u{7}"), "one\ntwo\\u{7}");
+    }
+
+    /// What an initrd or a provider may print to repaint or hide a line.
+    #[test]
+    fn terminal_tricks_are_shown_not_obeyed() {
+        for (input, want) in [
+            (
+                "\u{1b}[2K\u{1b}[1Gbravo  unlocked",
+                "\\u{1b}[2K\\u{1b}[1Gbravo  unlocked",
+            ),
+            ("fake\rline", "fake\\rline"),
+            (
+                "c1 \u{9b}2K csi, del \u{7f}",
+                "c1 \\u{9b}2K csi, del \\u{7f}",
+            ),
+            (
+                "zero\u{200b}width \u{feff}bom \u{2028}ls",
+                "zero\\u{200b}width \\u{feff}bom \\u{2028}ls",
+            ),
+            (
+                "plain: ünïcode 'quoted' \\ kept",
+                "plain: ünïcode 'quoted' \\ kept",
+            ),
+        ] {
+            assert_eq!(printable(input), want);
+            // Escaping twice changes nothing: callers may do it on the way out.
+            assert_eq!(printable(want), want);
+        }
         assert_eq!(
             one_line("Warning: x\r\n  host key changed \u{1b}[31m\n\n"),
-            "Warning: x host key changed \\x1b[31m"
+            "Warning: x host key changed \\u{1b}[31m"
         );
-        assert_eq!(
-            escape_controls_keep_lines("a\u{1b}\n  b\r"),
-            "a\\x1b\n  b\\r"
-        );
-        assert!(matches!(escape_controls("ok"), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -130,5 +149,14 @@ mod tests {
         assert_eq!(bounded("abcd", 3), "ab…");
         assert_eq!(bounded("äöüß", 2), "ä…");
         assert_eq!(bounded("", 0), "");
+    }
+
+    #[test]
+    fn characters_by_code_point() {
+        assert_eq!(describe_char('\u{a0}'), "U+00A0 (`\u{a0}`)");
+        assert_eq!(describe_char('\u{202e}'), "U+202E");
+        assert_eq!(describe_char('\u{1b}'), "control character 0x1b");
+        assert_eq!(describe_char(';'), "`;`");
+        assert_eq!(describe_char('é'), "U+00E9 (`é`)");
     }
 }

@@ -47,12 +47,12 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
-/// Errors may quote what a remote host said; its control characters are shown,
-/// not obeyed (line breaks stay: some errors show a snippet of a file).
+/// Errors carry names, values and remote programs' stderr: control
+/// characters are escaped (line breaks kept) so none of it drives the terminal.
 pub fn error(e: &zfleet_core::Error) {
     eprintln!(
         "error: {}",
-        zfleet_core::text::escape_controls_keep_lines(&e.to_string())
+        zfleet_core::text::printable_lines(&e.to_string())
     );
 }
 

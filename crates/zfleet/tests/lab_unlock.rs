@@ -1442,7 +1442,7 @@ fn an_initrd_that_echoes_the_passphrase_gets_nothing_into_any_record() {
     for shown in [
         "You typed: [secret]",
         "latin-1: [secret]",
-        "\\x1b[2K\\x1b[1Gclient1  luks-initrd  unlocked",
+        "\\u{1b}[2K\\u{1b}[1Gclient1  luks-initrd  unlocked",
     ] {
         assert!(detail.contains(shown), "{shown:?} not in {detail}");
     }

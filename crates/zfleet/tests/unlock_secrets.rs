@@ -383,7 +383,7 @@ fn provider_errors_are_redacted_and_escaped() {
     );
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     for shown in [
-        "failed (exit status 1): vault: decrypted [secret] but the checksum does not match; then \\x1b[2K\\x1b[1Gfoxtrot ok",
+        "failed (exit status 1): vault: decrypted [secret] but the checksum does not match; then \\u{1b}[2K\\u{1b}[1Gfoxtrot ok",
         "failed (exit status 2): gpg: [secret] is not what was asked for",
     ] {
         assert!(run.stdout.contains(shown), "{shown:?} not in\n{}", run.stdout);

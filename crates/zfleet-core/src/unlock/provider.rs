@@ -445,7 +445,7 @@ fn shorten(stderr: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(strip_op_prefix)
-        .map(|l| text::escape_controls(l).into_owned())
+        .map(|l| text::printable(l).into_owned())
         .take(3)
         .collect();
     text::bounded(&lines.join("; "), super::MAX_EXCERPT).into_owned()
@@ -766,7 +766,7 @@ mod tests {
         assert!(!shown.contains("tr0ub4dor"), "{shown}");
         assert!(
             shown.ends_with(
-                "failed (exit status 1): vault: decrypted '[secret]' but the checksum does not match; and \\x1b[2Kthis"
+                "failed (exit status 1): vault: decrypted '[secret]' but the checksum does not match; and \\u{1b}[2Kthis"
             ),
             "{shown}"
         );

@@ -199,7 +199,7 @@ impl Redactor {
             .split(['\n', '\r'])
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .map(|l| text::escape_controls(l).into_owned())
+            .map(|l| text::printable(l).into_owned())
             .collect()
     }
 
@@ -285,7 +285,7 @@ mod tests {
         let out = format!("one\n\u{1b}[2K\u{1b}[1Galpha  unlocked\nlast:{PW}\n");
         assert_eq!(
             r().excerpt(out.as_bytes(), 2, 300),
-            "\\x1b[2K\\x1b[1Galpha  unlocked / last:[secret]"
+            "\\u{1b}[2K\\u{1b}[1Galpha  unlocked / last:[secret]"
         );
         assert_eq!(r().excerpt(b"xyzwvuts", 1, 4), "xyz…");
         assert_eq!(Redactor::new().redact(b"x"), "x");
