@@ -349,7 +349,10 @@ fn unreachable_client_fails_after_retries_then_late_then_recovers_with_one_notic
     let f = fleet_file(
         &lab,
         "hourly",
-        &format!("late_after = \"2h\"\n\n[notify.hook]\nwebhook = \"http://127.0.0.1:{}/hook\"\n", hook.port),
+        &format!(
+            "late_after = \"2h\"\n\n[notify.hook]\nwebhook = \"http://127.0.0.1:{}/hook\"\n",
+            hook.port
+        ),
     );
     zfleet(c1, &f, &["run"]).ok();
     let d = Daemon::start(&lab, backup, &f, &[]);
@@ -360,32 +363,63 @@ fn unreachable_client_fails_after_retries_then_late_then_recovers_with_one_notic
     // The cable is pulled; the 11:00 run and its one retry fail.
     c1.link_down().unwrap();
     set_time(&lab, utc("2026-06-10 10:59:58"));
-    let first = d.wait_log("client1:zroot/persistSave failed (", "retry 1 in", Duration::from_secs(60));
+    let first = d.wait_log(
+        "client1:zroot/persistSave failed (",
+        "retry 1 in",
+        Duration::from_secs(60),
+    );
     assert!(first.contains("failed (unreachable)"), "{first}");
-    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "failing with a retry", |v| {
-        row(v, "client1", PS)["retry"]["attempt"] == 1
-    });
+    let v = wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(10),
+        "failing with a retry",
+        |v| row(v, "client1", PS)["retry"]["attempt"] == 1,
+    );
     assert_eq!(row(&v, "client1", PS)["state"], "failing");
-    assert!(hook.kinds().is_empty(), "a retry is not worth a notification: {:?}", hook.events());
-    d.wait_log("client1:zroot/persistSave failed (", "next scheduled run in", Duration::from_secs(60));
+    assert!(
+        hook.kinds().is_empty(),
+        "a retry is not worth a notification: {:?}",
+        hook.events()
+    );
+    d.wait_log(
+        "client1:zroot/persistSave failed (",
+        "next scheduled run in",
+        Duration::from_secs(60),
+    );
     let t = std::time::Instant::now();
     while hook.kinds().is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(20), "no failure notification:\n{}", d.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no failure notification:\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "failing", |v| row(v, "client1", PS)["state"] == "failing");
+    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "failing", |v| {
+        row(v, "client1", PS)["state"] == "failing"
+    });
     let r = row(&v, "client1", PS);
     assert_eq!(r["last_failure"]["kind"], "unreachable", "{r}");
-    assert_eq!(r["last_success"].as_i64().unwrap() / 60, utc("2026-06-10 10:00:00") / 60);
+    assert_eq!(
+        r["last_success"].as_i64().unwrap() / 60,
+        utc("2026-06-10 10:00:00") / 60
+    );
 
     // Two hours after the last success it is late; the failure was told, so
     // late adds no notification.
     set_time(&lab, utc("2026-06-10 12:10:00"));
-    wait_status(backup, LISTEN, Duration::from_secs(30), "late", |v| row(v, "client1", PS)["state"] == "late");
+    wait_status(backup, LISTEN, Duration::from_secs(30), "late", |v| {
+        row(v, "client1", PS)["state"] == "late"
+    });
     let (_, _, metrics) = http_get(backup, LISTEN, "/metrics");
     let failures: f64 = metrics
         .lines()
-        .find(|l| l.starts_with("zfleet_backup_failures_total{") && l.contains("kind=\"unreachable\"") && l.contains("client=\"client1\""))
+        .find(|l| {
+            l.starts_with("zfleet_backup_failures_total{")
+                && l.contains("kind=\"unreachable\"")
+                && l.contains("client=\"client1\"")
+        })
         .unwrap_or_else(|| panic!("no failure counter by kind:\n{metrics}"))
         .rsplit(' ')
         .next()
@@ -400,22 +434,50 @@ fn unreachable_client_fails_after_retries_then_late_then_recovers_with_one_notic
     set_time(&lab, utc("2026-06-10 12:59:58"));
     let t = std::time::Instant::now();
     while hook.kinds().len() < 2 {
-        assert!(t.elapsed() < Duration::from_secs(90), "no recovery notification:\n{}", d.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "no recovery notification:\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    wait_status(backup, LISTEN, Duration::from_secs(30), "ok again", |v| row(v, "client1", PS)["state"] == "ok");
+    wait_status(backup, LISTEN, Duration::from_secs(30), "ok again", |v| {
+        row(v, "client1", PS)["state"] == "ok"
+    });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hook.kinds(), ["failed", "recovered"], "{:?}", hook.events());
     let ev = hook.events();
-    assert_eq!((ev[0]["host"].as_str(), ev[0]["client"].as_str()), (Some("backup"), Some("client1")));
+    assert_eq!(
+        (ev[0]["host"].as_str(), ev[0]["client"].as_str()),
+        (Some("backup"), Some("client1"))
+    );
     assert_eq!(ev[0]["dataset"], PS);
     assert_eq!(ev[0]["kind"], "unreachable");
-    assert!(ev[0]["error"].as_str().unwrap().contains("client1"), "{}", ev[0]);
-    assert!(ev[0]["next"].as_str().unwrap().contains("Check that client1 is on"), "{}", ev[0]);
+    assert!(
+        ev[0]["error"].as_str().unwrap().contains("client1"),
+        "{}",
+        ev[0]
+    );
+    assert!(
+        ev[0]["next"]
+            .as_str()
+            .unwrap()
+            .contains("Check that client1 is on"),
+        "{}",
+        ev[0]
+    );
     assert_eq!(ev[1]["state"], "ok");
     // The URL never reaches the log.
-    assert!(!d.log_text().contains(&format!("127.0.0.1:{}", hook.port)), "{}", d.log_text());
-    assert!(d.log_text().contains("notify.hook: sent failed client1"), "{}", d.log_text());
+    assert!(
+        !d.log_text().contains(&format!("127.0.0.1:{}", hook.port)),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        d.log_text().contains("notify.hook: sent failed client1"),
+        "{}",
+        d.log_text()
+    );
 }
 
 #[test]
@@ -426,38 +488,80 @@ fn a_bad_reload_keeps_the_old_config_and_a_good_one_takes_over() {
     let f = fleet_file(&lab, "daily 02:00", "");
     let good = std::fs::read_to_string(&f).unwrap();
     let d = Daemon::start(&lab, backup, &f, &[]);
-    let schedule = |v: &serde_json::Value| v["servers"][0]["schedule"].as_str().unwrap_or_default().to_string();
-    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "a server", |v| !schedule(v).is_empty());
+    let schedule = |v: &serde_json::Value| {
+        v["servers"][0]["schedule"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "a server", |v| {
+        !schedule(v).is_empty()
+    });
     assert_eq!(schedule(&v), "daily 02:00");
 
     // A changed file is picked up by itself; an invalid one is refused.
-    std::fs::write(&f, good.replace("schedule = \"daily 02:00\"", "schedule = \"nightly\"")).unwrap();
-    let l = d.wait_log("is invalid; keeping the configuration in force", "nightly", Duration::from_secs(10));
+    std::fs::write(
+        &f,
+        good.replace("schedule = \"daily 02:00\"", "schedule = \"nightly\""),
+    )
+    .unwrap();
+    let l = d.wait_log(
+        "is invalid; keeping the configuration in force",
+        "nightly",
+        Duration::from_secs(10),
+    );
     assert!(l.contains("hosts.backup.server.schedule"), "{l}");
     assert!(l.contains(&format!("{}:", f.display())), "{l}");
-    let v = wait_status(backup, LISTEN, Duration::from_secs(5), "still served", |_| true);
+    let v = wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(5),
+        "still served",
+        |_| true,
+    );
     assert_eq!(schedule(&v), "daily 02:00");
     assert!(d.running());
 
     // SIGHUP reloads a valid file even when its time stamp did not move.
     let before = std::fs::metadata(&f).unwrap().modified().unwrap();
-    std::fs::write(&f, good.replace("schedule = \"daily 02:00\"", "schedule = \"hourly :30\"")).unwrap();
+    std::fs::write(
+        &f,
+        good.replace("schedule = \"daily 02:00\"", "schedule = \"hourly :30\""),
+    )
+    .unwrap();
     let file = std::fs::File::options().write(true).open(&f).unwrap();
     file.set_modified(before).unwrap();
     drop(file);
     std::thread::sleep(Duration::from_secs(2));
-    let v = wait_status(backup, LISTEN, Duration::from_secs(5), "unchanged before SIGHUP", |_| true);
+    let v = wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(5),
+        "unchanged before SIGHUP",
+        |_| true,
+    );
     assert_eq!(schedule(&v), "daily 02:00");
     d.signal("HUP");
     d.wait_log("reloaded", "(SIGHUP)", Duration::from_secs(10));
-    let v = wait_status(backup, LISTEN, Duration::from_secs(10), "the new schedule", |v| schedule(v) == "hourly :30");
-    assert_eq!(row(&v, "client1", PS)["next_run"].as_i64().unwrap(), utc("2026-06-10 08:30:00"));
+    let v = wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(10),
+        "the new schedule",
+        |v| schedule(v) == "hourly :30",
+    );
+    assert_eq!(
+        row(&v, "client1", PS)["next_run"].as_i64().unwrap(),
+        utc("2026-06-10 08:30:00")
+    );
 }
 
 fn digest(h: &Host, ds: &str) -> String {
     let mp = mountpoint(h, ds);
-    h.sh(&format!("cd '{mp}' && find . -type f | sort | xargs -r sha256sum"))
-        .unwrap()
+    h.sh(&format!(
+        "cd '{mp}' && find . -type f | sort | xargs -r sha256sum"
+    ))
+    .unwrap()
 }
 
 /// A first backup of a small client1, then `megabytes` of new data in a new
@@ -468,17 +572,25 @@ fn big_incremental(lab: &Lab, f: &Path, megabytes: u32) {
     c1.sh(&format!("echo small > '{mp}/small'")).unwrap();
     zfleet(c1, f, &["run"]).ok();
     zfleet(backup, f, &["backup"]).ok();
-    c1.sh(&format!("head -c {megabytes}M /dev/urandom > '{mp}/big.bin'"))
-        .unwrap();
+    c1.sh(&format!(
+        "head -c {megabytes}M /dev/urandom > '{mp}/big.bin'"
+    ))
+    .unwrap();
 }
 
 /// Waits until a transfer of client1's dataset has moved `bytes`.
 fn wait_transfer(backup: &Host, bytes: u64) -> serde_json::Value {
-    wait_status(backup, LISTEN, Duration::from_secs(60), "a running transfer", |v| {
-        row(v, "client1", PS)["transfer"]["bytes"]
-            .as_u64()
-            .is_some_and(|b| b >= bytes)
-    })
+    wait_status(
+        backup,
+        LISTEN,
+        Duration::from_secs(60),
+        "a running transfer",
+        |v| {
+            row(v, "client1", PS)["transfer"]["bytes"]
+                .as_u64()
+                .is_some_and(|b| b >= bytes)
+        },
+    )
 }
 
 #[test]
@@ -509,13 +621,23 @@ fn sigterm_mid_transfer_exits_in_time_and_the_next_start_completes_the_backup() 
         .unwrap_or_else(|| panic!("no bytes remaining while a transfer runs:\n{m}"));
     let left: f64 = remaining.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(left > 0.0 && left < 48.0 * 1048576.0, "{remaining}");
-    assert!(m.contains("zfleet_job_running{host=\"backup\",job=\"backup\"} 1"), "{m}");
+    assert!(
+        m.contains("zfleet_job_running{host=\"backup\",job=\"backup\"} 1"),
+        "{m}"
+    );
     assert_eq!(row(&v, "client1", PS)["state"], "ok");
 
     let took = d.stop(Duration::from_secs(20));
-    assert!(took < Duration::from_secs(15), "exit took {took:?}:\n{}", d.log_text());
+    assert!(
+        took < Duration::from_secs(15),
+        "exit took {took:?}:\n{}",
+        d.log_text()
+    );
     let log = d.log_text();
-    assert!(log.contains("stopping; waiting up to 15s for backup"), "{log}");
+    assert!(
+        log.contains("stopping; waiting up to 15s for backup"),
+        "{log}"
+    );
     assert!(log.contains("failed (interrupted)"), "{log}");
     // The target is at the snapshot it had: consistent, nothing half-received.
     assert_eq!(snapshots(backup, &target(PS)), before);
@@ -554,17 +676,25 @@ fn a_stalled_sender_is_stopped_after_stall_timeout_and_retried() {
     assert!(!pid.is_empty(), "no zfs send on client1");
     c1.sh(&format!("kill -STOP {pid}")).unwrap();
     let stalled = d.wait_log("no progress for", "stopping it", Duration::from_secs(30));
-    assert!(stalled.contains("transfer client1:zroot/persistSave"), "{stalled}");
+    assert!(
+        stalled.contains("transfer client1:zroot/persistSave"),
+        "{stalled}"
+    );
     d.wait_log("failed (stalled)", "retry 1 in", Duration::from_secs(30));
     d.wait_log("backup backup: done", "next run", Duration::from_secs(120));
-    c1.sh(&format!("kill -CONT {pid} 2>/dev/null; true")).unwrap();
+    c1.sh(&format!("kill -CONT {pid} 2>/dev/null; true"))
+        .unwrap();
     assert_eq!(snapshots(backup, &target(PS)), snapshots(c1, PS));
     assert_eq!(digest(c1, PS), digest(backup, &target(PS)));
     let st = zfleet(backup, &f, &["status", "--json"]).ok().json();
     let r = row(&st, "client1", PS);
     assert_eq!(r["state"], "ok");
     assert!(
-        r["failures"].as_array().unwrap().iter().any(|k| k["kind"] == "stalled"),
+        r["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "stalled"),
         "{r}"
     );
 }

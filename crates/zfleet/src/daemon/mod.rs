@@ -346,10 +346,23 @@ impl Daemon {
                     };
                     let missed =
                         timing.is_some_and(|tm| tm.missed(&self.slots[i].key, last, t, &self.tz));
+                    // A run that ended failed (or was interrupted by the last
+                    // stop) is continued at once rather than at the next slot.
+                    let unfinished = dump.as_ref().is_some_and(|d| {
+                        d.jobs
+                            .iter()
+                            .filter(|j| j.kind == kind.as_str())
+                            .any(|j| j.last_failed() && j.last_result.as_deref() != Some("refused"))
+                    });
                     if missed {
                         tracing::info!("{} {me}: a scheduled run was missed while the daemon was not running; running it now", kind.as_str());
+                    } else if unfinished {
+                        tracing::info!(
+                            "{} {me}: the last run did not finish; running it again now",
+                            kind.as_str()
+                        );
                     }
-                    missed
+                    missed || unfinished
                 }
             };
             if due {
