@@ -22,7 +22,7 @@ pub struct CheckBackupsArgs {
 pub fn cmd_check_backups(g: &GlobalArgs, a: &CheckBackupsArgs) -> Result<u8, Error> {
     let run = || -> Result<_, Error> {
         let cx = Context::load(g)?;
-        let r = super::status::collect(&cx, &a.hosts, 8)?;
+        let r = super::status::collect(&cx, &a.hosts, 16)?;
         Ok(check_backups(&r))
     };
     Ok(render::nagios(run(), a.out.json))

@@ -27,7 +27,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "10")]
     watch: Option<u64>,
     /// Hosts read at the same time.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     parallel: usize,
     #[command(flatten)]
     out: OutputArgs,
