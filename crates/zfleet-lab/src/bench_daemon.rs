@@ -40,7 +40,11 @@ fn fleet_lab(name: &str, o: &FleetOptions, listen: bool) -> Result<(Lab, PathBuf
         fleet.push_str("[daemon]\nlisten = \"127.0.0.1:9811\"\n\n");
     }
     for h in lab.hosts() {
-        fleet.push_str(&format!("[hosts.{}]\naddress = \"{}\"\n", h.name(), h.addr()));
+        fleet.push_str(&format!(
+            "[hosts.{}]\naddress = \"{}\"\n",
+            h.name(),
+            h.addr()
+        ));
         if h.name() == "backup" {
             fleet.push_str(&format!(
                 "[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\nparallel = {}\nretention = \"t\"\n",
@@ -115,7 +119,10 @@ pub fn status(o: &FleetOptions) -> Result<()> {
                 .as_array()
                 .map_or(0, |r| r.iter().filter(|r| r["state"] == "ok").count());
             if rows != o.hosts * o.datasets || ok != rows {
-                bail!("status shows {ok} of {rows} rows ok, expected {}", o.hosts * o.datasets);
+                bail!(
+                    "status shows {ok} of {rows} rows ok, expected {}",
+                    o.hosts * o.datasets
+                );
             }
         }
         let after: Vec<(usize, usize)> = lab
@@ -124,8 +131,16 @@ pub fn status(o: &FleetOptions) -> Result<()> {
             .map(|h| Ok((h.ssh_connections()?, h.ssh_sessions()?)))
             .collect::<Result<_>>()?;
         walls.sort_by(f64::total_cmp);
-        let conns: Vec<usize> = before.iter().zip(&after).map(|(b, a)| (a.0 - b.0) / 3).collect();
-        let sess: Vec<usize> = before.iter().zip(&after).map(|(b, a)| (a.1 - b.1) / 3).collect();
+        let conns: Vec<usize> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| (a.0 - b.0) / 3)
+            .collect();
+        let sess: Vec<usize> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| (a.1 - b.1) / 3)
+            .collect();
         println!("  run on {on}:");
         println!("    wall time (median of 3)     {:.2} s", walls[1]);
         println!("    ssh connections per host    {conns:?} (last: backup)");
@@ -149,7 +164,11 @@ fn machine_pid(host: &Host, ns_pid: u32) -> Result<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() != Some(&want) {
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&want)
+        {
             continue;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -208,7 +227,10 @@ pub fn daemon_idle(o: &IdleOptions) -> Result<()> {
             .spawn()?;
         let t = Instant::now();
         let ns_pid = loop {
-            if let Some(p) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
                 break p;
             }
             if t.elapsed() > Duration::from_secs(10) {

@@ -56,6 +56,8 @@ enum Control {
         started: i64,
     },
     Observed(Box<Observed>),
+    /// Which hosts wait to be unlocked (true) or are up (false).
+    Unlock(Vec<(String, bool)>),
 }
 
 /// A client's failures since its last scheduled run.
@@ -383,6 +385,15 @@ impl Daemon {
                 }
                 Ok(Control::Reload) => self.reload("SIGHUP"),
                 Ok(Control::Done { kind, end, started }) => self.job_done(kind, end, started),
+                Ok(Control::Unlock(v)) => {
+                    let t = now();
+                    for (host, needed) in v {
+                        for e in self.notifier.unlock(&host, needed, t) {
+                            tracing::warn!("notify: {} ({})", e.title, e.event.as_str());
+                            let _ = self.out.send(Outgoing::Event(Box::new(e)));
+                        }
+                    }
+                }
                 Ok(Control::Observed(o)) => {
                     self.watching = false;
                     self.observed(*o);
@@ -653,6 +664,7 @@ impl Daemon {
                         .or_default()
                         .push(r);
                 }
+                let mut unlock_probe = Vec::new();
                 for ((server, client), rs) in by_client {
                     let failed: Vec<&&RowEnd> = rs.iter().filter(|r| r.failure.is_some()).collect();
                     let streak_key = if kind == Kind::Backup {
@@ -664,6 +676,10 @@ impl Daemon {
                         server: server.clone(),
                         client: client.clone(),
                     };
+                    if self.fleet.host(&client).is_some_and(|h| h.unlock.is_some()) && client != me
+                    {
+                        unlock_probe.push((client.clone(), failed.is_empty()));
+                    }
                     if failed.is_empty() {
                         self.slots[i].streaks.remove(&streak_key);
                         events.extend(self.notifier.job_ended(&key, &JobEnd::Ok, t));
@@ -711,6 +727,7 @@ impl Daemon {
                         t,
                     ));
                 }
+                self.probe_unlock(unlock_probe);
                 if !any_failed {
                     tracing::info!(
                         "{} {me}: done in {}s; next run {}",
@@ -758,6 +775,47 @@ impl Daemon {
                 true
             }
         }
+    }
+
+    /// A client with `[hosts.NAME.unlock]` whose backup failed may be
+    /// waiting in its initrd (or up with locked datasets): ask, as `zfleet
+    /// unlock --status` does, off the loop. One that worked is up.
+    fn probe_unlock(&self, clients: Vec<(String, bool)>) {
+        let (up, failed): (Vec<_>, Vec<_>) = clients.into_iter().partition(|c| c.1);
+        if !up.is_empty() {
+            let _ = self.tx.send(Control::Unlock(
+                up.into_iter().map(|(h, _)| (h, false)).collect(),
+            ));
+        }
+        if failed.is_empty() {
+            return;
+        }
+        let names: Vec<String> = failed.into_iter().map(|(h, _)| h).collect();
+        let fleet = self.fleet.clone();
+        let me = self.me().to_string();
+        let tx = self.tx.clone();
+        let _ = std::thread::Builder::new()
+            .name("unlock-status".into())
+            .spawn(move || {
+                let Ok(sessions) = SshSessions::new() else {
+                    return;
+                };
+                let Ok(targets) = zfleet_core::unlock::targets(&fleet, &names, &me, &sessions)
+                else {
+                    return;
+                };
+                let found = zfleet_core::unlock::status(&targets, 4)
+                    .into_iter()
+                    .map(|s| {
+                        let needed = matches!(
+                            s.state,
+                            zfleet_core::unlock::State::Initrd | zfleet_core::unlock::State::Locked
+                        );
+                        (s.host, needed)
+                    })
+                    .collect();
+                let _ = tx.send(Control::Unlock(found));
+            });
     }
 
     /// Looks at this host and its clients again, off the loop.
