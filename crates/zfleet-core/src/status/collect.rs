@@ -464,8 +464,26 @@ pub fn assemble(
                         || scope.daemon_server.as_deref() == Some(name.as_str())) =>
             {
                 let index = Index::new(l);
-                check_snapshots(&input, &index, now)
-                    .checks
+                // Containers zfleet made on a server (`<root>/<client>/<pool>`)
+                // hold no snapshots of their own; they are not news.
+                let received: Vec<&DatasetName> = fleet
+                    .host(&name)
+                    .and_then(|h| h.server.as_ref())
+                    .map(|s| vec![&s.target_root])
+                    .unwrap_or_default();
+                let checks = check_snapshots(&input, &index, now).checks;
+                let empty_container = |ds: &str| {
+                    received.iter().any(|r| ds.starts_with(&format!("{r}/")))
+                        && checks
+                            .iter()
+                            .filter(|c| c.dataset == ds)
+                            .all(|c| c.newest.is_none())
+                };
+                checks
+                    .iter()
+                    .filter(|c| !empty_container(&c.dataset))
+                    .cloned()
+                    .collect::<Vec<_>>()
                     .into_iter()
                     .map(|c| NewestSnapshot {
                         dataset: c.dataset,
