@@ -72,6 +72,7 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
     let lag_snapshots = g();
     let next_run = g();
     let remaining = g();
+    let sent = g();
     let bytes = Family::<Backup, Counter>::default();
     let failures = Family::<BackupKind, Counter>::default();
     let state = Family::<StateLabel, Gauge>::default();
@@ -102,6 +103,10 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
         }
         if let Some(t) = row.next_run {
             next_run.get_or_create(&l).set(t);
+        }
+        if let Some(t) = row.transfer {
+            sent.get_or_create(&l)
+                .set(i64::try_from(t.bytes).unwrap_or(i64::MAX));
         }
         if let Some(rem) = row.transfer.and_then(|t| t.remaining()) {
             remaining
@@ -211,8 +216,13 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
         state,
     );
     reg.register(
+        "zfleet_transfer_bytes",
+        "Bytes of the running transfer sent so far",
+        sent,
+    );
+    reg.register(
         "zfleet_transfer_bytes_remaining",
-        "Bytes of the running transfer still to send, by the sender's estimate",
+        "Bytes of the running transfer still to send, by the sender's estimate (where the sender gives one)",
         remaining,
     );
     reg.register(
@@ -273,6 +283,7 @@ mod tests {
             r#"zfleet_backup_state{server="vault",client="bravo",dataset="zroot/persistSave",state="failing"} 1"#,
             r#"zfleet_backup_state{server="vault",client="bravo",dataset="zroot/persistSave",state="ok"} 0"#,
             r#"zfleet_transfer_bytes_remaining{server="vault",client="alpha",dataset="zroot/persistSave"} 90"#,
+            r#"zfleet_transfer_bytes{server="vault",client="alpha",dataset="zroot/persistSave"} 10"#,
             r#"zfleet_snapshot_newest_timestamp_seconds{host="vault",dataset="zroot/persistSave",period="hourly"} 1779999000"#,
             r#"zfleet_pool_health{host="vault",pool="zstorage"} 1"#,
             r#"zfleet_pool_capacity_ratio{host="vault",pool="zstorage"} 0.41"#,

@@ -35,7 +35,8 @@ use zfleet_core::status::{BackupState, RetryNote};
 use zfleet_core::Error;
 
 use deliver::{Outgoing, Ping};
-use runner::{Kind, RowEnd, RunEnd};
+pub use runner::{lock_name, Kind};
+use runner::{RowEnd, RunEnd};
 use shared::{Shared, View};
 use transfers::{DaemonProgress, Transfers};
 

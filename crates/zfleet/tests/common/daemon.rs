@@ -130,6 +130,13 @@ impl<'a> Daemon<'a> {
 
 impl Drop for Daemon<'_> {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- daemon log of {} ---\n{}",
+                self.host.name(),
+                self.log_text()
+            );
+        }
         let _ = self
             .host
             .sh(&format!("kill -KILL {} 2>/dev/null; true", self.pid()));
