@@ -105,6 +105,7 @@ struct Daemon {
     stopping: Option<Instant>,
     next_watch: i64,
     watching: bool,
+    last_judged: i64,
 }
 
 fn now() -> i64 {
@@ -170,6 +171,7 @@ pub fn run(start: Start) -> Result<u8, Error> {
         stopping: None,
         next_watch: 0,
         watching: false,
+        last_judged: 0,
     };
     d.slots = d.plan_slots(&[]);
     d.catch_up();
@@ -870,9 +872,10 @@ impl Daemon {
     /// Late backups: judged on the loop every tick, told once.
     fn judge_late(&mut self, t: i64) {
         // Once every 30 s is plenty, and keeps the idle daemon idle.
-        if t % 30 != 0 {
+        if (t - self.last_judged).abs() < 30 {
             return;
         }
+        self.last_judged = t;
         let r = self.shared.report(t);
         let mut worst: BTreeMap<(String, String), (BackupState, Option<i64>, i64)> =
             BTreeMap::new();
