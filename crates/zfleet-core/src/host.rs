@@ -95,7 +95,7 @@ impl Host {
         }
         let out = self.query(&caps::probe())?;
         let text = out.stdout_text();
-        let (served, text) = match text.strip_prefix(crate::serve::SERVE_BANNER) {
+        let (served, text) = match text.strip_prefix(crate::protocol::SERVE_BANNER) {
             Some(rest) => {
                 let (banner, rest) = rest.split_once('\n').unwrap_or((rest, ""));
                 let features = banner.split_whitespace().map(str::to_string).collect();

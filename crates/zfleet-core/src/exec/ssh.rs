@@ -352,6 +352,24 @@ impl SshTarget {
         connected && self.control_path().exists() && self.control("check")
     }
 
+    /// After a session ended with ssh's own failure (255): `Some(why)` when the
+    /// master connection is gone too, so the host stopped answering (a link
+    /// down, sshd gone), `None` when it is still up, so only that session's
+    /// remote command died.
+    pub fn lost_connection(&self) -> Option<String> {
+        if self.is_connected() {
+            return None;
+        }
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let detail = log
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("the connection was lost")
+            .to_string();
+        Some(detail)
+    }
+
     /// Ends the master connection, if this run started one.
     pub fn disconnect(&self) {
         let mut connected = self.master.lock().unwrap_or_else(|p| p.into_inner());

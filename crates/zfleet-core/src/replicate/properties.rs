@@ -1,7 +1,7 @@
 //! Properties across a replication: the server's preserved ones copied, the
 //! client's own recorded for restores.
 
-use super::exec::JobSpec;
+use super::job::JobSpec;
 use crate::exec::RunOptions;
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use super::observe;
 use super::plan::{self, RestorePlan, Step, TEMP_MARK};
 use crate::exec::{Argv, RunOptions};
+use crate::failure::Side;
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
-use crate::replicate::exec::{base_marker, mark_side, transfer, Options};
-use crate::replicate::pump::PumpOptions;
+use crate::protocol::base_marker;
+use crate::replicate::{base_moves, steps::make_moves};
+use crate::transfer::{transfer, PumpOptions, Stream};
 use crate::zfs::{cmd, DatasetName, SnapshotName, ZfsError, ZfsErrorKind};
 use crate::Error;
 
@@ -29,6 +31,7 @@ pub fn run(
     dest: &Host,
     pump: PumpOptions,
     progress: &dyn Progress,
+    now: i64,
 ) -> Result<Done, Error> {
     let mut done = Done::default();
     // Whether the fresh dataset set aside was still empty when it was moved.
@@ -122,11 +125,13 @@ pub fn run(
                 }
             }
             Step::MarkBase { dataset, marks } => {
-                let now = now_unix().to_string();
+                let bookmarks = dest.caps()?.bookmarks;
                 for (server, snap) in marks {
                     // The client is the source of its backups: where the
                     // dialect has bookmarks, the base gets one too.
-                    mark_side(dest, dataset, None, &base_marker(server), snap, &now, true)?;
+                    let marker = base_marker(server);
+                    let moves = base_moves::fresh(snap, &marker, bookmarks);
+                    make_moves(dest, Side::Target, dataset, &moves, &marker, now)?;
                 }
             }
         }
@@ -227,28 +232,20 @@ fn stream(
         None
     };
     let recv = cmd::receive_new(dest.caps()?, into);
-    let opts = Options {
-        pump,
-        ..Options::default()
-    };
     let label = match &send.from {
         Some(cmd::From::Snapshot(f)) => {
             format!("{} ← @{} → @{}", plan.destination, f.name, send.to.name)
         }
         _ => format!("{} ← @{} (full)", plan.destination, send.to.name),
     };
-    transfer(
-        server,
-        dest,
-        &cmd::send(&caps, send),
-        &recv,
+    let stream = Stream {
+        send: cmd::send(&caps, send),
+        receive: recv,
         estimate,
-        &label,
-        false,
-        &opts,
-        progress,
-    )
-    .map_err(|e| e.into_error(server, dest))
+        label,
+        compress: false,
+    };
+    Ok(transfer(server, dest, &stream, pump, progress)?)
 }
 
 /// The fresh dataset is still empty just before it is moved away: its root
@@ -358,10 +355,4 @@ pub(crate) fn retry_busy(h: &Host, argv: &Argv) -> Result<(), Error> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(1));
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

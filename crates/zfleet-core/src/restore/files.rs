@@ -19,8 +19,7 @@ use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
-use crate::replicate::exec::{transfer, Options};
-use crate::replicate::pump::PumpOptions;
+use crate::transfer::{transfer, PumpOptions, Stream};
 use crate::zfs::{cmd, DatasetName, SnapshotName, ZfsError};
 use crate::Error;
 
@@ -722,15 +721,14 @@ fn copy_tree(
         "-C",
         &p.extract_in,
     ]);
-    let opts = Options {
-        pump,
-        ..Options::default()
+    let stream = Stream {
+        send: create,
+        receive: extract,
+        estimate: None,
+        label: format!("{}:{}", dest.name, join(&p.extract_in, &p.member)),
+        compress: false,
     };
-    let label = format!("{}:{}", dest.name, join(&p.extract_in, &p.member));
-    transfer(
-        server, dest, &create, &extract, None, &label, false, &opts, progress,
-    )
-    .map_err(|e| Refusable::Error(e.into_error(server, dest)))
+    transfer(server, dest, &stream, pump, progress).map_err(|f| Refusable::Error(Error::Failed(f)))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub use plan::{RefusalKind, RestorePlan, Selector};
 
 use crate::config::Fleet;
 use crate::progress::Progress;
-use crate::replicate::pump::PumpOptions;
+use crate::transfer::PumpOptions;
 use crate::zfs::DatasetName;
 use crate::Error;
 
@@ -204,6 +204,7 @@ pub fn restore(
             &dest_host,
             &dest_ds,
             &stamp,
+            now,
             progress,
             &mut report,
         );
@@ -231,6 +232,7 @@ fn one(
     dest_host: &str,
     dest_ds: &DatasetName,
     stamp: &str,
+    now: i64,
     progress: &dyn Progress,
     report: &mut DatasetReport,
 ) -> Result<(), Error> {
@@ -276,7 +278,7 @@ fn one(
         report.outcome = Outcome::Planned;
         return Ok(());
     }
-    let done = exec::run(&planned, &server, &dest, req.pump, progress)?;
+    let done = exec::run(&planned, &server, &dest, req.pump, progress, now)?;
     report.bytes = done.bytes;
     report.warnings.extend(done.warnings);
     report.outcome = Outcome::Restored;

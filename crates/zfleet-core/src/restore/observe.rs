@@ -11,7 +11,7 @@ use super::plan::{
 use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
-use crate::replicate::exec::short_name;
+use crate::replicate::observe::short_name;
 use crate::zfs::{cmd, DatasetName, Dialect, Listing, PropertySource, ZfsError};
 use crate::Error;
 

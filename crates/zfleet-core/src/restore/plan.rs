@@ -1124,7 +1124,7 @@ pub fn plan_dataset(
                 for (server, snap) in marks {
                     plan.undo.push(format!(
                         "zfs release {} {dataset}@{snap}",
-                        crate::replicate::exec::base_marker(server)
+                        crate::protocol::base_marker(server)
                     ));
                 }
             }

@@ -40,7 +40,7 @@ impl Mode {
             | Mode::Receive { server, .. }
             | Mode::Restore { server, .. } => server,
         };
-        crate::replicate::exec::base_marker(server)
+        crate::protocol::base_marker(server)
     }
 
     fn who(&self) -> String {
@@ -112,9 +112,7 @@ fn op(argv: Argv, stream: Stream, kind: OpKind) -> Op {
     }
 }
 
-/// The request prefix that asks `serve` to compress a send's stream in process
-/// (the server decompresses in process too: no `zstd` program, no shell).
-pub const ZSTD_PREFIX: &str = "zfleet-zstd";
+pub use crate::protocol::ZSTD_PREFIX;
 
 fn refuse(msg: impl Into<String>) -> Refusal {
     Refusal::new(msg)
@@ -172,7 +170,7 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
         ["zfs", "bookmark", snap, bm] => {
             let snap = snapshot(mode, snap)?;
             let bm = BookmarkName::parse(bm).map_err(|e| refuse(e.to_string()))?;
-            let want = crate::replicate::exec::base_bookmark(&mode.marker(), &snap.name);
+            let want = crate::protocol::base_bookmark(&mode.marker(), &snap.name);
             if !matches!(mode, Mode::Send { .. }) || bm.dataset != snap.dataset || bm.name != want {
                 return Err(refuse(format!(
                     "bookmark `{bm}` is not this server's bookmark of `{snap}` (`#{want}`)"
@@ -188,7 +186,7 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
         }
         ["zfs", "destroy", target] if target.contains('#') => {
             let bm = BookmarkName::parse(target).map_err(|e| refuse(e.to_string()))?;
-            let prefix = crate::replicate::exec::base_bookmark(&mode.marker(), "");
+            let prefix = crate::protocol::base_bookmark_prefix(&mode.marker());
             if !matches!(mode, Mode::Send { .. })
                 || !mode.dataset_ok(&bm.dataset)
                 || !bm.name.starts_with(&prefix)
@@ -460,7 +458,7 @@ fn sync_snapshot(mode: &Mode, verb: &str, target: &str) -> Result<Op, Refusal> {
         )));
     };
     let snap = snapshot(mode, target)?;
-    let ours = crate::replicate::sync_snapshot::is_sync_snapshot_of(&snap.name, server);
+    let ours = crate::protocol::is_sync_snapshot_of(&snap.name, server);
     if !*sync_snapshots || !ours {
         return Err(refuse(format!(
             "`zfs {verb} {target}` is refused: only `{server}`'s own sync snapshots, and only when its sync_snapshot is on"

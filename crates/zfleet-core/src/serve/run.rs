@@ -13,12 +13,7 @@ use crate::zfs::{cmd, SnapshotName};
 
 /// Exit status for a refused request (126: "cannot execute").
 pub const REFUSED: i32 = 126;
-/// What the probe answers first, so the server knows it talks to `zfleet serve`
-/// and sends single commands it can check.
-pub const SERVE_BANNER: &str = "zfleet-serve 1";
-/// What this `serve` can do beyond plain commands, announced on the banner line
-/// (an older server ignores words it does not know).
-pub const SERVE_FEATURES: &[&str] = &["zstd"];
+pub use crate::protocol::{SERVE_BANNER, SERVE_FEATURES};
 
 /// Where requests and verdicts are written. Falls back to stderr alone when the
 /// file cannot be opened (the server still sees refusals there).
@@ -158,7 +153,7 @@ fn send_compressed(op: &Op, mut c: Command) -> i32 {
     };
     let out = std::io::stdout().lock();
     let copied =
-        zstd::stream::write::Encoder::new(out, crate::replicate::ZSTD_LEVEL).and_then(|mut enc| {
+        zstd::stream::write::Encoder::new(out, crate::protocol::ZSTD_LEVEL).and_then(|mut enc| {
             std::io::copy(&mut stream, &mut enc)?;
             enc.finish()?.flush()
         });
