@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::plan::{Dataset, Point};
+use super::sides::{Dataset, Point};
 use crate::protocol::{base_bookmark, base_bookmark_prefix, is_sync_snapshot_of};
 
 /// Who the marks belong to and what the sides can do.

@@ -1,4 +1,4 @@
-//! Replication: observe both sides ([`observe`]), decide what to send
+//! Replication: observe both sides ([`observe`], into [`sides`]), decide what to send
 //! ([`plan`], pure, with the base moves of [`base_moves`]), run it ([`exec`],
 //! one step at a time through [`steps`] and the shared [`crate::transfer`]).
 //! [`job`] holds what a job is given and what it reports; [`backup`] runs a
@@ -11,6 +11,7 @@ pub mod job;
 pub mod observe;
 pub mod plan;
 mod properties;
+pub mod sides;
 pub mod steps;
 
 pub use exec::{replicate, replicate_observed};

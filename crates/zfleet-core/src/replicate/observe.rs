@@ -3,7 +3,7 @@
 //! partial receive on the target, the sender's reading of its resume token.
 
 use super::job::JobSpec;
-use super::plan::{Dataset, Observed, Point, ResumeState, TokenContents};
+use super::sides::{Dataset, Observed, Point, ResumeState, TokenContents};
 use crate::exec::{ExecError, RunOptions};
 use crate::failure::{Failure, Side};
 use crate::host::{Host, QUERY_TIMEOUT};
