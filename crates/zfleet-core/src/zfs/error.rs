@@ -292,7 +292,7 @@ mod tests {
                 let name = e.unwrap().file_name().to_string_lossy().into_owned();
                 if name.starts_with("err-") {
                     assert!(
-                        src.contains(&format!("#[case(\"{name}\"")),
+                        src.contains(&format!("\"{name}\"")),
                         "{dir}/{name} has no row in the classifier's tests"
                     );
                 }
