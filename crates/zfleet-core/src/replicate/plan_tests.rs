@@ -370,3 +370,35 @@ fn names_do_not_decide() {
     };
     assert_eq!(steps(&a), steps(&b));
 }
+
+// The guest's bookmark test failed when the server's pool had seen more
+// transaction groups than the client's: the first snapshot after the
+// bookmark was looked for with the target's txg. Transaction groups are per
+// pool; the bookmark's own (the source's) orders it among the source's snapshots.
+#[test]
+fn bookmark_base_is_ordered_by_the_source_pools_txg() {
+    let p = |name: &str, guid: u64, createtxg: u64| Point {
+        name: name.into(),
+        guid,
+        createtxg,
+        creation: 0,
+    };
+    let source = Dataset {
+        exists: true,
+        snapshots: vec![p("s1", 1, 10), p("s3", 3, 30)],
+        bookmarks: vec![p("s2", 2, 20)],
+        ..Dataset::default()
+    };
+    let target = Dataset {
+        exists: true,
+        snapshots: vec![p("s1", 1, 500), p("s2", 2, 900)],
+        ..Dataset::default()
+    };
+    let got = plan(&Observed { source, target }, &opts());
+    let Plan::Send { base, steps, .. } = &got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(base.as_ref().map(Base::name), Some("s2"));
+    let d: Vec<String> = steps.iter().map(Step::describe).collect();
+    assert_eq!(d, ["incremental #s2 → @s3"]);
+}
