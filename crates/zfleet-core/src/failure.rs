@@ -170,11 +170,6 @@ impl Failure {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(FailureKind::Internal, message)
     }
-
-    pub fn with_bytes(mut self, bytes: u64) -> Self {
-        self.bytes = bytes;
-        self
-    }
 }
 
 impl fmt::Display for Failure {

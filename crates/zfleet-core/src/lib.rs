@@ -23,6 +23,7 @@ pub mod snapshot;
 pub mod state;
 pub mod transfer;
 pub mod unlock;
+pub mod words;
 pub mod zfs;
 
 mod error;

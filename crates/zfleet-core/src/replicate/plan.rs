@@ -228,10 +228,7 @@ impl Refusal {
     }
 }
 
-/// `1 snapshot`, `3 snapshots`.
-pub fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
-}
+pub use crate::words::plural;
 
 /// The decision, with everything the executor runs and a dry run shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

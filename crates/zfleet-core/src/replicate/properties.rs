@@ -36,17 +36,6 @@ pub(super) fn read_source(
     Ok((rows, altroot.map(str::to_string)))
 }
 
-/// Every property of `ds` with its source, in one command.
-pub(super) fn read(h: &Host, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
-    let argv = cmd::get_properties(&[], &[ds]);
-    let out = h.query(&argv)?;
-    crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-        host: h.name.clone(),
-        cmdline: argv.to_string(),
-        source,
-    })
-}
-
 /// What the target should carry, from the source's properties: the preserved
 /// native ones with their effective values, and the source's mountpoint,
 /// canmount and explicitly set user properties recorded as `zfleet:src:<name>`.
@@ -85,7 +74,7 @@ pub(super) fn apply(
     source: &[PropertyRow],
     altroot: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    let current = read(dst, &job.target)?;
+    let current = dst.properties(&job.target)?;
     let value = |name: &str| {
         current
             .iter()

@@ -64,7 +64,7 @@ pub fn run(
                 )?;
             }
             Step::DropBackupProperties { dataset } => {
-                let rows = observe::properties(dest, dataset)?;
+                let rows = dest.properties(dataset)?;
                 for p in plan::backup_side_properties(&rows) {
                     run_zfs(dest, &cmd::inherit(&p, dataset.as_str()))?;
                 }
@@ -304,7 +304,7 @@ fn is_mounted(h: &Host, ds: &DatasetName) -> Result<bool, Error> {
 /// Mounts `ds` where it should mount: `canmount=on`, a path as mountpoint,
 /// and its key loaded. Returns a warning when it should but could not.
 fn mount(h: &Host, ds: &DatasetName) -> Result<Option<String>, Error> {
-    let rows = observe::properties(h, ds)?;
+    let rows = h.properties(ds)?;
     let v = |k: &str| {
         rows.iter()
             .find(|r| r.property == k)

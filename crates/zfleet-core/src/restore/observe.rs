@@ -231,7 +231,7 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
 /// The backup's `zfleet:src:*` properties (the client's own, recorded at
 /// backup), without the prefix.
 pub fn recorded(server: &Host, backup: &DatasetName) -> Result<Vec<(String, String)>, Error> {
-    let rows = properties(server, backup)?;
+    let rows = server.properties(backup)?;
     Ok(rows
         .into_iter()
         .filter(|r| matches!(r.source, PropertySource::Local | PropertySource::Received))
@@ -241,19 +241,6 @@ pub fn recorded(server: &Host, backup: &DatasetName) -> Result<Vec<(String, Stri
                 .map(|p| (p.to_string(), r.value))
         })
         .collect())
-}
-
-pub(crate) fn properties(
-    h: &Host,
-    ds: &DatasetName,
-) -> Result<Vec<crate::zfs::PropertyRow>, Error> {
-    let argv = cmd::get_properties(&[], &[ds]);
-    let out = h.query(&argv)?;
-    crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-        host: h.name.clone(),
-        cmdline: argv.to_string(),
-        source,
-    })
 }
 
 /// The pool's altroot, or `None`.
@@ -399,7 +386,8 @@ pub(crate) fn existing(h: &Host, l: &Listing, ds: &DatasetName) -> Result<Option
         }
         _ => None,
     };
-    let local_properties = properties(h, ds)?
+    let local_properties = h
+        .properties(ds)?
         .into_iter()
         .filter(|r| r.source == PropertySource::Local)
         .map(|r| (r.property, r.value))

@@ -704,7 +704,7 @@ pub fn freshness(e: &Existing) -> Freshness {
     }
 }
 
-use crate::progress::human_bytes as bytes;
+use crate::words::{human_bytes as bytes, plural};
 
 /// A property the restored dataset gets, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1184,10 +1184,6 @@ fn continuity_notes(source: &str, choice: &Choice) -> Vec<String> {
         ));
     }
     notes
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Properties that never come along from the dataset a restore replaces:
