@@ -36,6 +36,8 @@ pub struct FileRequest {
     pub force: bool,
     pub dry_run: bool,
     pub pump: PumpOptions,
+    /// Where times in messages are shown.
+    pub tz: jiff::tz::TimeZone,
 }
 
 /// `/a//b/./c/` → `/a/b/c`; relative paths and `..` are refused.
@@ -218,10 +220,15 @@ pub fn restore_path(
             hint,
         };
     };
-    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref()) {
+    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref(), &req.tz) {
         Ok(c) => c,
         Err(r) => {
-            refuse(r.kind(), r.message(&source.label()), r.hint(), &mut report);
+            refuse(
+                r.kind(),
+                r.message(&source.label(), &req.tz),
+                r.hint(),
+                &mut report,
+            );
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         }

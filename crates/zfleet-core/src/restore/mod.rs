@@ -15,6 +15,7 @@ pub mod time;
 
 use std::time::Instant;
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 pub use observe::{Hosts, Source};
@@ -62,6 +63,8 @@ pub struct Request {
     pub force: bool,
     pub dry_run: bool,
     pub pump: PumpOptions,
+    /// Where times in messages are shown (`--at`'s own zone).
+    pub tz: TimeZone,
 }
 
 /// Serialised like a backup's: `"restored"`, or `{"refused": {…}}`.
@@ -239,11 +242,11 @@ fn one(
     let refuse = |r: plan::Refusal, report: &mut DatasetReport| {
         report.outcome = Outcome::Refused {
             kind: r.kind(),
-            message: r.message(&source.label()),
+            message: r.message(&source.label(), &req.tz),
             hint: r.hint(),
         };
     };
-    let choice = match plan::choose(views, &req.selector, req.from.as_deref()) {
+    let choice = match plan::choose(views, &req.selector, req.from.as_deref(), &req.tz) {
         Ok(c) => c,
         Err(r) => {
             refuse(r, report);

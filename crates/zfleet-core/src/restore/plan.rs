@@ -12,6 +12,7 @@
 //!    new name. Always: receive into a temporary name first and rename into
 //!    place, so a failed transfer never leaves the destination half-replaced.
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::zfs::{DatasetName, SnapshotName};
@@ -194,6 +195,12 @@ pub enum Refusal {
     PoolRoot {
         dataset: String,
     },
+    /// A name the restore needs next to the destination (its temporary
+    /// name, where it keeps what it replaces) is longer than ZFS allows.
+    NameTooLong {
+        destination: String,
+        error: String,
+    },
 }
 
 /// How a refusal ends the command.
@@ -214,7 +221,8 @@ impl Refusal {
             Refusal::NoCopy { .. }
             | Refusal::NoSuchSnapshot { .. }
             | Refusal::NothingAtOrBefore { .. }
-            | Refusal::PoolRoot { .. } => RefusalKind::NotFound,
+            | Refusal::PoolRoot { .. }
+            | Refusal::NameTooLong { .. } => RefusalKind::NotFound,
             Refusal::Unreachable { .. } => RefusalKind::Remote,
             Refusal::DataAtDestination { .. }
             | Refusal::HasChildren { .. }
@@ -223,8 +231,9 @@ impl Refusal {
         }
     }
 
-    /// One sentence; `what` is `client1:zroot/persistSave`.
-    pub fn message(&self, what: &str) -> String {
+    /// One sentence; `what` is `client1:zroot/persistSave`; times are
+    /// shown in `tz`.
+    pub fn message(&self, what: &str, tz: &TimeZone) -> String {
         match self {
             Refusal::NoCopy { servers } => format!(
                 "no backup of {what} to restore: {}",
@@ -245,8 +254,8 @@ impl Refusal {
             Refusal::NothingAtOrBefore { at, oldest } => match oldest {
                 Some((server, name, creation)) => format!(
                     "no backup of {what} is from {} or before: the oldest is @{name} on {server}, from {}",
-                    human_time(*at),
-                    human_time(*creation)
+                    human_time(*at, tz),
+                    human_time(*creation, tz)
                 ),
                 None => format!("no backup of {what} has any snapshot"),
             },
@@ -276,6 +285,9 @@ impl Refusal {
             }
             Refusal::PoolRoot { dataset } => format!(
                 "{dataset} is a pool's root dataset, which a restore cannot replace"
+            ),
+            Refusal::NameTooLong { destination, error } => format!(
+                "{destination} is too long a name to restore into: the names a restore needs beside it would be longer than ZFS allows ({error})"
             ),
         }
     }
@@ -324,14 +336,17 @@ impl Refusal {
             Refusal::PoolRoot { .. } => {
                 "restore into a dataset below it with --to HOST:POOL/NAME".into()
             }
+            Refusal::NameTooLong { .. } => {
+                "restore under a shorter name with --to HOST:POOL/NAME, then rename it".into()
+            }
         }
     }
 }
 
-fn human_time(unix: i64) -> String {
+fn human_time(unix: i64, tz: &TimeZone) -> String {
     match jiff::Timestamp::from_second(unix) {
         Ok(ts) => ts
-            .to_zoned(jiff::tz::TimeZone::system())
+            .to_zoned(tz.clone())
             .strftime("%Y-%m-%d %H:%M:%S %Z")
             .to_string(),
         Err(_) => unix.to_string(),
@@ -339,11 +354,13 @@ fn human_time(unix: i64) -> String {
 }
 
 /// Picks the server and snapshot. `views` are in fleet order; `from` limits
-/// the choice to one server (already checked to back the dataset up).
+/// the choice to one server (already checked to back the dataset up). The
+/// reason shows times in `tz`.
 pub fn choose(
     all: &[ServerView],
     selector: &Selector,
     from: Option<&str>,
+    tz: &TimeZone,
 ) -> Result<Choice, Refusal> {
     let all_copies: Vec<&BackupCopy> = all
         .iter()
@@ -411,7 +428,7 @@ pub fn choose(
     let what = match selector {
         Selector::Newest => "the newest snapshot".to_string(),
         Selector::Named(n) => format!("@{n}"),
-        Selector::At(t) => format!("the newest snapshot at or before {}", human_time(*t)),
+        Selector::At(t) => format!("the newest snapshot at or before {}", human_time(*t, tz)),
     };
     let reason = match (from, copies.len()) {
         (Some(f), _) => format!("{what} on {f} (--from)"),
@@ -936,8 +953,9 @@ pub fn plan_dataset(
             pool: ds.pool().as_str().to_string(),
         });
     }
-    let name_err = |e: crate::zfs::NameError| Refusal::PoolRoot {
-        dataset: e.to_string(),
+    let name_err = |e: crate::zfs::NameError| Refusal::NameTooLong {
+        destination: destination.clone(),
+        error: e.reason,
     };
     let temp = temp_name(ds).map_err(name_err)?;
     let kept = kept_name(ds, &opts.stamp).map_err(name_err)?;

@@ -109,6 +109,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
         force: a.force,
         dry_run: a.dry_run,
         pump: a.stream.pump_options()?,
+        tz: jiff::tz::TimeZone::system(),
     };
     let make = |name: &str| cx.host(name);
     let hosts = Hosts::new(&make);
@@ -148,6 +149,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
             force: req.force,
             dry_run: req.dry_run,
             pump: req.pump,
+            tz: req.tz.clone(),
         };
         let report = files::restore_path(&cx.fleet, &freq, &hosts, &progress, now)?;
         if a.out.json {
