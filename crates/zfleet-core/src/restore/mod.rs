@@ -22,6 +22,7 @@ pub use observe::{Hosts, Source};
 pub use plan::{RefusalKind, RestorePlan, Selector};
 
 use crate::config::Fleet;
+use crate::failure::{Failure, FailureKind};
 use crate::progress::Progress;
 use crate::transfer::PumpOptions;
 use crate::zfs::DatasetName;
@@ -81,9 +82,18 @@ pub enum Outcome {
         message: String,
         hint: String,
     },
-    Failed {
-        message: String,
-    },
+    Failed(Failure),
+}
+
+impl Outcome {
+    /// The failure of a step that returned `e`: typed where the step said
+    /// which side failed, by the error's kind otherwise.
+    pub fn failed(e: &Error) -> Self {
+        Outcome::Failed(match e {
+            Error::Failed(f) => f.clone(),
+            e => Failure::new(FailureKind::of(e), e.to_string()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -212,9 +222,7 @@ pub fn restore(
             &mut report,
         );
         if let Err(e) = result {
-            report.outcome = Outcome::Failed {
-                message: e.to_string(),
-            };
+            report.outcome = Outcome::failed(&e);
         }
         report.seconds = started.elapsed().as_secs_f64();
         reports.push(report);

@@ -195,6 +195,33 @@ pub enum Refusal {
     PoolRoot {
         dataset: String,
     },
+    /// `--path` in place: the path exists and `--force` was not given.
+    PathExists {
+        destination: String,
+        snapshot: String,
+        dataset: DatasetName,
+        stamp: String,
+    },
+    /// `--into`: something is already where the files would go.
+    PathTaken {
+        destination: String,
+    },
+    /// `--path` in place: the host's dataset is not there to write into.
+    NotMounted {
+        destination: String,
+    },
+    /// `--path` from a backup whose key the server does not have.
+    EncryptedFiles {
+        server: String,
+        host: String,
+        dataset: DatasetName,
+    },
+    /// `--path` names nothing in the chosen snapshot.
+    NotInSnapshot {
+        path: String,
+        snapshot: String,
+        source: String,
+    },
     /// A name the restore needs next to the destination (its temporary
     /// name, where it keeps what it replaces) is longer than ZFS allows.
     NameTooLong {
@@ -222,12 +249,17 @@ impl Refusal {
             | Refusal::NoSuchSnapshot { .. }
             | Refusal::NothingAtOrBefore { .. }
             | Refusal::PoolRoot { .. }
-            | Refusal::NameTooLong { .. } => RefusalKind::NotFound,
+            | Refusal::NameTooLong { .. }
+            | Refusal::NotMounted { .. }
+            | Refusal::NotInSnapshot { .. } => RefusalKind::NotFound,
             Refusal::Unreachable { .. } => RefusalKind::Remote,
             Refusal::DataAtDestination { .. }
             | Refusal::HasChildren { .. }
             | Refusal::TemporaryNameTaken { .. }
-            | Refusal::PoolMissing { .. } => RefusalKind::Protect,
+            | Refusal::PoolMissing { .. }
+            | Refusal::PathExists { .. }
+            | Refusal::PathTaken { .. }
+            | Refusal::EncryptedFiles { .. } => RefusalKind::Protect,
         }
     }
 
@@ -286,6 +318,27 @@ impl Refusal {
             Refusal::PoolRoot { dataset } => format!(
                 "{dataset} is a pool's root dataset, which a restore cannot replace"
             ),
+            Refusal::PathExists {
+                destination,
+                snapshot,
+                ..
+            } => format!(
+                "{destination} exists; restoring would overwrite it with the version from @{snapshot}"
+            ),
+            Refusal::PathTaken { destination } => format!("{destination} exists"),
+            Refusal::NotMounted { destination } => {
+                format!("{destination} does not exist or is not mounted")
+            }
+            Refusal::EncryptedFiles { server, host, dataset } => format!(
+                "the backup of {host}:{dataset} on {server} is encrypted and its key is not on the server, so zfleet cannot read files from it"
+            ),
+            Refusal::NotInSnapshot {
+                path,
+                snapshot,
+                source,
+            } => format!(
+                "{path} is not in @{snapshot} of {source} (it did not exist yet, or is in another dataset)"
+            ),
             Refusal::NameTooLong { destination, error } => format!(
                 "{destination} is too long a name to restore into: the names a restore needs beside it would be longer than ZFS allows ({error})"
             ),
@@ -338,6 +391,21 @@ impl Refusal {
             }
             Refusal::NameTooLong { .. } => {
                 "restore under a shorter name with --to HOST:POOL/NAME, then rename it".into()
+            }
+            Refusal::PathExists { dataset, stamp, .. } => format!(
+                "--force takes a snapshot of {dataset} first (@zfleet_before_restore_{stamp}), then overwrites; or write it elsewhere with --into DIR"
+            ),
+            Refusal::PathTaken { .. } => {
+                "--into needs a place where nothing is yet; choose another directory".into()
+            }
+            Refusal::NotMounted { .. } => {
+                "restore the dataset first, or write the files elsewhere with --into DIR".into()
+            }
+            Refusal::EncryptedFiles { host, dataset, .. } => format!(
+                "restore the whole dataset next to the original (`zfleet restore {host} --dataset {dataset} --to HOST:POOL/NAME`), unlock it there and copy what you need"
+            ),
+            Refusal::NotInSnapshot { .. } => {
+                "`zfleet restore HOST --list` shows the snapshots; pick another with --snapshot or --at".into()
             }
         }
     }

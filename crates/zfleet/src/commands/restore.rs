@@ -1,4 +1,5 @@
 use clap::Args;
+use zfleet_core::failure::FailureKind;
 use zfleet_core::restore::files::{self, FileReport, FileRequest};
 use zfleet_core::restore::plan::{ServerView, Step};
 use zfleet_core::restore::{
@@ -168,13 +169,14 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
     Ok(exit_code(report.datasets.iter().map(|d| &d.outcome)))
 }
 
-/// Failures first (4), then refusals to protect data (5), then things that
-/// were not found (2).
+/// A bug first (70), then failures (4), then refusals to protect data (5),
+/// then things that were not found (2).
 fn exit_code<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> u8 {
     let mut code = crate::exit::OK;
     for o in outcomes {
         let c = match o {
-            Outcome::Failed { .. }
+            Outcome::Failed(f) if f.kind == FailureKind::Internal => crate::exit::INTERNAL,
+            Outcome::Failed(_)
             | Outcome::Refused {
                 kind: RefusalKind::Remote,
                 ..
@@ -190,6 +192,7 @@ fn exit_code<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> u8 {
             _ => crate::exit::OK,
         };
         let rank = |c: u8| match c {
+            crate::exit::INTERNAL => 4,
             crate::exit::REMOTE => 3,
             crate::exit::REFUSED => 2,
             crate::exit::USAGE => 1,
@@ -288,7 +291,7 @@ fn print_report(r: &RestoreReport) {
             Outcome::Refused { message, hint, .. } => {
                 notes.push(format!("{}: refused: {message}\n  hint: {hint}", d.source))
             }
-            Outcome::Failed { message } => notes.push(format!("{}: {message}", d.source)),
+            Outcome::Failed(f) => notes.push(format!("{}: {}", d.source, f.message)),
             _ => {}
         }
         notes.extend(
@@ -355,7 +358,7 @@ fn print_file(r: &FileReport) {
         );
         outln!("  from: {}", c.reason);
         for (i, s) in p.steps.iter().enumerate() {
-            outln!("  {}. {s}", i + 1);
+            outln!("  {}. {}", i + 1, s.describe());
         }
         for n in &p.notes {
             outln!("  note: {n}");
@@ -372,7 +375,7 @@ fn print_file(r: &FileReport) {
         Outcome::Refused { message, hint, .. } => {
             eprintln!("refused: {message}\n  hint: {hint}")
         }
-        Outcome::Failed { message } => eprintln!("error: {message}"),
+        Outcome::Failed(f) => eprintln!("error: {}", f.message),
         Outcome::AlreadyThere => {}
     }
     for w in &r.warnings {
