@@ -18,6 +18,7 @@ pub mod progress;
 pub mod protocol;
 pub mod replicate;
 pub mod restore;
+pub mod runtime;
 pub mod serve;
 pub mod snapshot;
 pub mod state;

@@ -7,11 +7,11 @@ use serde::Serialize;
 use super::exec::replicate_observed;
 use super::job::{JobReport, JobSpec, Options, Outcome};
 use crate::clock::Clock;
-use crate::config::{Fleet, Job};
-use crate::exec::SshSessions;
+use crate::config::Job;
 use crate::failure::{Failure, FailureKind, Side};
 use crate::host::Host;
 use crate::progress::Progress;
+use crate::runtime::Runtime;
 use crate::state::{BaseRecord, RunRecord, State};
 use crate::{parallel, Error};
 
@@ -45,19 +45,17 @@ impl BackupReport {
     }
 }
 
-/// Runs the backups of `server` (which must be this machine), limited to
-/// `only` clients when not empty.
-#[allow(clippy::too_many_arguments)]
+/// Runs the backups of this machine as a server, limited to `only` clients
+/// when not empty.
 pub fn run_backups(
-    fleet: &Fleet,
-    server: &str,
+    rt: &Runtime,
     only: &[String],
     opts: &Options,
     parallel_limit: Option<usize>,
-    clock: &dyn Clock,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> Result<BackupReport, Error> {
+    let (fleet, server, clock) = (&rt.fleet, rt.this_host.as_str(), rt.clock());
     let plan = fleet
         .server_plan(server)
         .ok_or_else(|| Error::Usage(fleet.not_a_server(server)))?;
@@ -77,7 +75,7 @@ pub fn run_backups(
             )));
         }
     }
-    let target = Host::local(server);
+    let target = rt.local();
     // Checked once: a missing target root is the server's layout problem, not
     // something to create silently.
     if target.observe_if_exists(&plan.target_root, &[])?.is_none() {
@@ -92,8 +90,6 @@ pub fn run_backups(
             clients.push(j.client.clone());
         }
     }
-    let sessions = SshSessions::new()
-        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
     let limit = parallel_limit.unwrap_or_else(|| {
         fleet
             .host(server)
@@ -106,9 +102,7 @@ pub fn run_backups(
             .iter()
             .filter(|j| &j.client == client && !j.push)
             .collect();
-        let source = jobs
-            .first()
-            .map(|j| Host::ssh(client.as_str(), &j.ssh, sessions.clone()));
+        let source = jobs.first().map(|j| rt.ssh_host(client, &j.ssh));
         match source {
             Some(source) => run_peer(
                 &Peer {
@@ -283,13 +277,12 @@ fn record(s: &State, id: i64, job: &Job, report: &JobReport, now: i64) {
 /// A push client's run: each server that wants its datasets receives them over
 /// one connection per server, servers in parallel.
 pub fn run_pushes(
-    fleet: &Fleet,
-    client: &str,
+    rt: &Runtime,
     opts: &Options,
-    clock: &dyn Clock,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> Result<BackupReport, Error> {
+    let (fleet, client, clock) = (&rt.fleet, rt.this_host.as_str(), rt.clock());
     let jobs = fleet.push_jobs(client);
     if jobs.is_empty() {
         return Err(Error::Usage(format!(
@@ -302,9 +295,7 @@ pub fn run_pushes(
             servers.push(j.server.clone());
         }
     }
-    let sessions = SshSessions::new()
-        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
-    let source = Host::local(client);
+    let source = rt.local();
     let reports = parallel::map(&servers, servers.len(), |server| {
         let mine: Vec<&Job> = jobs.iter().filter(|j| &j.server == server).collect();
         let root = fleet
@@ -319,7 +310,7 @@ pub fn run_pushes(
                 if let Some(id) = &fleet.backup_identity {
                     ssh.identity = Some(id.clone());
                 }
-                Host::ssh(server.as_str(), &ssh, sessions.clone())
+                rt.ssh_host(server, &ssh)
             }
             None => Host::local(server.as_str()),
         };

@@ -15,10 +15,10 @@ use super::exec::retry_busy;
 use super::observe::{self, Hosts};
 use super::plan::{self, Choice, Refusal, Selector, ServerView};
 use super::{Outcome, Target};
-use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
+use crate::runtime::Runtime;
 use crate::transfer::{transfer, PumpOptions, Stream};
 use crate::zfs::{cmd, DatasetName, SnapshotName, ZfsError};
 use crate::Error;
@@ -36,8 +36,6 @@ pub struct FileRequest {
     pub force: bool,
     pub dry_run: bool,
     pub pump: PumpOptions,
-    /// Where times in messages are shown.
-    pub tz: jiff::tz::TimeZone,
 }
 
 /// `/a//b/./c/` → `/a/b/c`; relative paths and `..` are refused.
@@ -230,12 +228,12 @@ pub struct FileReport {
 /// Restores one path. Errors before anything could be judged (an unknown
 /// host, a path in no backed-up dataset) are `Err`; the rest is in the report.
 pub fn restore_path(
-    fleet: &Fleet,
+    rt: &Runtime,
     req: &FileRequest,
     hosts: &Hosts,
     progress: &dyn Progress,
-    now: i64,
 ) -> Result<FileReport, Error> {
+    let (fleet, now, tz) = (&rt.fleet, rt.now(), &rt.tz);
     let started = Instant::now();
     let path = normalize(&req.path).map_err(Error::Usage)?;
     if let Some(into) = &req.into {
@@ -306,12 +304,12 @@ pub fn restore_path(
     let refuse = |r: Refusal, report: &mut FileReport| {
         report.outcome = Outcome::Refused {
             kind: r.kind(),
-            message: r.message(&what, &req.tz),
+            message: r.message(&what, tz),
             hint: r.hint(),
         };
         report.seconds = started.elapsed().as_secs_f64();
     };
-    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref(), &req.tz) {
+    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref(), tz) {
         Ok(c) => c,
         Err(r) => {
             refuse(r, &mut report);
@@ -938,7 +936,6 @@ mod tests {
             force,
             dry_run: true,
             pump: PumpOptions::default(),
-            tz: jiff::tz::TimeZone::UTC,
         }
     }
 

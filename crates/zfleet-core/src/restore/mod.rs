@@ -18,6 +18,8 @@ use std::time::Instant;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::runtime::Runtime;
+
 pub use observe::{Hosts, Source};
 pub use plan::{RefusalKind, RestorePlan, Selector};
 
@@ -64,8 +66,6 @@ pub struct Request {
     pub force: bool,
     pub dry_run: bool,
     pub pump: PumpOptions,
-    /// Where times in messages are shown (`--at`'s own zone).
-    pub tz: TimeZone,
 }
 
 /// Serialised like a backup's: `"restored"`, or `{"refused": {…}}`.
@@ -178,12 +178,12 @@ pub fn resolve(fleet: &Fleet, req: &Request) -> Result<Vec<Source>, Error> {
 /// Restores each of the request's datasets in turn. A dataset that is
 /// refused or fails does not stop the others; its report says why.
 pub fn restore(
-    fleet: &Fleet,
+    rt: &Runtime,
     req: &Request,
     hosts: &Hosts,
     progress: &dyn Progress,
-    now: i64,
 ) -> Result<RestoreReport, Error> {
+    let (fleet, now) = (&rt.fleet, rt.now());
     let sources = resolve(fleet, req)?;
     let views = observe::servers(fleet, &sources, hosts);
     let stamp = time::stamp(now);
@@ -218,6 +218,7 @@ pub fn restore(
             &dest_ds,
             &stamp,
             now,
+            &rt.tz,
             progress,
             &mut report,
         );
@@ -244,17 +245,18 @@ fn one(
     dest_ds: &DatasetName,
     stamp: &str,
     now: i64,
+    tz: &TimeZone,
     progress: &dyn Progress,
     report: &mut DatasetReport,
 ) -> Result<(), Error> {
     let refuse = |r: plan::Refusal, report: &mut DatasetReport| {
         report.outcome = Outcome::Refused {
             kind: r.kind(),
-            message: r.message(&source.label(), &req.tz),
+            message: r.message(&source.label(), tz),
             hint: r.hint(),
         };
     };
-    let choice = match plan::choose(views, &req.selector, req.from.as_deref(), &req.tz) {
+    let choice = match plan::choose(views, &req.selector, req.from.as_deref(), tz) {
         Ok(c) => c,
         Err(r) => {
             refuse(r, report);
@@ -310,7 +312,8 @@ pub struct ListedDataset {
     pub servers: Vec<plan::ServerView>,
 }
 
-pub fn list(fleet: &Fleet, req: &Request, hosts: &Hosts) -> Result<ListReport, Error> {
+pub fn list(rt: &Runtime, req: &Request, hosts: &Hosts) -> Result<ListReport, Error> {
+    let fleet = &rt.fleet;
     let sources = observe::sources(fleet, &req.host, &req.datasets, req.from.as_deref())?;
     let views = observe::servers(fleet, &sources, hosts);
     Ok(ListReport {

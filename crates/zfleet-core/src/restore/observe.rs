@@ -12,20 +12,21 @@ use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::replicate::observe::short_name;
+use crate::runtime::Runtime;
 use crate::zfs::{cmd, DatasetName, Dialect, Listing, PropertySource, ZfsError};
 use crate::Error;
 
 /// The fleet's hosts for this run, each made once (one ssh connection, one
 /// dialect probe) and shared by every step that needs it.
 pub struct Hosts<'a> {
-    make: &'a (dyn Fn(&str) -> Result<Host, Error> + Sync),
+    rt: &'a Runtime,
     made: Mutex<Vec<(String, Arc<Host>)>>,
 }
 
 impl<'a> Hosts<'a> {
-    pub fn new(make: &'a (dyn Fn(&str) -> Result<Host, Error> + Sync)) -> Self {
+    pub fn new(rt: &'a Runtime) -> Self {
         Self {
-            make,
+            rt,
             made: Mutex::new(Vec::new()),
         }
     }
@@ -35,7 +36,7 @@ impl<'a> Hosts<'a> {
         if let Some((_, h)) = made.iter().find(|(n, _)| n == name) {
             return Ok(h.clone());
         }
-        let h = Arc::new((self.make)(name)?);
+        let h = Arc::new(self.rt.host(name)?);
         made.push((name.to_string(), h.clone()));
         Ok(h)
     }

@@ -1,5 +1,4 @@
 use clap::Args;
-use zfleet_core::clock::SystemClock;
 use zfleet_core::failure::FailureKind;
 use zfleet_core::replicate::backup::{run_backups, run_pushes, BackupReport};
 use zfleet_core::replicate::plan::Plan;
@@ -8,7 +7,7 @@ use zfleet_core::state::State;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs, TransferArgs};
-use crate::context::Context;
+use crate::context;
 use crate::progress::CliProgress;
 use crate::render;
 
@@ -53,7 +52,7 @@ pub struct BackupArgs {
 }
 
 pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let state = if a.dry_run {
         None
     } else {
@@ -65,21 +64,20 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
     };
     let progress = CliProgress::new(g.quiet, a.out.json);
-    let clock = SystemClock;
     let me = &cx.this_host;
     let is_server = cx.fleet.host(me).is_some_and(|h| h.server.is_some());
     let pushes = !cx.fleet.push_jobs(me).is_empty();
     let report = match (is_server, pushes) {
-        (true, false) => run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &clock, &progress, state.as_ref())?,
+        (true, false) => run_backups(&cx, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?,
         (false, true) => {
             if !a.hosts.is_empty() {
                 return Err(Error::Usage("a push client sends to every server that backs it up; it takes no host names".into()));
             }
-            run_pushes(&cx.fleet, me, &opts, &clock, &progress, state.as_ref())?
+            run_pushes(&cx, &opts, &progress, state.as_ref())?
         }
         (true, true) => {
-            let mut r = run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &clock, &progress, state.as_ref())?;
-            r.clients.extend(run_pushes(&cx.fleet, me, &opts, &clock, &progress, state.as_ref())?.clients);
+            let mut r = run_backups(&cx, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?;
+            r.clients.extend(run_pushes(&cx, &opts, &progress, state.as_ref())?.clients);
             r
         }
         (false, false) => {

@@ -9,7 +9,7 @@ use zfleet_core::zfs::DatasetName;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs, StreamArgs};
-use crate::context::Context;
+use crate::context;
 use crate::progress::CliProgress;
 use crate::render;
 
@@ -75,7 +75,7 @@ pub struct RestoreArgs {
     out: OutputArgs,
 }
 
-fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
+fn selector(a: &RestoreArgs, tz: &jiff::tz::TimeZone) -> Result<Selector, Error> {
     Ok(match (&a.snapshot, &a.at) {
         (Some(n), _) => {
             let n = n.strip_prefix('@').unwrap_or(n);
@@ -86,15 +86,14 @@ fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
             Selector::Named(n.to_string())
         }
         (None, Some(t)) => Selector::At(
-            restore::time::parse_at(t, &jiff::tz::TimeZone::system())
-                .map_err(|e| Error::Usage(format!("--at: {e}")))?,
+            restore::time::parse_at(t, tz).map_err(|e| Error::Usage(format!("--at: {e}")))?,
         ),
         (None, None) => Selector::Newest,
     })
 }
 
 pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let datasets = a
         .datasets
         .iter()
@@ -104,20 +103,17 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
     let req = Request {
         host: a.host.clone(),
         datasets,
-        selector: selector(a)?,
+        selector: selector(a, &cx.tz)?,
         from: a.from.clone(),
         to,
         force: a.force,
         dry_run: a.dry_run,
         pump: a.stream.pump_options()?,
-        tz: jiff::tz::TimeZone::system(),
     };
-    let make = |name: &str| cx.host(name);
-    let hosts = Hosts::new(&make);
+    let hosts = Hosts::new(&cx);
     let progress = CliProgress::new(g.quiet, a.out.json);
-    let now = jiff::Timestamp::now().as_second();
     if a.list {
-        let report = restore::list(&cx.fleet, &req, &hosts)?;
+        let report = restore::list(&cx, &req, &hosts)?;
         if a.out.json {
             render::json(&report);
         } else {
@@ -150,9 +146,8 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
             force: req.force,
             dry_run: req.dry_run,
             pump: req.pump,
-            tz: req.tz.clone(),
         };
-        let report = files::restore_path(&cx.fleet, &freq, &hosts, &progress, now)?;
+        let report = files::restore_path(&cx, &freq, &hosts, &progress)?;
         if a.out.json {
             render::json(&report);
         } else {
@@ -160,7 +155,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
         }
         return Ok(exit_code([&report.outcome]));
     }
-    let report = restore::restore(&cx.fleet, &req, &hosts, &progress, now)?;
+    let report = restore::restore(&cx, &req, &hosts, &progress)?;
     if a.out.json {
         render::json(&report);
     } else {
