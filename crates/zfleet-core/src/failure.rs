@@ -98,6 +98,7 @@ impl FailureKind {
                 FailureKind::Unreachable
             }
             ExecError::HostKey { .. } => FailureKind::HostKey,
+            ExecError::Auth { .. } => FailureKind::Auth,
             ExecError::Timeout { .. } => FailureKind::Stalled,
             ExecError::Failed { stderr, .. } => Self::of_zfs_kind(&ZfsErrorKind::classify(stderr)),
             ExecError::Spawn { .. } | ExecError::Refused { .. } => FailureKind::Zfs {

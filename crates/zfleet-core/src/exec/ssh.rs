@@ -251,6 +251,14 @@ impl SshTarget {
                 detail: detail.to_string(),
             };
         }
+        if lower.contains("permission denied") || lower.contains("too many authentication failures")
+        {
+            return ExecError::Auth {
+                host,
+                address,
+                detail: detail.to_string(),
+            };
+        }
         if [
             "timed out",
             "no route to host",

@@ -341,12 +341,8 @@ pub(crate) fn retry_busy(h: &Host, argv: &Argv) -> Result<(), Error> {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let z = ZfsError::from(e);
-                // zfs-fuse says "Device or resource busy", which is not
-                // among the classified messages.
-                let busy = z.kind == ZfsErrorKind::Busy
-                    || z.exec
-                        .stderr()
-                        .is_some_and(|s| s.to_ascii_lowercase().contains("busy"));
+                // zfs-fuse says "Device or resource busy": Busy too.
+                let busy = z.kind == ZfsErrorKind::Busy;
                 if !busy || start.elapsed() > Duration::from_secs(15) {
                     return Err(z.into());
                 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::Refusal;
 use crate::config::PRESERVABLE_PROPERTIES;
 use crate::exec::Argv;
-use crate::zfs::{cmd, parse::LIST_PROPERTIES, BookmarkName, DatasetName, SnapshotName};
+use crate::zfs::{
+    cmd, parse::LIST_PROPERTIES, BookmarkName, DatasetName, SnapshotName, ZfsErrorKind,
+};
 
 /// Who is connecting, and so what they may touch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,10 +78,11 @@ pub enum OpKind {
     Plain,
     /// The capability probe: `zfs version`, else `zpool upgrade -v`.
     Probe,
-    /// Succeeds also when zfs fails with this message (a hold that exists, a
-    /// release of a tag that is not there).
+    /// Succeeds also when zfs fails in one of these ways (a hold that
+    /// exists, a release of a tag that is not there), or because the dialect
+    /// lacks the command.
     Tolerate {
-        benign: String,
+        benign: Vec<ZfsErrorKind>,
     },
     /// `zfs send -t TOKEN`: allowed only after the token was read and found to
     /// be for an allowed dataset.
@@ -155,15 +158,15 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 )));
             }
             let (argv, benign) = if *verb == "hold" {
-                (cmd::hold(tag, &[&snap]), "tag already exists")
+                (cmd::hold(tag, &[&snap]), ZfsErrorKind::HoldExists)
             } else {
-                (cmd::release(tag, &[&snap]), "no such tag")
+                (cmd::release(tag, &[&snap]), ZfsErrorKind::NoSuchHold)
             };
             Ok(op(
                 argv,
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: benign.into(),
+                    benign: vec![benign],
                 },
             ))
         }
@@ -180,7 +183,7 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 cmd::bookmark(&snap, &bm),
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: "already exists".into(),
+                    benign: vec![ZfsErrorKind::AlreadyExists],
                 },
             ))
         }
@@ -197,7 +200,7 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 cmd::destroy_bookmark(&bm),
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: "does not exist".into(),
+                    benign: vec![ZfsErrorKind::DoesNotExist { name: None }],
                 },
             ))
         }

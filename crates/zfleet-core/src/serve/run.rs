@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use super::policy::{authorize, Mode, Op, OpKind, Stream};
 use super::{request, Refusal};
 use crate::exec::quote::display_line;
-use crate::zfs::{cmd, SnapshotName};
+use crate::zfs::{cmd, SnapshotName, ZfsErrorKind};
 
 /// Exit status for a refused request (126: "cannot execute").
 pub const REFUSED: i32 = 126;
@@ -112,11 +112,12 @@ fn run(op: &Op) -> i32 {
                 Err(e) => return spawn_failed(op, &e),
             };
             let err = String::from_utf8_lossy(&out.stderr);
-            if out.status.success()
-                || err.contains(benign.as_str())
-                || err.contains("unrecognized command")
-                || err.contains("pyzfs")
-            {
+            let kind = ZfsErrorKind::classify(&err);
+            let harmless = kind == ZfsErrorKind::Unsupported
+                || benign
+                    .iter()
+                    .any(|b| std::mem::discriminant(b) == std::mem::discriminant(&kind));
+            if out.status.success() || harmless {
                 0
             } else {
                 eprint!("{err}");
