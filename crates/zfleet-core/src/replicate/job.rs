@@ -163,3 +163,112 @@ impl JobReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::{FailureKind, Side};
+    use crate::replicate::base_moves::{BaseMove, BaseMoves};
+    use crate::replicate::plan::Base;
+
+    fn spec() -> JobSpec {
+        JobSpec::new(
+            "client1",
+            DatasetName::parse("zroot/persistSave").unwrap(),
+            DatasetName::parse("zstorage/backups/client1/zroot/persistSave").unwrap(),
+            "backup",
+        )
+    }
+
+    /// `zfleet backup --dry-run --json`: each job with its plan as a value,
+    /// and its steps in words for scripts that read those.
+    #[test]
+    fn a_planned_job_as_json() {
+        let steps = vec![
+            Step::AbortResume {
+                reason: "it continues @b, which the source no longer has".into(),
+            },
+            Step::Incremental {
+                from: Base::Snapshot {
+                    name: "a".into(),
+                    guid: 1,
+                },
+                to: Snap {
+                    name: "c".into(),
+                    guid: 3,
+                },
+                intermediates: true,
+                raw: false,
+                snapshots: 2,
+                estimated_bytes: Some(1 << 20),
+            },
+        ];
+        let mut r = JobReport::new(&spec(), "client1", "backup", Outcome::Planned);
+        r.plan = Some(Plan::Send {
+            base: Some(Base::Snapshot {
+                name: "a".into(),
+                guid: 1,
+            }),
+            steps: steps.clone(),
+            new_base: Snap {
+                name: "c".into(),
+                guid: 3,
+            },
+            base_moves: BaseMoves {
+                source: vec![BaseMove::Mark {
+                    snapshot: "c".into(),
+                }],
+                target: vec![BaseMove::Release {
+                    snapshot: "a".into(),
+                }],
+            },
+        });
+        r.steps = steps;
+        insta::assert_json_snapshot!(r);
+    }
+
+    #[test]
+    fn a_failed_job_as_json() {
+        let f = Failure {
+            side: Some(Side::Source),
+            host: Some("client1".into()),
+            bytes: 12 << 20,
+            ..Failure::new(
+                FailureKind::Unreachable,
+                "client1 stopped answering during `zfs send -I zroot/persistSave@a zroot/persistSave@c`, after 12.0 MiB: Timeout, server 10.77.0.2 not responding.",
+            )
+        };
+        let mut r = JobReport::new(&spec(), "client1", "backup", Outcome::Failed(f));
+        r.bytes = 12 << 20;
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["outcome"]["failed"]["kind"], "unreachable");
+        assert_eq!(v["outcome"]["failed"]["side"], "source");
+        assert_eq!(v["outcome"]["failed"]["host"], "client1");
+        assert_eq!(v["outcome"]["failed"]["bytes"], v["bytes"]);
+        assert!(!r.ok());
+        // A refusal carries its reason next to the message and hint.
+        let refusal = Refusal::TargetModified {
+            common: "a".into(),
+            written: 4096,
+        };
+        let r = JobReport::new(
+            &spec(),
+            "client1",
+            "backup",
+            Outcome::Refused {
+                message: refusal.message("client1:zroot/persistSave", "backup:…"),
+                hint: refusal.hint().into(),
+                refusal,
+            },
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["outcome"]["refused"]["refusal"]["reason"],
+            "target_modified"
+        );
+        assert!(v["outcome"]["refused"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--rollback"));
+    }
+}
