@@ -20,21 +20,18 @@ use crate::render;
 /// newest snapshot both sides share (found by guid). A target that was changed
 /// or has snapshots the source lacks is refused unless --rollback.
 ///
-/// With --dry-run, each job's plan is printed in words: the common base, each
+/// With --dry-run, each job's plan is printed in words, as `zfleet run
+/// --dry-run` prints a snapshot plan: the common base (name and guid), each
 /// step with its snapshot count and the sender's size estimate, and how the
-/// base marks move on each side. With --json too, the same plan as a value:
-/// `clients[].jobs[]` each have `client`, `server`, `dataset`, `source`,
-/// `target`, `outcome` ("planned", "up_to_date", {"refused": {"refusal":
-/// {"reason": …}, "message", "hint"}}, {"nothing_to_send": …}, or after a run
-/// "sent" and {"failed": {"kind", "message", "side", "host", "bytes"}}), and
-/// `plan`: {"decision": "send", "base": {"kind": "snapshot"|"bookmark",
-/// "name", "guid"}, "steps": [{"step": "full"|"incremental"|"resume"|
-/// "abort_resume"|"rollback", "from", "to", "intermediates", "raw",
-/// "snapshots", "estimated_bytes", …}], "new_base": {"name", "guid"},
-/// "base_moves": {"source": [{"move": "mark"|"hold"|"bookmark"|"release"|
-/// "unmark"|"destroy_bookmark"|"destroy_sync_snapshot", …}], "target": […]}},
-/// or {"decision": "up_to_date", …} or {"decision": "refused", "refusal": …}.
-/// `steps` is the list of steps in words.
+/// base marks move on each side; nothing changes. With --json, each job in
+/// `clients[].jobs[]` has its `plan` as a value (`decision`, `base`, `steps`,
+/// `new_base`, `base_moves`) beside its `outcome`: "planned", "up_to_date",
+/// `refused` (reason, message, hint) or `nothing_to_send`; after a run "sent",
+/// or `failed` with its `kind`, `side`, `host` and `bytes`. docs/guide.md
+/// shows the whole shape.
+///
+/// Exits 4 when a host, ssh or ZFS failed, 5 when a job was refused to
+/// protect data, 70 on a bug.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Clients to back up (default: all of this server's clients).
