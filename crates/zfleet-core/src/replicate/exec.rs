@@ -93,92 +93,52 @@ fn run(
         // An earlier listing lacks it.
         listing = None;
     }
-    let mut plan_opts = opts.plan.clone();
-    plan_opts.bookmarks &= src_caps.bookmarks;
-    plan_opts.raw = job.raw && src_caps.raw_send;
-    plan_opts.moves.marker.clone_from(&marker);
-    plan_opts.moves.source_bookmarks = src_caps.bookmarks;
-    plan_opts.moves.source_served = src.is_served();
-    plan_opts.moves.sync_server = job.sync_snapshot.then(|| job.marker.clone());
-
+    let plan_opts = plan_options(job, opts, &ends, &marker);
     let mut last: Option<Plan> = None;
     for attempt in 1..=MAX_PLANS {
         let observed = observe(src, dst, job, &marker, listing.take())?;
         let mut planned = plan::plan(&observed, &plan_opts);
         steps::estimate(&ends, job, planned.steps_mut());
         report.plan = Some(planned.clone());
-        let (steps, base_moves, new_base) = match &planned {
-            Plan::Refused {
-                refusal: r @ Refusal::NoSourceSnapshots,
-            } => {
-                // A client whose first snapshot is still to come is not an
-                // error: it is reported, and the run goes on.
-                report.outcome = Outcome::NothingToSend {
-                    message: r.message(&report.source, &report.target),
-                };
-                return Ok(());
-            }
-            Plan::Refused { refusal } => {
-                report.outcome = Outcome::Refused {
-                    refusal: refusal.clone(),
-                    message: refusal.message(&report.source, &report.target),
-                    hint: refusal.hint().to_string(),
-                };
-                return Ok(());
-            }
-            Plan::UpToDate { base, base_moves } => (&[][..], base_moves, base),
-            Plan::Send {
-                steps,
-                base_moves,
-                new_base,
-                ..
-            } => (&steps[..], base_moves, new_base),
+        let Some((steps, base_moves, new_base)) = to_run(&planned, report) else {
+            return Ok(());
         };
         if opts.dry_run {
             report.steps = steps.to_vec();
-            report.outcome = if steps.is_empty() {
-                Outcome::UpToDate
-            } else {
-                Outcome::Planned
-            };
             if steps.is_empty() {
                 report.base = Some(new_base.clone());
+            } else {
+                report.outcome = Outcome::Planned;
             }
             return Ok(());
         }
         if !observed.target.exists && steps.iter().any(|s| matches!(s, Step::Full { .. })) {
             steps::ensure_parents(&ends, job)?;
         }
-        match run_steps(&ends, job, steps, opts, progress, report) {
-            Ok(()) => {}
-            Err(f)
-                if f.kind.means_changed_state()
-                    && attempt < MAX_PLANS
-                    && last.as_ref() != Some(&planned) =>
+        if let Err(f) = run_steps(&ends, job, steps, opts, progress, report) {
+            if !(f.kind.means_changed_state()
+                && attempt < MAX_PLANS
+                && last.as_ref() != Some(&planned))
             {
-                tracing::info!(
-                    "{}: {}; looking again and planning anew",
-                    job.label(),
-                    f.message
-                );
-                report.bytes += f.bytes;
-                last = Some(planned);
-                continue;
+                return Err(f);
             }
-            Err(f) => return Err(f),
+            tracing::info!(
+                "{}: {}; looking again and planning anew",
+                job.label(),
+                f.message
+            );
+            report.bytes += f.bytes;
+            last = Some(planned);
+            continue;
         }
-        if steps.iter().any(|s| !matches!(s, Step::AbortResume { .. })) {
+        let sent = report
+            .steps
+            .iter()
+            .any(|s| !matches!(s, Step::AbortResume { .. }));
+        if sent {
             report.outcome = Outcome::Sent;
         }
-        finish(
-            &ends,
-            job,
-            base_moves,
-            &marker,
-            clock,
-            !steps.is_empty(),
-            report,
-        )?;
+        finish(&ends, job, base_moves, &marker, clock, sent, report)?;
         report.base = Some(new_base.clone());
         return Ok(());
     }
@@ -186,6 +146,57 @@ fn run(
         "{}: the datasets kept changing while zfleet replicated them; {MAX_PLANS} plans made, none could run",
         job.label()
     )))
+}
+
+/// The planner's options for this job on these two ends.
+fn plan_options(job: &JobSpec, opts: &Options, ends: &Ends<'_>, marker: &str) -> plan::Options {
+    let mut o = opts.plan.clone();
+    o.bookmarks &= ends.src_caps.bookmarks;
+    o.raw = job.raw && ends.src_caps.raw_send;
+    o.moves.marker = marker.to_string();
+    o.moves.source_bookmarks = ends.src_caps.bookmarks;
+    o.moves.source_served = ends.src.is_served();
+    o.moves.sync_server = job.sync_snapshot.then(|| job.marker.clone());
+    o
+}
+
+/// What a plan has the executor run (steps, base moves, the new base), or
+/// `None` when the plan is the job's answer: a refusal, or nothing to send yet.
+fn to_run<'p>(
+    planned: &'p Plan,
+    report: &mut JobReport,
+) -> Option<(
+    &'p [Step],
+    &'p super::base_moves::BaseMoves,
+    &'p super::plan::Snap,
+)> {
+    match planned {
+        // A client whose first snapshot is still to come is not an error:
+        // it is reported, and the run goes on.
+        Plan::Refused {
+            refusal: r @ Refusal::NoSourceSnapshots,
+        } => {
+            report.outcome = Outcome::NothingToSend {
+                message: r.message(&report.source, &report.target),
+            };
+            None
+        }
+        Plan::Refused { refusal } => {
+            report.outcome = Outcome::Refused {
+                refusal: refusal.clone(),
+                message: refusal.message(&report.source, &report.target),
+                hint: refusal.hint().to_string(),
+            };
+            None
+        }
+        Plan::UpToDate { base, base_moves } => Some((&[], base_moves, base)),
+        Plan::Send {
+            steps,
+            base_moves,
+            new_base,
+            ..
+        } => Some((steps, base_moves, new_base)),
+    }
 }
 
 fn run_steps(

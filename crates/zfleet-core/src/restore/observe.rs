@@ -11,7 +11,6 @@ use super::plan::{
 use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
-use crate::replicate::observe::short_name;
 use crate::runtime::Runtime;
 use crate::zfs::{cmd, DatasetName, Dialect, Listing, PropertySource, ZfsError};
 use crate::Error;
@@ -210,7 +209,7 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
             .snapshots_of(backup)
             .iter()
             .map(|o| BackupSnapshot {
-                name: short_name(o),
+                name: o.name.short().to_string(),
                 guid: o.guid,
                 createtxg: o.createtxg,
                 creation: o.creation,
@@ -398,7 +397,7 @@ pub(crate) fn existing(h: &Host, l: &Listing, ds: &DatasetName) -> Result<Option
             .snapshots_of(ds)
             .iter()
             .map(|o| DestSnapshot {
-                name: short_name(o),
+                name: o.name.short().to_string(),
                 guid: o.guid,
                 creation: o.creation,
                 referenced: o.referenced,
