@@ -4,6 +4,7 @@
 use super::job::JobSpec;
 use crate::exec::RunOptions;
 use crate::host::{Host, QUERY_TIMEOUT};
+use crate::protocol::RECORDED_PREFIX;
 use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};
 use crate::Error;
 
@@ -51,7 +52,7 @@ pub fn wanted(
             if let Some(rest) = altroot.and_then(|a| r.value.strip_prefix(a)) {
                 if rest.is_empty() || rest.starts_with('/') {
                     let path = if rest.is_empty() { "/" } else { rest };
-                    want.push((format!("zfleet:src:{}", r.property), path.to_string()));
+                    want.push((format!("{RECORDED_PREFIX}{}", r.property), path.to_string()));
                     continue;
                 }
             }
@@ -61,7 +62,7 @@ pub fn wanted(
         if preserve.contains(&r.property) {
             want.push((r.property.clone(), r.value.clone()));
         } else if matches!(r.property.as_str(), "mountpoint" | "canmount") || user {
-            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
+            want.push((format!("{RECORDED_PREFIX}{}", r.property), r.value.clone()));
         }
     }
     want

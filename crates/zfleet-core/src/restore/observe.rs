@@ -11,6 +11,7 @@ use super::plan::{
 use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
+use crate::protocol::RECORDED_PREFIX;
 use crate::runtime::Runtime;
 use crate::zfs::{cmd, DatasetName, Dialect, Listing, PropertySource, ZfsError};
 use crate::Error;
@@ -129,7 +130,7 @@ pub fn sources(
 /// Properties read with each server's listing.
 fn server_extra(dialect: &Dialect) -> Vec<String> {
     let mut v = vec![
-        "zfleet:src:mountpoint".to_string(),
+        format!("{RECORDED_PREFIX}mountpoint"),
         "mountpoint".to_string(),
         "mounted".to_string(),
     ];
@@ -219,7 +220,7 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
             .collect(),
         encrypted: prop("encryption").is_some_and(|e| e != "off"),
         key_loaded: prop("keystatus").is_some_and(|k| k == "available"),
-        recorded_mountpoint: prop("zfleet:src:mountpoint"),
+        recorded_mountpoint: prop(&format!("{RECORDED_PREFIX}mountpoint")),
         mounted_at: if prop("mounted").as_deref() == Some("yes") {
             prop("mountpoint")
         } else {
@@ -237,7 +238,7 @@ pub fn recorded(server: &Host, backup: &DatasetName) -> Result<Vec<(String, Stri
         .filter(|r| matches!(r.source, PropertySource::Local | PropertySource::Received))
         .filter_map(|r| {
             r.property
-                .strip_prefix("zfleet:src:")
+                .strip_prefix(RECORDED_PREFIX)
                 .map(|p| (p.to_string(), r.value))
         })
         .collect())

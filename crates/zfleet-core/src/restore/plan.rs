@@ -22,12 +22,7 @@ use crate::zfs::{DatasetName, SnapshotName};
 /// depending on ashift and dnode size), and any file adds at least a block.
 pub const EMPTY_REFERENCED_MAX: u64 = 256 << 10;
 
-/// The suffix of the temporary dataset a restore receives into.
-pub const TEMP_SUFFIX: &str = "-zfleet-restoring";
-/// The user property that marks a temporary dataset as zfleet's (value: the
-/// guid of the snapshot it holds), so a leftover is recognised and never
-/// confused with somebody's data.
-pub const TEMP_MARK: &str = "zfleet:restoring";
+pub use crate::protocol::{RESTORE_TEMP_MARK as TEMP_MARK, RESTORE_TEMP_SUFFIX as TEMP_SUFFIX};
 
 /// One snapshot of a backup, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1407,7 +1402,7 @@ pub fn backup_side_properties(rows: &[crate::zfs::PropertyRow]) -> Vec<String> {
         .filter(|r| matches!(r.source, PropertySource::Local | PropertySource::Received))
         .filter(|r| {
             r.property == "readonly"
-                || r.property.starts_with("zfleet:src:")
+                || r.property.starts_with(crate::protocol::RECORDED_PREFIX)
                 || r.property.starts_with("zfleet:base:")
         })
         .map(|r| r.property.clone())
