@@ -100,8 +100,12 @@ impl Outcome {
 pub struct DatasetReport {
     /// `client1:zroot/persistSave`.
     pub source: String,
+    /// The backed-up dataset, as named on its host.
+    pub dataset: DatasetName,
     /// `client1:zroot/persistSave` or the `--to` destination.
     pub destination: String,
+    /// The host restored onto.
+    pub destination_host: String,
     pub outcome: Outcome,
     /// The server and snapshot, once chosen (also when the destination then
     /// refuses).
@@ -193,6 +197,8 @@ pub fn restore(
         let (dest_host, dest_ds) = destination_of(req, source);
         let mut report = DatasetReport {
             source: source.label(),
+            dataset: source.dataset.clone(),
+            destination_host: dest_host.clone(),
             destination: format!("{dest_host}:{dest_ds}"),
             outcome: Outcome::Planned,
             choice: None,

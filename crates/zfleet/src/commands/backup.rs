@@ -120,7 +120,9 @@ pub fn exit_code<'a>(jobs: impl IntoIterator<Item = &'a JobReport>) -> u8 {
 pub fn print_plans(r: &BackupReport) {
     for j in r.clients.iter().flat_map(|c| &c.jobs) {
         outln!("{} → {}", j.source, j.target);
-        let (src_host, dst_host) = (host_of(&j.source), host_of(&j.target));
+        // A backup's source is on its client and its target on its server,
+        // whoever runs it.
+        let (src_host, dst_host) = (j.client.as_str(), j.server.as_str());
         match &j.plan {
             None => {}
             Some(Plan::Refused { .. }) => {
@@ -186,10 +188,6 @@ fn print_moves(src_host: &str, dst_host: &str, m: &zfleet_core::replicate::base_
             outln!("  on {host}: {}", words.join(", "));
         }
     }
-}
-
-fn host_of(label: &str) -> &str {
-    label.split_once(':').map_or(label, |(h, _)| h)
 }
 
 pub fn print_summary(r: &BackupReport) {

@@ -269,7 +269,7 @@ fn print_report(r: &RestoreReport) {
                 outln!("  note: {n}");
             }
             if !p.undo.is_empty() && !r.dry_run && d.outcome == Outcome::Restored {
-                outln!("  to undo this restore, on {}:", host_of(&d.destination));
+                outln!("  to undo this restore, on {}:", d.destination_host);
                 for u in &p.undo {
                     outln!("    {u}");
                 }
@@ -311,9 +311,7 @@ fn print_report(r: &RestoreReport) {
                 Outcome::Failed { .. } => "FAILED",
             };
             t.add_row(vec![
-                d.source
-                    .split_once(':')
-                    .map_or(d.source.clone(), |(_, s)| s.to_string()),
+                d.dataset.to_string(),
                 d.destination.clone(),
                 from,
                 result.to_string(),
@@ -329,10 +327,6 @@ fn print_report(r: &RestoreReport) {
     for n in notes {
         eprintln!("{n}");
     }
-}
-
-fn host_of(destination: &str) -> &str {
-    destination.split_once(':').map_or(destination, |(h, _)| h)
 }
 
 fn print_file(r: &FileReport) {
