@@ -30,7 +30,9 @@ pub fn base_marker(server: &str) -> String {
 
 /// The name of a server's bookmark of a base: kept on the source so that an
 /// incremental stays possible even if the base snapshot itself is destroyed.
-/// `marker` is the server's [`base_marker`] (or its bare name).
+/// `marker` is the server's [`base_marker`] (or its bare name). `:` ends the
+/// server's name because no host name contains one: the bookmarks of
+/// `backup` (`zfleet_backup:…`) never match those of `backup_2`.
 pub fn base_bookmark(marker: &str, snap: &str) -> String {
     format!("{}{snap}", base_bookmark_prefix(marker))
 }
@@ -38,7 +40,7 @@ pub fn base_bookmark(marker: &str, snap: &str) -> String {
 /// What every one of a server's base bookmarks starts with.
 pub fn base_bookmark_prefix(marker: &str) -> String {
     let server = marker.strip_prefix(BASE_PREFIX).unwrap_or(marker);
-    format!("zfleet_{server}_")
+    format!("zfleet_{server}:")
 }
 
 /// Sync snapshots: `zfleet_sync_<server>_<UTC time>`.
@@ -88,9 +90,9 @@ mod tests {
         assert_eq!(base_marker("Vault"), "zfleet:base:vault");
         assert_eq!(
             base_bookmark(&base_marker("vault"), "s1"),
-            "zfleet_vault_s1"
+            "zfleet_vault:s1"
         );
-        assert_eq!(base_bookmark("vault", "s1"), "zfleet_vault_s1");
+        assert_eq!(base_bookmark("vault", "s1"), "zfleet_vault:s1");
         assert_eq!(
             sync_snapshot_name("vault", 1_795_647_600),
             "zfleet_sync_vault_2026-11-25_23:00:00"

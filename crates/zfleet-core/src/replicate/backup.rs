@@ -156,7 +156,7 @@ fn run_peer(
     let prefetched = jobs.first().and_then(|first| {
         let roots: Vec<&crate::zfs::DatasetName> = jobs.iter().map(|j| &j.source).collect();
         let extra = [crate::protocol::base_marker(&first.server)];
-        source.observe_many(&roots, &extra).ok()
+        source.observe_own(&roots, &extra).ok()
     });
     let mut reports = Vec::new();
     for job in jobs {
@@ -254,11 +254,14 @@ fn record(s: &State, id: i64, job: &Job, report: &JobReport, now: i64) {
         Outcome::NothingToSend { message } => ("no_snapshots", Some(message.as_str())),
         Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
         Outcome::Failed(f) => ("failed", Some(f.message.as_str())),
+        Outcome::Degraded { message } => ("degraded", Some(message.as_str())),
     };
     if let Err(e) = s.finish_run(id, now, report.bytes, report.snapshots, result, error) {
         tracing::warn!("{e}");
     }
-    if let (true, Some(base)) = (report.ok(), &report.base) {
+    // A degraded job sent its snapshots and moved its base all the same.
+    let moved = report.ok() || matches!(report.outcome, Outcome::Degraded { .. });
+    if let (true, Some(base)) = (moved, &report.base) {
         let rec = BaseRecord {
             server: job.server.clone(),
             client: job.client.clone(),

@@ -210,7 +210,7 @@ mod tests {
         let d = Dataset {
             exists: true,
             snapshots: vec![p("a", 1), p("b", 2)],
-            bookmarks: vec![p("zfleet_vault_a", 1), p("mine", 1)],
+            bookmarks: vec![p("zfleet_vault:a", 1), p("mine", 1)],
             marked: vec!["a".into()],
             ..Dataset::default()
         };
@@ -221,8 +221,8 @@ mod tests {
             [
                 "mark @b as the base",
                 "hold @b",
-                "bookmark @b as #zfleet_vault_b",
-                "destroy #zfleet_vault_a",
+                "bookmark @b as #zfleet_vault:b",
+                "destroy #zfleet_vault:a",
                 "release @a",
                 "unmark @a"
             ]
@@ -251,7 +251,7 @@ mod tests {
         let d = Dataset {
             exists: true,
             snapshots: vec![p("a", 1)],
-            bookmarks: vec![p("zfleet_vault_a", 1)],
+            bookmarks: vec![p("zfleet_vault:a", 1)],
             marked: vec!["a".into()],
             ..Dataset::default()
         };
@@ -267,7 +267,7 @@ mod tests {
                 p("zfleet_sync_other_2026-01-01_00:00:00", 2),
                 p("zfleet_sync_vault_2026-01-02_00:00:00", 3),
             ],
-            bookmarks: vec![p("zfleet_vault_zfleet_sync_vault_2026-01-01_00:00:00", 1)],
+            bookmarks: vec![p("zfleet_vault:zfleet_sync_vault_2026-01-01_00:00:00", 1)],
             marked: vec!["zfleet_sync_vault_2026-01-01_00:00:00".into()],
             ..Dataset::default()
         };
@@ -281,7 +281,7 @@ mod tests {
             [
                 "mark @zfleet_sync_vault_2026-01-02_00:00:00 as the base",
                 "hold @zfleet_sync_vault_2026-01-02_00:00:00",
-                "bookmark @zfleet_sync_vault_2026-01-02_00:00:00 as #zfleet_vault_zfleet_sync_vault_2026-01-02_00:00:00",
+                "bookmark @zfleet_sync_vault_2026-01-02_00:00:00 as #zfleet_vault:zfleet_sync_vault_2026-01-02_00:00:00",
                 "release @zfleet_sync_vault_2026-01-01_00:00:00",
                 "unmark @zfleet_sync_vault_2026-01-01_00:00:00",
                 "destroy the old sync snapshot @zfleet_sync_vault_2026-01-01_00:00:00"

@@ -265,11 +265,19 @@ fn finish(
     src_moved?;
     dst_moved?;
     if let Some(props) = props {
-        match props
+        // A backup without its properties restores with the wrong mountpoint
+        // and record size: that is not a success, whatever was sent.
+        let not_copied = match props
             .and_then(|(rows, altroot)| properties::apply(ends.dst, job, &rows, altroot.as_deref()))
         {
-            Ok(w) => report.warnings.extend(w),
-            Err(e) => report.warnings.push(format!("properties not copied: {e}")),
+            Ok(w) if w.is_empty() => None,
+            Ok(w) => Some(w.join("; ")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = not_copied {
+            report.outcome = Outcome::Degraded {
+                message: format!("sent, but the properties were not copied: {why}"),
+            };
         }
     }
     Ok(())

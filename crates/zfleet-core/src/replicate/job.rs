@@ -82,6 +82,12 @@ pub enum Outcome {
         message: String,
     },
     Failed(Failure),
+    /// The snapshots were sent and the base moved, but the backup lacks what
+    /// it should carry: the source's properties (preserved ones, and the
+    /// `zfleet:src:*` a restore needs) could not be read or set.
+    Degraded {
+        message: String,
+    },
 }
 
 impl Outcome {

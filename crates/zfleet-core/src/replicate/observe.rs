@@ -7,7 +7,7 @@ use super::sides::{Dataset, Observed, Point, ResumeState, TokenContents};
 use crate::exec::{ExecError, RunOptions};
 use crate::failure::{Failure, Side};
 use crate::host::{Host, QUERY_TIMEOUT};
-use crate::zfs::{cmd, parse, Dialect, Listing, ObjectInfo, ObjectType};
+use crate::zfs::{cmd, resume_token, Dialect, Listing, ObjectInfo, ObjectType};
 use crate::Error;
 
 /// Observes both sides of `job`. `source` is a listing of the source made
@@ -25,7 +25,7 @@ pub fn observe(
     let src_l = match source {
         Some(l) => l,
         None => src
-            .observe_with(&job.source, &[marker.to_string()])
+            .observe_own(&[&job.source], &[marker.to_string()])
             .map_err(on(Side::Source, src))?,
     };
     let dst_caps = dst.caps().map_err(|e| on(Side::Target, dst)(e.into()))?;
@@ -34,7 +34,7 @@ pub fn observe(
         extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
     }
     let dst_l = dst
-        .observe_if_exists(&job.target, &extra)
+        .observe_own_if_exists(&job.target, &extra)
         .map_err(on(Side::Target, dst))?;
     let mut obs = Observed {
         source: dataset(Some(&src_l), job, true, marker),
@@ -54,32 +54,34 @@ pub fn observe(
     Ok(obs)
 }
 
-/// The sender's reading of a resume token: what it continues, or (when the
-/// sender cannot send it any more) what it said.
+/// What a resume token continues, decoded here, and the sender's own
+/// verdict on it with its size estimate (`zfs send -nvP -t`): a sender that
+/// refuses the token (it no longer has what it names) says why.
 fn read_token(src: &Host, token: &str) -> Result<Result<TokenContents, String>, Error> {
-    match src.endpoint().run(
+    let decoded = match resume_token::decode(token) {
+        Ok(t) => t,
+        Err(why) => return Ok(Err(why)),
+    };
+    let size = match src.endpoint().run(
         &cmd::send_resume_estimate(token),
         &RunOptions::timeout(QUERY_TIMEOUT),
     ) {
-        Ok(out) => {
-            let text = format!("{}\n{}", out.stdout_text(), out.stderr_text());
-            Ok(parse::resume_token_contents(&text)
-                .map(|c| TokenContents {
-                    to_name: c
-                        .to_name
-                        .rsplit_once('@')
-                        .map_or(c.to_name.as_str(), |(_, n)| n)
-                        .to_string(),
-                    to_guid: c.to_guid,
-                    from_guid: c.from_guid,
-                    size: c.size,
-                })
-                .ok_or_else(|| "it printed no token contents".to_string()))
-        }
+        Ok(out) => cmd::parse_send_estimate(&out.stdout_text())
+            .or_else(|| cmd::parse_send_estimate(&out.stderr_text())),
         // zfs ran and refused the token: that is the answer, not a failure.
-        Err(ExecError::Failed { stderr, .. }) => Ok(Err(stderr)),
-        Err(e) => Err(e.into()),
-    }
+        Err(ExecError::Failed { stderr, .. }) => return Ok(Err(stderr)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Ok(TokenContents {
+        to_name: decoded
+            .toname
+            .rsplit_once('@')
+            .map_or(decoded.toname.as_str(), |(_, n)| n)
+            .to_string(),
+        to_guid: decoded.toguid,
+        from_guid: decoded.fromguid,
+        size,
+    }))
 }
 
 fn points(objs: &[&ObjectInfo]) -> Vec<Point> {

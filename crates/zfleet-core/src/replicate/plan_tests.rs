@@ -220,7 +220,7 @@ fn render(c: &Case) -> String {
     opts()
 ))]
 #[case::bookmark_as_base_after_the_source_pruned_the_snapshot(case(
-    "#zfleet_vault_b:2 @c:3 @d:4 @e:5",
+    "#zfleet_vault:b:2 @c:3 @d:4 @e:5",
     "@a:1 @b:2*",
     opts()
 ))]
@@ -293,12 +293,12 @@ fn render(c: &Case) -> String {
 #[case::raw_send_of_an_encrypted_source(case("@a:1 @b:2", "-", Options { raw: true, ..opts() }))]
 #[case::raw_incremental(case("@a:1* @b:2", "@a:1*", Options { raw: true, ..opts() }))]
 #[case::push_from_a_local_client_destroys_superseded_bookmarks(case(
-    "@a:1* #zfleet_vault_a:1 #mine:1 @b:2",
+    "@a:1* #zfleet_vault:a:1 #mine:1 @b:2",
     "@a:1*",
     Options { moves: MoveContext { source_served: false, ..opts().moves }, ..opts() }
 ))]
 #[case::pull_through_serve_keeps_superseded_bookmarks(case(
-    "@a:1* #zfleet_vault_a:1 @b:2",
+    "@a:1* #zfleet_vault:a:1 @b:2",
     "@a:1*",
     opts()
 ))]

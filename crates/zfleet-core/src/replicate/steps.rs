@@ -252,7 +252,7 @@ pub fn ensure_parents(ends: &Ends<'_>, job: &JobSpec) -> Result<(), Failure> {
         }
         let exists = ends
             .dst
-            .observe_if_exists(&p, &[])
+            .observe_own_if_exists(&p, &[])
             .map_err(|e| ends.fail(Side::Target, e))?;
         if exists.is_some() {
             break;

@@ -3,6 +3,9 @@
 //! server (or a push client, or a granted restore) needs for this host's
 //! datasets, runs them without a shell, and refuses and logs everything else.
 
+mod holds;
+/// Resume tokens are a ZFS format, decoded in `zfs`; serve checks them.
+pub use crate::zfs::resume_token as token;
 pub mod policy;
 pub mod request;
 mod run;

@@ -329,40 +329,6 @@ pub fn properties(text: &str) -> Result<Vec<PropertyRow>, ParseError> {
         .collect()
 }
 
-/// What `zfs send -nvP -t TOKEN` says a resume token continues: the fields
-/// of its "resume token contents" (`toname`, `toguid`, `fromguid`) and the
-/// remaining `size`. `None` when the output has no `toguid`.
-pub fn resume_token_contents(text: &str) -> Option<ResumeTokenContents> {
-    let field = |key: &str| {
-        text.lines().find_map(|l| {
-            l.trim()
-                .strip_prefix(key)?
-                .trim()
-                .strip_prefix('=')
-                .map(str::trim)
-        })
-    };
-    let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
-    let to_guid = field("toguid").and_then(hex)?;
-    let to_name = field("toname")?.to_string();
-    Some(ResumeTokenContents {
-        to_name,
-        to_guid,
-        from_guid: field("fromguid").and_then(hex).filter(|g| *g != 0),
-        size: crate::zfs::cmd::parse_send_estimate(text),
-    })
-}
-
-/// See [`resume_token_contents`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumeTokenContents {
-    /// `pool/dataset@snapshot` on the sender.
-    pub to_name: String,
-    pub to_guid: u64,
-    pub from_guid: Option<u64>,
-    pub size: Option<u64>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,31 +430,6 @@ mod tests {
         );
         let e = properties("a\tb\tc\tweird\n").unwrap_err();
         assert_eq!(e.line, 1);
-    }
-
-    #[test]
-    fn resume_token_contents_as_openzfs_prints_them() {
-        for v in ["openzfs-2.1.11", "openzfs-2.3.2"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(v)
-                .join("zfs-send-nvP-resume-token.txt");
-            let text = std::fs::read_to_string(path).unwrap();
-            let c = resume_token_contents(&text).unwrap();
-            assert_eq!(
-                c.to_name, "zroot/data@autosnap_2025-01-01_01:00:00_hourly",
-                "{v}"
-            );
-            assert!(c.to_guid != 0 && c.from_guid.is_some(), "{v}: {c:?}");
-            assert!(c.size.is_some_and(|s| s > 0), "{v}: {c:?}");
-        }
-        let text = include_str!("../../tests/fixtures/openzfs-2.3.2/zfs-send-nvP-resume-token.txt");
-        let c = resume_token_contents(text).unwrap();
-        assert_eq!(
-            (c.to_guid, c.from_guid, c.size),
-            (0x2112da68a7967a5d, Some(0x8f61de38d03aa9b0), Some(1211416))
-        );
-        assert_eq!(resume_token_contents("size\t5\n"), None);
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn exit_code<'a>(jobs: impl IntoIterator<Item = &'a JobReport>) -> u8 {
     let code = |j: &JobReport| match &j.outcome {
         Outcome::Failed(f) if f.kind == FailureKind::Internal => crate::exit::INTERNAL,
         Outcome::Failed(f) if f.kind == FailureKind::Diverged => crate::exit::REFUSED,
-        Outcome::Failed(_) => crate::exit::REMOTE,
+        Outcome::Failed(_) | Outcome::Degraded { .. } => crate::exit::REMOTE,
         Outcome::Refused { .. } => crate::exit::REFUSED,
         _ => crate::exit::OK,
     };
@@ -210,6 +210,10 @@ pub fn print_summary(r: &BackupReport) {
                 Outcome::Failed(f) => {
                     notes.push(format!("{}: {}", j.source, f.message));
                     "FAILED".to_string()
+                }
+                Outcome::Degraded { message } => {
+                    notes.push(format!("{}: {message}", j.source));
+                    "DEGRADED".to_string()
                 }
             };
             notes.extend(

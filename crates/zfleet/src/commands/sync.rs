@@ -53,6 +53,22 @@ fn parse_side(s: &str) -> Result<Spec, Error> {
                 Some((u, h)) => (Some(u.to_string()), h.to_string()),
                 None => (None, h.to_string()),
             };
+            // Checked here, before ssh sees them: a host that starts with `-`
+            // would be an ssh option, and `;` or a space means nothing good.
+            let shown = zfleet_core::text::printable(s);
+            if let Some(Err(m)) = user.as_deref().map(zfleet_core::config::valid_user) {
+                return Err(Error::Usage(format!(
+                    "`{shown}`: {}",
+                    zfleet_core::text::printable(&m)
+                )));
+            }
+            if let Err(m) = zfleet_core::config::valid_address(&host) {
+                return Err(Error::Usage(format!(
+                    "`{shown}`: `{}` is not a host name or address: {}",
+                    zfleet_core::text::printable(&host),
+                    zfleet_core::text::printable(&m)
+                )));
+            }
             Ok(Spec {
                 host: Some((user, host)),
                 dataset: DatasetName::parse(ds)?,
@@ -149,6 +165,9 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                 return Ok(crate::exit::REFUSED);
             }
             Outcome::Failed(f) => eprintln!("error: {}", f.message),
+            Outcome::Degraded { message } => {
+                eprintln!("error: {} → {}: {message}", report.source, report.target)
+            }
         }
     }
     Ok(super::backup::exit_code([&report]))
