@@ -622,7 +622,10 @@ fn sigterm_mid_transfer_exits_in_time_and_the_next_start_completes_the_backup() 
         .find(|l| l.starts_with("zfleet_transfer_bytes{"))
         .unwrap_or_else(|| panic!("no bytes sent while a transfer runs:\n{m}"));
     let sent: f64 = sent.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((8.0 * 1048576.0..48.0 * 1048576.0).contains(&sent), "{sent}");
+    assert!(
+        (8.0 * 1048576.0..48.0 * 1048576.0).contains(&sent),
+        "{sent}"
+    );
     assert!(!m.contains("zfleet_transfer_bytes_remaining{"), "{m}");
     assert!(
         m.contains("zfleet_job_running{host=\"backup\",job=\"backup\"} 1"),

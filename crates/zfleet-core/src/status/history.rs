@@ -57,7 +57,7 @@ pub struct DaemonJob {
     pub updated: i64,
 }
 
-const FAILED: &[&str] = &["failed", "refused"];
+const FAILED: &[&str] = &["failed", "refused", "degraded"];
 
 /// Everything `zfleet status` needs from `state`.
 pub fn dump(state: &State, host: &str, now: i64) -> Result<StateDump, StateError> {
@@ -124,13 +124,13 @@ fn jobs(c: &Connection) -> rusqlite::Result<Vec<JobHistory>> {
     );
     let failure_sql = format!(
         "SELECT started, error, {kind_col}, result FROM runs
-         WHERE kind = ?1 AND server = ?2 AND client = ?3 AND source = ?4 AND result IN ('failed', 'refused')
+         WHERE kind = ?1 AND server = ?2 AND client = ?3 AND source = ?4 AND result IN ('failed', 'refused', 'degraded')
          ORDER BY id DESC LIMIT 1"
     );
     let counts_sql = format!(
-        "SELECT CASE WHEN result = 'refused' THEN 'refused' ELSE COALESCE({kind_col}, 'unknown') END AS k, COUNT(*)
+        "SELECT CASE WHEN result IN ('refused', 'degraded') THEN result ELSE COALESCE({kind_col}, 'unknown') END AS k, COUNT(*)
          FROM runs
-         WHERE kind = ?1 AND server = ?2 AND client = ?3 AND source = ?4 AND result IN ('failed', 'refused')
+         WHERE kind = ?1 AND server = ?2 AND client = ?3 AND source = ?4 AND result IN ('failed', 'refused', 'degraded')
          GROUP BY k ORDER BY k"
     );
     for j in &mut out {
@@ -150,8 +150,8 @@ fn jobs(c: &Connection) -> rusqlite::Result<Vec<JobHistory>> {
                 let kind: Option<String> = r.get(2)?;
                 Ok(FailureNote {
                     time: r.get(0)?,
-                    kind: if result == "refused" {
-                        "refused".to_string()
+                    kind: if result == "refused" || result == "degraded" {
+                        result
                     } else {
                         kind.unwrap_or_else(|| "unknown".to_string())
                     },

@@ -3,7 +3,7 @@ use zfleet_core::status::check::check_backups;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Check that every backup is recent (Nagios plugin).
@@ -21,7 +21,7 @@ pub struct CheckBackupsArgs {
 
 pub fn cmd_check_backups(g: &GlobalArgs, a: &CheckBackupsArgs) -> Result<u8, Error> {
     let run = || -> Result<_, Error> {
-        let cx = Context::load(g)?;
+        let cx = context::load(g)?;
         let r = super::status::collect(&cx, &a.hosts, 16)?;
         Ok(check_backups(&r))
     };

@@ -7,7 +7,9 @@ use zfleet_core::status::{BackupRow, StatusReport};
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use zfleet_core::runtime::Runtime;
+
+use crate::context;
 use crate::render;
 
 /// Where every backup stands: one row per server × client × dataset, and
@@ -33,7 +35,7 @@ pub struct StatusArgs {
     out: OutputArgs,
 }
 
-pub fn collect(cx: &Context, hosts: &[String], parallel: usize) -> Result<StatusReport, Error> {
+pub fn collect(cx: &Runtime, hosts: &[String], parallel: usize) -> Result<StatusReport, Error> {
     for h in hosts {
         if cx.fleet.host(h).is_none() {
             return Err(Error::UnknownHost {
@@ -46,7 +48,7 @@ pub fn collect(cx: &Context, hosts: &[String], parallel: usize) -> Result<Status
         only: hosts.to_vec(),
         daemon_server: None,
     };
-    let now = jiff::Timestamp::now().as_second();
+    let now = cx.now();
     let obs = observe(
         &cx.fleet,
         &cx.this_host,
@@ -55,17 +57,11 @@ pub fn collect(cx: &Context, hosts: &[String], parallel: usize) -> Result<Status
         parallel,
         now,
     );
-    Ok(assemble(
-        &cx.fleet,
-        &scope,
-        &obs,
-        now,
-        &jiff::tz::TimeZone::system(),
-    ))
+    Ok(assemble(&cx.fleet, &scope, &obs, now, &cx.tz))
 }
 
 pub fn cmd_status(g: &GlobalArgs, a: &StatusArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     loop {
         let r = collect(&cx, &a.hosts, a.parallel)?;
         if a.watch.is_some() && !a.out.json {

@@ -800,11 +800,10 @@ impl Daemon {
         let _ = std::thread::Builder::new()
             .name("unlock-status".into())
             .spawn(move || {
-                let Ok(sessions) = SshSessions::new() else {
+                let Ok(rt) = zfleet_core::runtime::Runtime::new((*fleet).clone(), me) else {
                     return;
                 };
-                let Ok(targets) = zfleet_core::unlock::targets(&fleet, &names, &me, &sessions)
-                else {
+                let Ok(targets) = zfleet_core::unlock::targets(&rt, &names) else {
                     return;
                 };
                 let found = zfleet_core::unlock::status(&targets, 4)

@@ -1,7 +1,8 @@
 //! One run of a scheduled job through the engine, the same functions the
-//! CLI's `zfleet run` and `zfleet backup` call, under the same per-host lock;
-//! the engine's report is reduced to what the scheduler acts on: per client
-//! and dataset, whether it worked, and if not the failure's kind.
+//! CLI's `zfleet run` and `zfleet backup` call, on a runtime of its own and
+//! under the same per-host lock; the engine's typed report is reduced to what
+//! the scheduler acts on: per client and dataset, whether it worked, and if
+//! not the failure's kind.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use zfleet_core::config::Fleet;
 use zfleet_core::lock::{Lock, LockError};
 use zfleet_core::progress::Progress;
 use zfleet_core::replicate::backup::{run_backups, run_pushes, BackupReport};
-use zfleet_core::replicate::exec::{Options, Outcome};
+use zfleet_core::replicate::{Options, Outcome};
+use zfleet_core::runtime::Runtime;
 use zfleet_core::snapshot::exec::Status;
 use zfleet_core::snapshot::{caps_cache, exec, PlanInput, Steps};
 use zfleet_core::state::State;
@@ -42,7 +44,7 @@ pub fn lock_name(kind: Kind, host: &str) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The engine's failure kind.
+    /// The engine's failure kind, as its word.
     pub kind: String,
     pub message: String,
     /// Worth trying again (a refusal is not: a person must look).
@@ -78,28 +80,26 @@ pub fn run(
     let _lock = match Lock::acquire(&fleet.state_dir, &lock_name(kind, host), Duration::ZERO) {
         Ok(l) => l,
         Err(e @ LockError::Busy { .. }) => return RunEnd::Busy(e.to_string()),
-        Err(e) => {
-            return RunEnd::Failed(Failure {
-                kind: "internal".into(),
-                message: e.to_string(),
-                retry: true,
-            })
-        }
+        Err(e) => return RunEnd::Failed(internal(e.to_string())),
+    };
+    let rt = match Runtime::new(fleet.clone(), host) {
+        Ok(rt) => rt,
+        Err(e) => return RunEnd::Failed(internal(e.to_string())),
     };
     match kind {
-        Kind::Snapshots => snapshots(fleet, host),
+        Kind::Snapshots => snapshots(&rt),
         Kind::Backup | Kind::Push => {
             let mut opts = Options::default();
             opts.pump.rate_limit = fleet.daemon.rate_limit;
             let r = if kind == Kind::Backup {
-                run_backups(fleet, host, only, &opts, None, progress, Some(state))
+                run_backups(&rt, only, &opts, None, progress, Some(state))
             } else {
-                run_pushes(fleet, host, &opts, progress, Some(state))
+                run_pushes(&rt, &opts, progress, Some(state))
             };
             match r {
-                Ok(r) => RunEnd::Rows(rows(kind, host, &r)),
+                Ok(r) => RunEnd::Rows(rows(&r)),
                 Err(e) => RunEnd::Failed(Failure {
-                    kind: error_kind(&e).into(),
+                    kind: zfleet_core::failure::FailureKind::of(&e).word().into(),
                     message: e.to_string(),
                     retry: true,
                 }),
@@ -108,33 +108,24 @@ pub fn run(
     }
 }
 
-fn error_kind(e: &zfleet_core::Error) -> &'static str {
-    match e.kind() {
-        zfleet_core::ErrorKind::Remote => "zfs",
-        zfleet_core::ErrorKind::Internal => "internal",
-        zfleet_core::ErrorKind::Usage | zfleet_core::ErrorKind::Config => "config",
+fn internal(message: String) -> Failure {
+    Failure {
+        kind: "internal".into(),
+        message,
+        retry: true,
     }
 }
 
-fn rows(kind: Kind, host: &str, r: &BackupReport) -> Vec<RowEnd> {
+fn rows(r: &BackupReport) -> Vec<RowEnd> {
     let mut out = Vec::new();
     for c in &r.clients {
         for j in &c.jobs {
-            let dataset = j
-                .label
-                .split_once(':')
-                .map_or(j.label.as_str(), |(_, d)| d)
-                .to_string();
-            let (server, client) = match kind {
-                Kind::Push => (c.client.clone(), host.to_string()),
-                _ => (host.to_string(), c.client.clone()),
-            };
             let failure = match &j.outcome {
                 Outcome::UpToDate
                 | Outcome::Sent
                 | Outcome::Planned
                 | Outcome::NothingToSend { .. } => None,
-                Outcome::Refused { message, hint } => Some(Failure {
+                Outcome::Refused { message, hint, .. } => Some(Failure {
                     kind: "refused".into(),
                     message: format!("{message} ({hint})"),
                     retry: false,
@@ -146,16 +137,16 @@ fn rows(kind: Kind, host: &str, r: &BackupReport) -> Vec<RowEnd> {
                     message: message.clone(),
                     retry: false,
                 }),
-                Outcome::Failed { message } => Some(Failure {
-                    kind: "unknown".into(),
-                    message: message.clone(),
+                Outcome::Failed(f) => Some(Failure {
+                    kind: f.kind.word().into(),
+                    message: f.message.clone(),
                     retry: true,
                 }),
             };
             out.push(RowEnd {
-                server,
-                client,
-                dataset,
+                server: j.server.clone(),
+                client: j.client.clone(),
+                dataset: j.dataset.to_string(),
                 failure,
             });
         }
@@ -163,19 +154,18 @@ fn rows(kind: Kind, host: &str, r: &BackupReport) -> Vec<RowEnd> {
     out
 }
 
-fn snapshots(fleet: &Fleet, host: &str) -> RunEnd {
-    let h = zfleet_core::host::Host::local(host);
-    if let Some(c) = caps_cache::load(&fleet.state_dir) {
+fn snapshots(rt: &Runtime) -> RunEnd {
+    let host = rt.this_host.as_str();
+    let h = rt.local();
+    if let Some(c) = caps_cache::load(&rt.fleet.state_dir) {
         h.preset_caps(c);
     }
-    let input = PlanInput::from_fleet(fleet, host);
-    let now = jiff::Timestamp::now().as_second();
-    let tz = jiff::tz::TimeZone::system();
+    let input = PlanInput::from_fleet(&rt.fleet, host);
     match exec::run(
         &h,
         &input,
-        now,
-        &tz,
+        rt.now(),
+        &rt.tz,
         Steps {
             take: true,
             prune: true,
@@ -183,7 +173,7 @@ fn snapshots(fleet: &Fleet, host: &str) -> RunEnd {
     ) {
         Ok(report) => {
             if let Ok(c) = h.caps() {
-                caps_cache::save(&fleet.state_dir, c);
+                caps_cache::save(&rt.fleet.state_dir, c);
             }
             let failed: Vec<String> = report
                 .outcomes
@@ -191,9 +181,9 @@ fn snapshots(fleet: &Fleet, host: &str) -> RunEnd {
                 .filter(|o| o.status == Status::Failed)
                 .map(|o| o.detail.clone().unwrap_or_default())
                 .collect();
-            let taken = report.outcomes.len() - failed.len();
-            tracing::info!("snapshots {host}: {taken} done, {} failed", failed.len());
-            let failure = (!failed.is_empty() || report.failed() > 0).then(|| Failure {
+            let done = report.outcomes.len() - failed.len();
+            tracing::info!("snapshots {host}: {done} done, {} failed", failed.len());
+            let failure = (report.failed() > 0).then(|| Failure {
                 kind: "zfs".into(),
                 message: if failed.is_empty() {
                     "a snapshot hook failed".to_string()
@@ -210,7 +200,7 @@ fn snapshots(fleet: &Fleet, host: &str) -> RunEnd {
             }])
         }
         Err(e) => RunEnd::Failed(Failure {
-            kind: error_kind(&e).into(),
+            kind: zfleet_core::failure::FailureKind::of(&e).word().into(),
             message: e.to_string(),
             retry: true,
         }),

@@ -24,9 +24,8 @@ impl Ctx<'_> {
             .and_then(|l| match l.parse::<SocketAddr>() {
                 Ok(a) => Some(a),
                 Err(_) => {
-                    self.err(
+                    self.err_at_value(
                         &p.key("listen"),
-                        false,
                         format!("`{l}` is not an address and port"),
                         Some("write it like \"127.0.0.1:9811\" or \"[::1]:9811\"".into()),
                     );
@@ -36,7 +35,7 @@ impl Ctx<'_> {
         let mut dur = |key: &str, v: &Option<String>, default: Duration| match v {
             None => default,
             Some(s) => parse_duration(s).unwrap_or_else(|m| {
-                self.err(&p.key(key), false, m, None);
+                self.err_at_value(&p.key(key), m, None);
                 default
             }),
         };
@@ -59,19 +58,13 @@ impl Ctx<'_> {
             Duration::from_secs(def.max as u64),
         );
         if max < first {
-            self.err(
-                &p.key("retry_max"),
-                false,
-                "is shorter than `retry_delay`",
-                None,
-            );
+            self.err_at_value(&p.key("retry_max"), "is shorter than `retry_delay`", None);
         }
         let rate_limit = d.rate_limit.as_ref().and_then(|r| match parse_rate(r) {
             Some(n) => Some(n),
             None => {
-                self.err(
+                self.err_at_value(
                     &p.key("rate_limit"),
-                    false,
                     format!(
                         "`{r}` is not a rate; write it like \"10M\" or \"500K\" (bytes per second)"
                     ),
@@ -102,9 +95,8 @@ impl Ctx<'_> {
         for (name, n) in raw {
             let p = KeyPath::root().key("notify").key(name);
             if let Err(m) = super::valid_host_name(name) {
-                self.err(
+                self.err_at_key(
                     &p,
-                    true,
                     format!("invalid notification name `{}`: {m}", name.escape_default()),
                     None,
                 );
@@ -121,10 +113,7 @@ impl Ctx<'_> {
             .map(|(k, _)| k)
             .collect();
             if given.len() != 1 {
-                self.err(
-                    &p,
-                    true,
-                    if given.is_empty() {
+                self.err_at_key(&p, if given.is_empty() {
                         "says nowhere to send notifications".to_string()
                     } else {
                         format!("gives {} targets; one per [notify.NAME]", given.join(" and "))
@@ -143,9 +132,8 @@ impl Ctx<'_> {
             } else {
                 let argv = n.command.clone().unwrap_or_default();
                 if argv.first().map_or(true, |s| s.trim().is_empty()) {
-                    self.err(
+                    self.err_at_value(
                         &p.key("command"),
-                        false,
                         "needs a program",
                         Some("write it like [\"/usr/local/bin/page-me\", \"--urgent\"]".into()),
                     );
@@ -157,9 +145,8 @@ impl Ctx<'_> {
             let token = n.token.as_ref().and_then(|t| match SecretRef::parse(t) {
                 Ok(r) => Some(r),
                 Err(m) => {
-                    self.err(
+                    self.err_at_value(
                         &p.key("token"),
-                        false,
                         m,
                         Some(
                             "a token is never written in the fleet file, only where to read it"
@@ -173,9 +160,8 @@ impl Ctx<'_> {
             for (i, e) in n.events.iter().flatten().enumerate() {
                 match NOTIFY_EVENTS.iter().find(|(w, _)| w == e) {
                     Some((_, k)) => events.push(*k),
-                    None => self.err(
+                    None => self.err_at_value(
                         &p.key("events").index(i),
-                        false,
                         format!("`{e}` is not an event"),
                         Some(format!(
                             "events: {}",
@@ -191,7 +177,7 @@ impl Ctx<'_> {
             let timeout = match &n.timeout {
                 None => DEFAULT_NOTIFY_TIMEOUT,
                 Some(t) => parse_duration(t).unwrap_or_else(|m| {
-                    self.err(&p.key("timeout"), false, m, None);
+                    self.err_at_value(&p.key("timeout"), m, None);
                     DEFAULT_NOTIFY_TIMEOUT
                 }),
             };
@@ -215,7 +201,7 @@ impl Ctx<'_> {
     fn url_ref(&mut self, p: &KeyPath, v: &str) -> Option<UrlRef> {
         if v.starts_with("https://") || v.starts_with("http://") {
             if v.len() <= "https://".len() || v.contains(char::is_whitespace) {
-                self.err(p, false, format!("`{v}` is not a URL"), None);
+                self.err_at_value(p, format!("`{v}` is not a URL"), None);
                 return None;
             }
             return Some(UrlRef::Plain(v.to_string()));
@@ -223,9 +209,8 @@ impl Ctx<'_> {
         match SecretRef::parse(v) {
             Ok(r) => Some(UrlRef::Secret(r)),
             Err(_) => {
-                self.err(
+                self.err_at_value(
                     p,
-                    false,
                     format!("`{v}` is neither an http(s) URL nor a secret reference"),
                     Some(format!(
                         "a URL that holds a token can be read from {}",
@@ -249,7 +234,7 @@ impl Ctx<'_> {
         let schedule = match schedule {
             None => fallback,
             Some(s) => Schedule::parse(s).unwrap_or_else(|m| {
-                self.err(&p.key("schedule"), false, m, None);
+                self.err_at_value(&p.key("schedule"), m, None);
                 fallback
             }),
         };
@@ -258,9 +243,8 @@ impl Ctx<'_> {
             Some(j) => match parse_span(j) {
                 Ok(secs) if secs <= 86_400 => {
                     if let Some(i) = schedule.interval().filter(|i| secs >= *i) {
-                        self.err(
+                        self.err_at_value(
                             &p.key("jitter"),
-                            false,
                             format!("is not shorter than the schedule's interval ({i} s)"),
                             None,
                         );
@@ -268,11 +252,11 @@ impl Ctx<'_> {
                     secs as u32
                 }
                 Ok(_) => {
-                    self.err(&p.key("jitter"), false, "must be at most 24h", None);
+                    self.err_at_value(&p.key("jitter"), "must be at most 24h", None);
                     0
                 }
                 Err(m) => {
-                    self.err(&p.key("jitter"), false, m, None);
+                    self.err_at_value(&p.key("jitter"), m, None);
                     0
                 }
             },
@@ -286,7 +270,7 @@ impl Ctx<'_> {
         match parse_duration(v) {
             Ok(d) => Some(d.as_secs() as i64),
             Err(m) => {
-                self.err(&p.key("late_after"), false, m, None);
+                self.err_at_value(&p.key("late_after"), m, None);
                 None
             }
         }
