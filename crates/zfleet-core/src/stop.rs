@@ -1,9 +1,11 @@
 //! Stopping running transfers from outside the engine: the daemon on
 //! SIGTERM (every transfer of the process) and when one makes no progress
-//! (that one). A stop ends the stream's sending process, so the receiver
-//! reads a stream that ends early and discards it (or keeps a resume token
-//! with `receive -s`): the target stays at its last complete snapshot, and
-//! the next run continues from there.
+//! (that one). A stop kills the stream's sending process (SIGKILL: an ssh
+//! session may not end on SIGTERM while its remote side is stopped), so the
+//! receiver reads a stream that ends early and discards it (or keeps a
+//! resume token with `receive -s`): the target stays at its last complete
+//! snapshot, and the next run continues from there. A receiver that does not
+//! take even that end ([`escalate`]) is killed too.
 //!
 //! Process-wide on purpose: a shutdown concerns every transfer, wherever
 //! the engine started it.
@@ -25,7 +27,9 @@ struct Entry {
     /// `client:dataset`, as the stream's label starts.
     label: String,
     sender: Option<u32>,
+    receiver: Option<u32>,
     reason: Option<StopReason>,
+    stopped_at: Option<std::time::Instant>,
 }
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -41,7 +45,19 @@ fn end(pid: Option<u32>) {
         return;
     };
     if let Some(p) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+impl Entry {
+    fn stop(&mut self, why: StopReason) -> bool {
+        if self.reason.is_some() {
+            return false;
+        }
+        self.reason = Some(why);
+        self.stopped_at = Some(std::time::Instant::now());
+        end(self.sender);
+        true
     }
 }
 
@@ -52,24 +68,35 @@ pub struct Registration {
     id: u64,
 }
 
-/// Registers the stream `label` whose sending process is `sender` (a local
-/// `zfs send`, or the ssh session that runs it). During a shutdown it is
-/// stopped at once.
-pub fn register(label: &str, sender: Option<u32>) -> Registration {
+/// Registers the stream `label` whose sending and receiving processes are
+/// `sender` and `receiver` (a local `zfs send`, or the ssh session that runs
+/// it; the same for the receiver). During a shutdown it is stopped at once.
+pub fn register(label: &str, sender: Option<u32>, receiver: Option<u32>) -> Registration {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let head = label.split_whitespace().next().unwrap_or(label).to_string();
-    let mut reason = None;
-    if STOPPING.load(Ordering::SeqCst) {
-        reason = Some(StopReason::Shutdown);
-        end(sender);
-    }
-    running().push(Entry {
+    let mut e = Entry {
         id,
         label: head,
         sender,
-        reason,
-    });
+        receiver,
+        reason: None,
+        stopped_at: None,
+    };
+    if STOPPING.load(Ordering::SeqCst) {
+        e.stop(StopReason::Shutdown);
+    }
+    running().push(e);
     Registration { id }
+}
+
+/// Kills the receiver of every stream stopped more than `grace` ago that
+/// still runs (a receiver that hangs instead of reading the end).
+pub fn escalate(grace: std::time::Duration) {
+    for e in running().iter_mut() {
+        if e.stopped_at.is_some_and(|t| t.elapsed() >= grace) {
+            end(e.receiver.take());
+        }
+    }
 }
 
 impl Registration {
@@ -92,10 +119,7 @@ impl Drop for Registration {
 pub fn request_stop() {
     STOPPING.store(true, Ordering::SeqCst);
     for e in running().iter_mut() {
-        if e.reason.is_none() {
-            e.reason = Some(StopReason::Shutdown);
-            end(e.sender);
-        }
+        e.stop(StopReason::Shutdown);
     }
 }
 
@@ -109,11 +133,7 @@ pub fn request_stall(client: &str, dataset: &str) -> bool {
     let want = format!("{client}:{dataset}");
     let mut found = false;
     for e in running().iter_mut().filter(|e| e.label == want) {
-        if e.reason.is_none() {
-            e.reason = Some(StopReason::Stalled);
-            end(e.sender);
-            found = true;
-        }
+        found |= e.stop(StopReason::Stalled);
     }
     found
 }
@@ -128,15 +148,27 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let r = register("alpha:zroot/data @a → @b", Some(child.id()));
-        let other = register("bravo:zroot/data full @a", None);
+        let mut recv = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let r = register(
+            "alpha:zroot/data @a → @b",
+            Some(child.id()),
+            Some(recv.id()),
+        );
+        let other = register("bravo:zroot/data full @a", None, None);
         assert_eq!(r.reason(), None);
         assert!(request_stall("alpha", "zroot/data"));
         assert_eq!(r.reason(), Some(StopReason::Stalled));
         assert_eq!(other.reason(), None);
-        // The sender got SIGTERM.
+        // The sender is killed; the receiver only once the grace has passed.
         let status = child.wait().unwrap();
         assert!(!status.success());
+        escalate(std::time::Duration::from_secs(3600));
+        assert!(recv.try_wait().unwrap().is_none());
+        escalate(std::time::Duration::ZERO);
+        assert!(!recv.wait().unwrap().success());
         drop(r);
         assert!(!request_stall("alpha", "zroot/data"));
     }

@@ -79,7 +79,7 @@ pub fn transfer(
     let send_err = sender.stderr_reader();
     // A shutdown or a stall watchdog (the daemon) may end the sender from
     // outside; the receiver then sees the stream end early.
-    let stop = crate::stop::register(&stream.label, sender.id());
+    let stop = crate::stop::register(&stream.label, sender.id(), receiver.id());
     let (Some(out), Some(mut sink)) = (sender.take_stdout(), receiver.take_stdin()) else {
         return Err(Failure::internal("the send or receive process has no pipe"));
     };

@@ -524,6 +524,7 @@ impl Daemon {
             );
             zfleet_core::stop::request_stall(&s.client, &s.dataset);
         }
+        zfleet_core::stop::escalate(Duration::from_secs(10));
         for i in 0..self.slots.len() {
             self.maybe_start(i, t);
         }
