@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::extras::{HookCommand, RawAge, RawTimeout};
 use super::policy::Period;
+use super::raw_layout::{RawLayout, RawPool};
 use crate::zfs::DatasetName;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +24,9 @@ pub struct RawFleet {
     pub snapshots: IndexMap<String, RawPolicy>,
     #[serde(default)]
     pub hosts: IndexMap<String, RawHost>,
+    /// Disk layouts hosts can use (`[layouts.NAME]`, see `raw_layout`).
+    #[serde(default)]
+    pub layouts: IndexMap<String, RawLayout>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +61,11 @@ pub struct RawHost {
     #[serde(default)]
     pub snapshots: IndexMap<String, RawPolicy>,
     pub unlock: Option<RawUnlock>,
+    /// The hostid its pools are created under (the seed's `networking.hostId`).
+    pub host_id: Option<String>,
+    /// Its disks: one table per pool (see `raw_layout`).
+    #[serde(default)]
+    pub pools: IndexMap<String, RawPool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,8 @@ use super::secret_ref::SecretRef;
 use super::*;
 use crate::zfs::DatasetName;
 
+mod layouts;
+
 pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     let doc = DeTable::parse(src)
         .map_err(|e| ConfigErrors(vec![toml_error(src, file, &e, &KeyPath::root())]))?;
@@ -40,8 +42,10 @@ pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
         file,
         doc: &doc,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
-    let fleet = cx.fleet(raw);
+    let mut fleet = cx.fleet(raw);
+    fleet.warnings = std::mem::take(&mut cx.warnings);
     if cx.errors.is_empty() {
         Ok(fleet)
     } else {
@@ -194,6 +198,8 @@ struct Ctx<'a> {
     file: &'a Path,
     doc: &'a Spanned<DeTable<'a>>,
     errors: Vec<ConfigError>,
+    /// Things that work but should be changed (a disk named `/dev/sda`).
+    warnings: Vec<ConfigError>,
 }
 
 fn valid_host_name(n: &str) -> Result<(), String> {
@@ -337,6 +343,7 @@ impl Ctx<'_> {
             );
         }
 
+        let layouts = self.layouts(&raw.layouts);
         let base = self.base_policy(&raw.templates);
         let templates = self.templates(&raw.templates, &base);
         let fleet_policies = self.dataset_policies(
@@ -359,7 +366,7 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            let host = self.host(&hp, name, h, &raw, &base, &fleet_policies);
+            let host = self.host(&hp, name, h, &raw, &base, &fleet_policies, &layouts);
             hosts.insert(name.clone(), host);
         }
         let fleet = Fleet {
@@ -369,6 +376,8 @@ impl Ctx<'_> {
             state_dir,
             templates,
             hosts,
+            layouts,
+            warnings: Vec::new(),
         };
         self.cross_checks(&fleet, &raw);
         fleet
@@ -611,6 +620,8 @@ impl Ctx<'_> {
         }
     }
 
+    // Each argument is one section of the file a host draws on.
+    #[allow(clippy::too_many_arguments)]
     fn host(
         &mut self,
         hp: &KeyPath,
@@ -619,6 +630,7 @@ impl Ctx<'_> {
         raw: &RawFleet,
         base: &Policy,
         fleet_policies: &[DatasetPolicy],
+        layouts: &IndexMap<String, LayoutTemplate>,
     ) -> HostConfig {
         let keys = EndpointKeys {
             address: h.address.as_ref(),
@@ -647,10 +659,17 @@ impl Ctx<'_> {
             .cloned()
             .collect();
         snapshots.extend(own);
+        let layout = self.host_layout(
+            hp,
+            h,
+            layouts,
+            server.is_some(),
+            h.unlock.as_ref().map(|u| &u.secret),
+        );
         let unlock = h
             .unlock
             .as_ref()
-            .map(|u| self.unlock(&hp.key("unlock"), name, &ssh, u));
+            .map(|u| self.unlock(&hp.key("unlock"), name, &ssh, u, &layout));
         HostConfig {
             name: name.to_string(),
             ssh,
@@ -658,6 +677,7 @@ impl Ctx<'_> {
             server,
             snapshots,
             unlock,
+            layout,
         }
     }
 
@@ -842,6 +862,7 @@ impl Ctx<'_> {
         host: &str,
         ssh: &SshEndpoint,
         u: &RawUnlock,
+        layout: &HostLayout,
     ) -> UnlockConfig {
         let method = match u.method.as_str() {
             "luks-initrd" => UnlockMethod::LuksInitrd,
@@ -932,7 +953,16 @@ impl Ctx<'_> {
                 }
             }
         });
-        let roots = u.encryption_roots.clone().unwrap_or_default();
+        // A pool laid out with ZFS encryption is unlocked at its root unless
+        // the section names other roots.
+        let roots = u.encryption_roots.clone().unwrap_or_else(|| {
+            layout
+                .pools
+                .iter()
+                .filter(|p| p.encryption == Encryption::Zfs)
+                .filter_map(|p| DatasetName::parse(&p.pool).ok())
+                .collect()
+        });
         if method == UnlockMethod::Zfs && roots.is_empty() {
             self.err(
                 &p.key("encryption_roots"),
