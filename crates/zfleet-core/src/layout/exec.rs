@@ -250,6 +250,56 @@ pub fn commands(action: &Action, modern: bool) -> Vec<Command> {
                 "get", "-H", "-p", "-o", "value", "guid", snapshot,
             ]))]
         }
+        Action::Mount {
+            source,
+            target,
+            fstype,
+            options,
+        } => {
+            let mut a = w(&["mount", "-t", fstype]);
+            if !options.is_empty() {
+                a.extend(["-o".to_string(), options.join(",")]);
+            }
+            a.extend([source.clone(), target.clone()]);
+            vec![c(w(&["mkdir", "-p", target])), c(a)]
+        }
+        Action::WriteFile { path, content } => {
+            let dir = match path.rsplit_once('/') {
+                Some(("", _)) | None => "/",
+                Some((d, _)) => d,
+            };
+            vec![
+                c(w(&["mkdir", "-p", dir])),
+                Command {
+                    argv: w(&["dd", &format!("of={path}"), "status=none"]),
+                    stdin: Stdin::Text(content.clone()),
+                    required: true,
+                },
+            ]
+        }
+        Action::GenerateHostKey { path, comment } => {
+            let dir = match path.rsplit_once('/') {
+                Some(("", _)) | None => "/",
+                Some((d, _)) => d,
+            };
+            vec![
+                c(w(&["mkdir", "-p", dir])),
+                c(w(&[
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    comment,
+                    "-f",
+                    path,
+                ])),
+            ]
+        }
+        // Reads the key on the host; the pin is written here.
+        Action::PinHostKey { public_key, .. } => vec![c(w(&["cat", public_key]))],
     }
 }
 
@@ -431,6 +481,40 @@ fn run_step(
         }
         Action::LuksOpen { mapping, .. } => {
             wait_for(host, &format!("/dev/mapper/{mapping}")).map_err(|m| fail(m, None))?;
+        }
+        Action::PinHostKey {
+            pin_file,
+            host: name,
+            address,
+            port,
+            ..
+        } => {
+            let keys = crate::unlock::pin::parse_keys(&format!("{address} {}", last_stdout.trim()));
+            if keys.is_empty() {
+                return Err(fail(
+                    format!("no public key in {:?}", last_stdout.trim()),
+                    None,
+                ));
+            }
+            let scanned = crate::unlock::pin::fingerprints(name, &keys)
+                .map_err(|e| fail(e.to_string(), None))?;
+            let ep = crate::config::SshEndpoint {
+                address: address.clone(),
+                user: None,
+                port: *port,
+                identity: None,
+                known_hosts: None,
+                connect_timeout: Duration::from_secs(10),
+            };
+            let now = jiff::Timestamp::now().to_string();
+            crate::unlock::pin::write_pin(
+                std::path::Path::new(pin_file),
+                name,
+                &ep,
+                &scanned,
+                &now,
+            )
+            .map_err(|e| fail(format!("cannot write {pin_file}: {e}"), None))?;
         }
         _ => {}
     }

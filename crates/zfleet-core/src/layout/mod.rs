@@ -16,6 +16,7 @@ pub mod mount;
 pub mod observe;
 pub mod parse;
 pub mod plan;
+pub mod run;
 
 pub use model::Observed;
 pub use plan::{plan, Options, Plan};

@@ -219,10 +219,36 @@ pub enum Action {
         dataset: String,
         snapshot: String,
     },
+    /// `disks mount`: a file system at its place below the installer's root.
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        options: Vec<String>,
+    },
+    /// `disks mount`: one of the facts for the installed system.
+    WriteFile {
+        path: String,
+        content: String,
+    },
+    /// `disks mount`: the initrd's own ssh host key, made on the host.
+    GenerateHostKey {
+        path: String,
+        comment: String,
+    },
+    /// `disks mount`: that key pinned in this machine's `initrd_known_hosts`
+    /// file, so `zfleet unlock` trusts that initrd and no other.
+    PinHostKey {
+        public_key: String,
+        pin_file: String,
+        host: String,
+        address: String,
+        port: u16,
+    },
 }
 
 impl Action {
-    /// The pool the step is about, for grouping in output.
+    /// One line for people.
     pub fn summary(&self) -> String {
         match self {
             Action::SetHostId { id } => format!("set the hostid to {id}"),
@@ -283,6 +309,17 @@ impl Action {
             Action::Hold { snapshot, tag } => format!("hold {snapshot} ({tag})"),
             Action::RecordBlank { dataset, snapshot } => {
                 format!("record the guid of {snapshot} in {dataset} ({BLANK_PROPERTY})")
+            }
+            Action::Mount {
+                source,
+                target,
+                fstype,
+                ..
+            } => format!("mount {source} at {target} ({fstype})"),
+            Action::WriteFile { path, .. } => format!("write {path}"),
+            Action::GenerateHostKey { path, .. } => format!("generate the initrd host key {path}"),
+            Action::PinHostKey { pin_file, host, .. } => {
+                format!("pin {host}'s initrd host key in {pin_file}")
             }
         }
     }

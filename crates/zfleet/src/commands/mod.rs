@@ -5,6 +5,7 @@ mod backup;
 mod check;
 mod check_pools;
 mod check_snapshots;
+mod disks;
 mod export;
 mod grant;
 mod import;
@@ -39,6 +40,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
+    Disks(disks::DisksArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -60,5 +62,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
+        Command::Disks(a) => disks::cmd_disks(&cli.global, &a),
     }
 }
