@@ -16,6 +16,7 @@ pub mod parallel;
 pub mod progress;
 pub mod replicate;
 pub mod restore;
+pub mod root;
 pub mod serve;
 pub mod snapshot;
 pub mod state;

@@ -141,14 +141,19 @@ pub fn observe(host: &Host, layout: &HostLayout, facts: &[String]) -> Result<Obs
         .filter(|p| imported.iter().any(|i| i.name == *p))
         .collect();
     if !planned.is_empty() {
-        let mut argv = cmd::zpool().args(["get", "-H"]);
-        if c.modern {
-            argv = argv.arg("-p");
-        }
-        let argv = argv
-            .args(["-o", "name,property,value,source", "all"])
-            .args(planned.iter().copied());
-        c.pool_get = run(host, &argv)?.stdout_text();
+        // zfs-fuse's `zpool get` has neither -H nor -o: its table is read
+        // by columns instead.
+        let argv = if c.modern {
+            cmd::zpool().args(["get", "-H", "-p", "-o", "name,property,value,source", "all"])
+        } else {
+            cmd::zpool().args(["get", "all"])
+        };
+        let out = run(host, &argv.args(planned.iter().copied()))?.stdout_text();
+        c.pool_get = if c.modern {
+            out
+        } else {
+            parse::legacy_pool_get(&out)
+        };
 
         let mut argv = cmd::zfs().args(["get", "-H", "-p", "-r"]);
         if c.modern {

@@ -339,6 +339,21 @@ pub fn parse_import(text: &str) -> Vec<Importable> {
         .collect()
 }
 
+/// zfs-fuse's `zpool get all POOL` table (`NAME PROPERTY VALUE SOURCE`,
+/// aligned by spaces) as the tab-separated lines `-H` would print. Values
+/// hold no spaces there.
+pub fn legacy_pool_get(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().skip_while(|l| l.starts_with("NAME")) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 3 && f[0] != "NAME" {
+            let source = f.get(3).copied().unwrap_or("-");
+            out.push_str(&format!("{}\t{}\t{}\t{source}\n", f[0], f[1], f[2]));
+        }
+    }
+    out
+}
+
 /// `zpool get -H -o name,property,value,source all POOL…` (or `-p`).
 pub fn parse_pool_get(text: &str) -> BTreeMap<String, BTreeMap<String, Prop>> {
     parse_get(text)

@@ -79,6 +79,21 @@ impl Guest {
     }
 }
 
+impl Guest {
+    /// A scenario without pools: the guest's disks all blank, for tests that
+    /// lay out disks themselves (`zfleet disks`). Cleaned up the same way.
+    pub fn bare_scenario(&self) -> Result<Scenario<'_>> {
+        let lock = self.lock_scenario();
+        let scenario = Scenario {
+            guest: self,
+            netns: false,
+            _lock: lock,
+        };
+        scenario.clean()?;
+        Ok(scenario)
+    }
+}
+
 impl<'g> Scenario<'g> {
     pub fn guest(&self) -> &'g Guest {
         self.guest
@@ -151,11 +166,26 @@ impl Drop for Scenario<'_> {
     }
 }
 
+// Pools, LUKS mappings and everything on the pool disks, down to blank
+// disks (tests that lay out disks leave partitions, LUKS headers, an ESP).
 const POOLS_DOWN: &str = r#"
+findmnt /mnt >/dev/null 2>&1 && umount -R /mnt 2>/dev/null
 for pool in $(zpool list -H -o name); do zpool destroy -f "$pool"; done
-for disk in /dev/disk/by-id/virtio-zfleet-disk*; do
-    [ -e "$disk" ] && zpool labelclear -f "$disk" 2>/dev/null
+for m in /dev/mapper/*; do
+    case $m in */control) ;; *) [ -e "$m" ] && cryptsetup close "${m##*/}" 2>/dev/null ;; esac
 done
+for disk in /dev/disk/by-id/virtio-zfleet-disk*; do
+    case $disk in *-part*) continue ;; esac
+    [ -e "$disk" ] || continue
+    for part in "$disk"-part*; do
+        [ -e "$part" ] || continue
+        zpool labelclear -f "$part" 2>/dev/null
+        wipefs -a -q "$part" 2>/dev/null
+    done
+    zpool labelclear -f "$disk" 2>/dev/null
+    wipefs -a -q "$disk" 2>/dev/null
+done
+udevadm settle 2>/dev/null
 true
 "#;
 

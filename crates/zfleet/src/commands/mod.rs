@@ -12,6 +12,7 @@ mod import;
 mod list;
 mod prune;
 mod restore;
+mod root;
 mod run;
 mod serve;
 mod snapshot;
@@ -41,6 +42,7 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
     Disks(disks::DisksArgs),
+    Root(root::RootArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -63,5 +65,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
         Command::Disks(a) => disks::cmd_disks(&cli.global, &a),
+        Command::Root(a) => root::cmd_root(&cli.global, &a),
     }
 }
