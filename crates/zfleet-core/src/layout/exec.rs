@@ -538,14 +538,19 @@ fn wait_for(host: &Host, path: &str) -> Result<(), String> {
 
 fn hint_for(action: &Action, stderr: &str) -> Option<String> {
     let lower = stderr.to_ascii_lowercase();
-    if lower.contains("not found")
-        || lower.contains("no such file or directory") && lower.contains("exec")
+    if lower.contains("command not found")
+        || lower.contains(": not found")
+        || (lower.contains("no such file or directory") && lower.contains("exec"))
     {
         return Some("a program is missing on the host; an installer or rescue system has them (sfdisk, mkfs.vfat, cryptsetup, zfs)".into());
     }
     match action {
         Action::LuksOpen { .. } if lower.contains("no key available") => Some(
             "the passphrase does not open this container: check the secret reference in fleet.toml"
+                .into(),
+        ),
+        Action::DestroyPool { .. } if lower.contains("busy") => Some(
+            "something of it is still mounted (an installer's /mnt?): `umount -R /mnt`, then run again"
                 .into(),
         ),
         Action::CreatePool { .. } | Action::Attach { .. }

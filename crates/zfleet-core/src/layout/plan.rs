@@ -377,6 +377,33 @@ pub fn partition_path(disk: &str, n: usize) -> String {
     }
 }
 
+/// sfdisk's 1 MiB alignment before the first partition and the backup GPT
+/// after the last one, rounded up.
+const GPT_OVERHEAD: u64 = 2 << 20;
+/// `zpool create` takes the members of a mirror or raidz as equal when they
+/// differ by less than this (ZPOOL_FUZZ in libzfs).
+const ZPOOL_FUZZ: u64 = 16 << 20;
+
+/// The data partition's size on the `index`-th disk when it must be smaller
+/// than the rest of the disk: the members of a mirror or raidz get the same
+/// size, so the ESP on the first disk does not make the pool "contain devices
+/// of different sizes" (disko forces that with `zpool create -f`; zfleet
+/// makes them equal instead). `None`: the rest of the disk.
+pub fn equal_data_size(obs: &Observed, pool: &PoolLayout, index: usize) -> Option<u64> {
+    if pool.disks.len() < 2 || matches!(pool.topology, Topology::Single | Topology::Stripe) {
+        return None;
+    }
+    let usable = |i: usize| -> Option<u64> {
+        let disk = &pool.disks[i];
+        let size = obs.device(&disk.path).map(|d| d.size)?;
+        let fixed: u64 = partitions(pool, i).iter().filter_map(|p| p.size).sum();
+        Some(size.saturating_sub(fixed + GPT_OVERHEAD) / (1 << 20) * (1 << 20))
+    };
+    let smallest = (0..pool.disks.len()).filter_map(usable).min()?;
+    let mine = usable(index)?;
+    (mine >= smallest + ZPOOL_FUZZ / 2).then_some(smallest)
+}
+
 /// What ZFS is given for the `index`-th disk: the LUKS mapping, the data
 /// partition, or the file.
 pub fn vdev_path(pool: &PoolLayout, index: usize) -> String {
@@ -904,7 +931,12 @@ fn new_disk(cx: &mut Cx<'_>, pool: &PoolLayout, index: usize, why: &str) -> Disk
             content: Content::Empty,
         };
     }
-    let parts = partitions(pool, index);
+    let mut parts = partitions(pool, index);
+    if let Some(size) = equal_data_size(cx.obs, pool, index) {
+        if let Some(data) = parts.iter_mut().find(|p| p.role == PartRole::Data) {
+            data.size = Some(size);
+        }
+    }
     cx.step(
         P_PARTITION,
         Action::Partition {
@@ -1052,7 +1084,8 @@ fn inspect(cx: &Cx<'_>, pool: &PoolLayout, index: usize) -> Inspect {
                     .map(str::to_ascii_lowercase)
                     .as_deref()
                     == Some(e.type_guid.as_str())
-                && e.size.map_or(true, |s| f.size.abs_diff(s) < (1 << 20))
+                // The data partition may have been sized to match a mirror's.
+                && (e.role == PartRole::Data || e.size.map_or(true, |s| f.size.abs_diff(s) < (1 << 20)))
         });
     if !matches {
         let labels: Vec<String> = found

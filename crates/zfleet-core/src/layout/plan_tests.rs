@@ -303,3 +303,81 @@ fn a_new_pool_under_another_hostid_sets_the_hosts() {
         render(&p)
     );
 }
+
+/// Every process a plan runs, as the host sees it: argv and what goes to
+/// stdin (a secret only by its reference).
+fn render_commands(p: &Plan, modern: bool) -> String {
+    let mut out = String::new();
+    for s in &p.steps {
+        for c in crate::layout::exec::commands(&s.action, modern) {
+            let stdin = match &c.stdin {
+                crate::layout::exec::Stdin::None => String::new(),
+                crate::layout::exec::Stdin::SecretRaw(r) => format!("  < secret {r}"),
+                crate::layout::exec::Stdin::SecretLine(r) => format!("  < secret {r} + newline"),
+                crate::layout::exec::Stdin::Text(t) => format!("  < {t:?}"),
+            };
+            out.push_str(&format!(
+                "{}{}{}\n",
+                crate::exec::quote::display_line(c.argv.iter().map(String::as_str)),
+                if c.required { "" } else { "  (may fail)" },
+                stdin
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_commands_of_the_seed_mirror() {
+    let obs = assemble(&captured("empty")).unwrap();
+    let p = plan(
+        "alpha",
+        &layout(&seed(&[D4, D5], "")),
+        &obs,
+        &opts(&[], false),
+    );
+    let text = render_commands(&p, true);
+    assert!(!text.contains("passphrase"), "{text}");
+    insta::assert_snapshot!("seed_mirror_commands", text);
+}
+
+#[test]
+fn mount_after_a_reboot_opens_then_mounts_and_writes_the_facts() {
+    use crate::layout::mount::{plan_mount, InitrdPin};
+    let l = layout(&seed(&[D4, D5], ""));
+    let pin = InitrdPin {
+        file: "/etc/zfleet/initrd_known_hosts/alpha".into(),
+        endpoint: crate::config::SshEndpoint {
+            address: "alpha-initrd".into(),
+            user: Some("root".into()),
+            port: 22,
+            identity: None,
+            known_hosts: None,
+            connect_timeout: std::time::Duration::from_secs(10),
+        },
+        pinned: Default::default(),
+    };
+    // Closed containers: opened, then observed again.
+    let obs = assemble(&captured("seed-closed")).unwrap();
+    let p = plan_mount("alpha", &l, &obs, "/mnt", Some(&pin), &[]);
+    insta::assert_snapshot!("mount_closed", render(&p));
+    // Open and imported: mounts in path order, facts, the initrd key.
+    let obs = assemble(&captured("seed-mirror")).unwrap();
+    let p = plan_mount("alpha", &l, &obs, "/mnt", Some(&pin), &[]);
+    insta::assert_snapshot!("mount_open", render(&p));
+}
+
+#[test]
+fn facts_and_disko_for_a_mirror_with_swap_and_a_storage_pool() {
+    let l = layout(&format!(
+        "{}\n[hosts.alpha.pools.zstorage]\nlayout = \"storage\"\nsecret = \"file:/k\"\ndisks = [\"{D6}\", \"{D7}\"]\ntopology = \"mirror\"\n",
+        seed(&[D4, D5], "swap_size = \"1G\"\n")
+    ));
+    let facts = crate::layout::facts::files("alpha", &l, true);
+    let text: String = facts.iter().map(|(p, c)| format!("==> {p}\n{c}")).collect();
+    insta::assert_snapshot!("facts_mirror_swap_storage", text);
+    insta::assert_snapshot!(
+        "disko_mirror_swap_storage",
+        crate::layout::disko::expression("alpha", &l)
+    );
+}

@@ -119,13 +119,16 @@ pub fn lost(changes: &[Change], exclude: &[String]) -> (Vec<Change>, usize) {
         })
         .filter(|c| !(c.kind == '/' && c.change == 'M'))
         .collect();
+    // A new directory that holds something listed, or a mountpoint or a
+    // persisted path, is not itself a loss worth listing.
     let result: Vec<Change> = kept
         .iter()
         .filter(|c| {
             c.kind != '/'
-                || !kept
+                || !(kept
                     .iter()
                     .any(|o| o.path != c.path && within(&o.path, &c.path))
+                    || exclude.iter().any(|e| within(e, &c.path)))
         })
         .map(|c| (*c).clone())
         .collect();
@@ -219,6 +222,7 @@ pub fn orphans(changes: &[Change], persisted: &[String], exclude: &[String]) -> 
                 .iter()
                 .any(|p| within(&c.path, p) || within(p, &c.path))
         })
+        .filter(|c| !(c.kind == '/' && exclude.iter().any(|e| within(e, &c.path))))
         .cloned()
         .collect();
     // The topmost orphan stands for everything below it.

@@ -13,10 +13,12 @@ use crate::cli::{GlobalArgs, OutputArgs};
 use crate::context::Context;
 use crate::render;
 
-/// Lay out a host's disks, pools and datasets from fleet.toml
-/// (`[hosts.NAME.pools.POOL]`), like disko but incremental: what exists and
-/// matches is kept, what is missing is made, and nothing outside the plan is
-/// touched.
+/// Lay out a host's disks, pools and datasets from fleet.toml, like disko but
+/// incremental.
+///
+/// From `[hosts.NAME.pools.POOL]`: what exists and matches is kept, what is
+/// missing is made, and nothing outside the plan is touched. See
+/// docs/disks.md.
 #[derive(Debug, Args)]
 pub struct DisksArgs {
     #[command(subcommand)]
@@ -39,6 +41,7 @@ enum DisksCommand {
 /// expect is refused by name. Changes nothing; fetches no secret.
 #[derive(Debug, Args)]
 struct PlanArgs {
+    /// The host whose pools to lay out.
     host: String,
     #[command(flatten)]
     layout: LayoutArgs,
@@ -56,6 +59,7 @@ struct PlanArgs {
 /// step failed, 5 refused (nothing was done).
 #[derive(Debug, Args)]
 struct ApplyArgs {
+    /// The host whose pools to lay out.
     host: String,
     #[command(flatten)]
     layout: LayoutArgs,
@@ -81,6 +85,7 @@ struct ApplyArgs {
 /// A second run makes 0 changes.
 #[derive(Debug, Args)]
 struct MountArgs {
+    /// The host whose pools to mount.
     host: String,
     /// Where the installed system's root goes.
     #[arg(long, value_name = "DIR")]

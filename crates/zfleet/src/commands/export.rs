@@ -25,6 +25,7 @@ enum ExportWhat {
     /// rollback`: a systemd unit for systemd initrds, or a NixOS module
     /// (systemd initrd, or the seed's scripted `postDeviceCommands`).
     InitrdRollback {
+        /// The host whose ephemeral root to roll back.
         host: String,
         #[arg(long, value_enum, default_value_t = InitrdFormat::Systemd)]
         format: InitrdFormat,

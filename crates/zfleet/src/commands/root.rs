@@ -7,8 +7,11 @@ use crate::cli::{GlobalArgs, OutputArgs};
 use crate::context::Context;
 use crate::render;
 
-/// The ephemeral root: see what the next rollback deletes, and roll back at
-/// boot (impermanence's "erase your darlings").
+/// The ephemeral root: what the next rollback deletes, and the rollback at
+/// boot.
+///
+/// impermanence's "erase your darlings": the root dataset goes back to its
+/// blank snapshot at every boot. See docs/disks.md.
 #[derive(Debug, Args)]
 pub struct RootArgs {
     #[command(subcommand)]

@@ -44,6 +44,11 @@ struct Admin {
 
 impl Admin {
     fn new(guest: &Guest) -> Admin {
+        Admin::with_unlock(guest, "luks-initrd")
+    }
+
+    /// With `[hosts.alpha.unlock] method = METHOD` and the same secret.
+    fn with_unlock(guest: &Guest, method: &str) -> Admin {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let key = dir.join("alpha.key");
@@ -53,11 +58,12 @@ impl Admin {
         let base = format!(
             "[ssh]\nuser = \"root\"\nport = {}\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"30s\"\n\n\
              [hosts.alpha]\naddress = \"127.0.0.1\"\nhost_id = \"5a464c54\"\n\n\
-             [hosts.alpha.unlock]\nmethod = \"luks-initrd\"\nsecret = \"file:{}\"\ninitrd_address = \"alpha-initrd\"\n\n",
+             [hosts.alpha.unlock]\nmethod = \"{method}\"\nsecret = \"file:{}\"\n{}\n",
             guest.ssh_port(),
             guest.key_path().display(),
             guest.known_hosts_path().display(),
-            key.display()
+            key.display(),
+            if method == "luks-initrd" { "initrd_address = \"alpha-initrd\"\n" } else { "" }
         );
         let fleet = dir.join("fleet.toml");
         Admin {
@@ -309,7 +315,7 @@ fn the_seed_layout_on_an_empty_disk_then_a_mirror_then_an_ephemeral_root() {
     assert_seed_properties(&s, "zroot");
     // GPT as the seed's: a 2 GiB ESP labelled EFI, FAT32; LUKS2 on the rest.
     let parts = s
-        .run("lsblk -n -b -o PARTLABEL,SIZE,FSTYPE /dev/vde1 /dev/vde2 | tr -s ' '")
+        .run("lsblk -n -b -d -o PARTLABEL,SIZE,FSTYPE /dev/vde1 /dev/vde2 | tr -s ' '")
         .unwrap();
     assert_eq!(
         parts.lines().next().unwrap(),
@@ -748,4 +754,55 @@ fn disks_with_a_foreign_file_system_or_pool_are_refused_and_not_written() {
     );
     // The other disk was not named, and is as it was.
     assert_eq!(ends(&s, "/dev/vdg"), before.1);
+}
+
+#[test]
+fn a_pool_with_zfs_encryption_is_unlocked_by_zfleet_unlock_with_no_more_setup() {
+    let Some(guest) =
+        guest_or_skip("a_pool_with_zfs_encryption_is_unlocked_by_zfleet_unlock_with_no_more_setup")
+    else {
+        return;
+    };
+    install(guest);
+    let s = guest.bare_scenario().unwrap();
+    // The unlock section names no encryption roots: the layout's pool is one.
+    let admin = Admin::with_unlock(guest, "zfs");
+    admin.pools(&format!(
+        "[hosts.alpha.pools.tank]\nlayout = \"storage\"\nencryption = \"zfs\"\nreservation = \"0\"\ndisks = [\"{D7}\"]\n"
+    ));
+    let out = admin.ok(&["disks", "apply", "alpha"]);
+    assert!(out.contains("create pool tank"), "{out}");
+    let enc = get(&s, "zfs", "encryption,keyformat,keylocation", "tank");
+    assert_eq!(
+        enc,
+        [
+            ("encryption", "aes-256-gcm"),
+            ("keyformat", "passphrase"),
+            ("keylocation", "prompt")
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    assert_eq!(
+        admin.ok(&["disks", "apply", "alpha"]).trim(),
+        "alpha: 0 changes"
+    );
+    // As after a reboot: the key is not loaded.
+    s.run("zpool export tank && zpool import tank").unwrap();
+    assert_eq!(
+        s.run("zfs get -H -o value keystatus tank").unwrap().trim(),
+        "unavailable"
+    );
+    let out = admin.ok(&["unlock", "alpha", "--json"]);
+    let report = json(&out);
+    assert_eq!(report[0]["outcome"], "unlocked", "{report}");
+    assert_eq!(
+        s.run("zfs get -H -o value keystatus tank").unwrap().trim(),
+        "available"
+    );
+    assert_eq!(
+        s.run("zfs get -H -o value mounted tank/storage")
+            .unwrap()
+            .trim(),
+        "yes"
+    );
 }
