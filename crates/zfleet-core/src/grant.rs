@@ -59,6 +59,7 @@ pub struct GrantPlan {
 }
 
 pub const SERVE_LOG_DIR: &str = "/var/log/zfleet";
+pub const SERVE_LOG: &str = "/var/log/zfleet/serve.log";
 
 fn forced(o: &GrantOptions, host: &str, args: &str) -> String {
     let sudo = if o.delegation == Delegation::Sudo {
@@ -251,10 +252,15 @@ impl GrantPlan {
             "# on {host}, as root\n\
              id -u {u} >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh {u}\n\
              usermod -p '*' {u}    # no password, but not locked: ssh keys work\n\
-             install -d -m 700 -o {u} -g {u} ~{u}/.ssh\n\
-             install -d -m 750 -o {u} -g {u} {SERVE_LOG_DIR}\n\
+             # root owns the home, its .ssh and authorized_keys: the account cannot add a key\n\
+             chown root:root ~{u} && chmod 755 ~{u}\n\
+             install -d -m 755 -o root -g root ~{u}/.ssh\n\
              cat > ~{u}/.ssh/authorized_keys <<'EOF'\n{keys}EOF\n\
-             chown {u}: ~{u}/.ssh/authorized_keys && chmod 600 ~{u}/.ssh/authorized_keys\n",
+             chown root:root ~{u}/.ssh/authorized_keys && chmod 644 ~{u}/.ssh/authorized_keys\n\
+             # root owns the log; the account may only append to it\n\
+             install -d -m 755 -o root -g root {SERVE_LOG_DIR}\n\
+             touch {SERVE_LOG} && chown root:\"$(id -gn {u})\" {SERVE_LOG} && chmod 620 {SERVE_LOG}\n\
+             chattr +a {SERVE_LOG}    # append-only, where the filesystem supports it\n",
             host = self.host,
             keys = self.authorized_keys()
         );
@@ -310,18 +316,65 @@ pub fn apply(plan: &GrantPlan, host: &crate::host::Host) -> Result<Vec<String>, 
         })?;
     let ssh_dir = format!("{home}/.ssh");
     let keys = format!("{ssh_dir}/authorized_keys");
+    // Root owns every directory on the way to authorized_keys, and the file:
+    // the account cannot add a key of its own, or swap its .ssh for one it
+    // made. sshd accepts root-owned files that nobody else can write.
+    run(Argv::new("chown").args(["root:root", home]), None)?;
+    run(Argv::new("chmod").args(["755", home]), None)?;
     run(
-        Argv::new("install").args(["-d", "-m", "700", "-o", u, "-g", u, &ssh_dir]),
+        Argv::new("install").args(["-d", "-m", "755", "-o", "root", "-g", "root", &ssh_dir]),
         None,
     )?;
+    // Written beside and renamed into place: never a half-written file, and
+    // a key file the account once owned is replaced, not reused.
+    let new_keys = format!("{keys}.zfleet-new");
     run(
-        Argv::new("install").args(["-d", "-m", "750", "-o", u, "-g", u, SERVE_LOG_DIR]),
+        Argv::new("tee").arg(&new_keys),
+        Some(&plan.authorized_keys()),
+    )?;
+    run(Argv::new("chown").args(["root:root", &new_keys]), None)?;
+    run(Argv::new("chmod").args(["644", &new_keys]), None)?;
+    run(Argv::new("mv").args(["-f", &new_keys, &keys]), None)?;
+    done.push(format!(
+        "wrote {keys} ({} key lines), owned by root",
+        plan.keys.len()
+    ));
+    // The log: root's directory, a file the account's group may write (serve
+    // runs as the account under zfs allow), append-only where the
+    // filesystem has the attribute, so a stolen key cannot erase its tracks.
+    let group = run(Argv::new("id").args(["-gn", u]), None)?;
+    let group = group.trim();
+    run(
+        Argv::new("install").args(["-d", "-m", "755", "-o", "root", "-g", "root", SERVE_LOG_DIR]),
         None,
     )?;
-    run(Argv::new("tee").arg(&keys), Some(&plan.authorized_keys()))?;
-    run(Argv::new("chown").args([&format!("{u}:{u}"), &keys]), None)?;
-    run(Argv::new("chmod").args(["600", &keys]), None)?;
-    done.push(format!("wrote {keys} ({} key lines)", plan.keys.len()));
+    if ep
+        .run_unchecked(&Argv::new("lsattr").arg(SERVE_LOG), &q(None))
+        .map(|o| {
+            o.stdout_text()
+                .split_whitespace()
+                .next()
+                .is_some_and(|a| a.contains('a'))
+        })
+        .unwrap_or(false)
+    {
+        // Already append-only: chown and chmod would fail on it.
+    } else {
+        run(Argv::new("touch").arg(SERVE_LOG), None)?;
+        run(
+            Argv::new("chown").args([&format!("root:{group}"), SERVE_LOG]),
+            None,
+        )?;
+        run(Argv::new("chmod").args(["620", SERVE_LOG]), None)?;
+    }
+    let append_only = ep
+        .run_unchecked(&Argv::new("chattr").args(["+a", SERVE_LOG]), &q(None))
+        .is_ok_and(|o| o.status.success());
+    done.push(if append_only {
+        format!("{SERVE_LOG} is root's and append-only; {u} may only add to it")
+    } else {
+        format!("{SERVE_LOG} is root's and {u}'s group may write it; its filesystem has no append-only attribute, so the account could truncate it")
+    });
     for a in &plan.allows {
         if host.observe_if_exists(&a.dataset, &[])?.is_none() {
             run(

@@ -156,6 +156,30 @@ impl Host {
         self.list_into_listing(caps, &cmd::observe_roots(caps, roots, extra), extra)
     }
 
+    /// The datasets themselves with their snapshots and bookmarks, in one
+    /// command (`-d 1`): what a replication observes, and what `zfleet serve`
+    /// allows. Fails if any is missing.
+    pub fn observe_own(&self, roots: &[&DatasetName], extra: &[String]) -> Result<Listing, Error> {
+        let caps = self.caps()?;
+        self.list_into_listing(caps, &cmd::observe_own(caps, roots, extra), extra)
+    }
+
+    /// Like [`observe_own`](Self::observe_own) of one dataset; `None` when it is missing.
+    pub fn observe_own_if_exists(
+        &self,
+        ds: &DatasetName,
+        extra: &[String],
+    ) -> Result<Option<Listing>, Error> {
+        match self.observe_own(&[ds], extra) {
+            Ok(l) => Ok(Some(l)),
+            Err(Error::Zfs(ZfsError {
+                kind: ZfsErrorKind::DoesNotExist { .. },
+                ..
+            })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn list_into_listing(
         &self,
         caps: &Caps,

@@ -20,6 +20,7 @@ pub mod root;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod text;
 pub mod unlock;
 pub mod zfs;
 

@@ -156,8 +156,13 @@ fn killing_the_owner_with_sigkill_kills_the_lab() {
     common::require_lab();
     let _turn = turn();
     let before = common::before();
+    // A lab root of its own: any lab started elsewhere meanwhile (another test
+    // run on the machine) removes dead owners' directories under its root,
+    // which would make the directory check below fail for the wrong reason.
+    let root = std::path::PathBuf::from(format!("/tmp/zfleet-lab-killed-{}", std::process::id()));
     let mut up = Command::new(env!("CARGO_BIN_EXE_zfleet-lab"))
         .args(["sim", "up", "--name", "killed"])
+        .env("ZFLEET_LAB_ROOT", &root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -213,11 +218,12 @@ fn killing_the_owner_with_sigkill_kills_the_lab() {
     }
 
     // The next lab removes the dead one's directory.
-    let next = Lab::start(&LabSpec::new("next").host(HostSpec::new("h"))).unwrap();
+    let next = Lab::start(&LabSpec::new("next").root(&root).host(HostSpec::new("h"))).unwrap();
     assert!(
         !printed.dir.exists(),
         "stale {} not removed",
         printed.dir.display()
     );
     next.teardown().unwrap();
+    let _ = std::fs::remove_dir(&root);
 }

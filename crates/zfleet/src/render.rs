@@ -47,8 +47,13 @@ pub fn json<T: serde::Serialize>(v: &T) {
     }
 }
 
+/// Errors carry names, values and remote programs' stderr: control
+/// characters are escaped (line breaks kept) so none of it drives the terminal.
 pub fn error(e: &zfleet_core::Error) {
-    eprintln!("error: {e}");
+    eprintln!(
+        "error: {}",
+        zfleet_core::text::printable_lines(&e.to_string())
+    );
 }
 
 /// `2026-11-25 23:00` in the local time zone.

@@ -89,17 +89,20 @@ impl std::error::Error for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        // Values from the file end up in messages; escaped, a newline or an
+        // ESC sequence in a value cannot forge lines or drive the terminal.
+        use crate::text::printable;
+        write!(f, "{}", printable(&self.file.display().to_string()))?;
         if let Some((l, c)) = self.position {
             write!(f, ":{l}:{c}")?;
         }
         f.write_str(": ")?;
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            write!(f, "{}: ", printable(&self.key))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&printable(&self.message))?;
         if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
+            write!(f, "\n  hint: {}", printable(h))?;
         }
         Ok(())
     }
@@ -133,6 +136,33 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Line starts of a text, so that many errors in one big file are located in
+/// logarithmic time each rather than by rescanning the file.
+pub struct LineIndex<'a> {
+    src: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(src: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { src, starts }
+    }
+
+    /// Like [`line_col`].
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.src.len());
+        while !self.src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line.saturating_sub(1)];
+        (line, self.src[start..offset].chars().count() + 1)
+    }
+}
+
 /// Where a key path is in the parsed document: the value's span, or the key's
 /// span when `at_key`, falling back to the deepest part of the path that exists.
 pub fn locate(doc: &Spanned<DeTable<'_>>, path: &KeyPath, at_key: bool) -> Option<Range<usize>> {
@@ -150,15 +180,15 @@ pub fn locate_exact(
     let mut value: Option<&Spanned<DeValue<'_>>> = None;
     for seg in &path.0 {
         let next = match (seg, value) {
+            // A map lookup, not a scan: a file with thousands of hosts and an
+            // error on each would otherwise take quadratic time.
             (Seg::Key(k), None) => table
-                .iter()
-                .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                .get_key_value(k.as_str())
                 .map(|(key, v)| (key.span(), v)),
-            (Seg::Key(k), Some(v)) => v.get_ref().as_table().and_then(|t| {
-                t.iter()
-                    .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
-                    .map(|(key, v)| (key.span(), v))
-            }),
+            (Seg::Key(k), Some(v)) => v
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get_key_value(k.as_str()).map(|(key, v)| (key.span(), v))),
             (Seg::Index(i), Some(v)) => v
                 .get_ref()
                 .as_array()

@@ -31,6 +31,7 @@ pub use layout::{
     ESP_MOUNTPOINT, ESP_MOUNT_OPTIONS, ONETIME_PROPERTIES, RESERVED_DATASET, SIZE_PROPERTIES,
 };
 pub use policy::{Period, Policy, Recursive};
+pub use resolve::{valid_address, valid_host_name, valid_user};
 pub use secret_ref::SecretRef;
 
 use crate::zfs::DatasetName;
@@ -246,20 +247,121 @@ impl Fleet {
     }
 }
 
-/// Reads and validates a fleet file.
+/// Larger than any fleet file people write (a few hundred hosts take tens of
+/// KiB); a bigger file is a mistake (`--config /dev/zero`, a log file).
+pub const MAX_FLEET_FILE: u64 = 4 << 20;
+
+/// Reads and validates a fleet file. Only a regular file of at most
+/// [`MAX_FLEET_FILE`] bytes is read: a device would be read until memory runs
+/// out, and a FIFO would block forever.
 pub fn load(path: &Path) -> Result<Fleet, ConfigErrors> {
-    let src = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = read_limited(path).map_err(|(message, hint)| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             position: None,
             key: String::new(),
-            message: format!("cannot read the fleet file: {e}"),
-            hint: (e.kind() == std::io::ErrorKind::NotFound).then(|| {
-                format!("pass --config PATH or set ZFLEET_CONFIG; the default is {DEFAULT_PATH}")
-            }),
+            message,
+            hint,
         }])
     })?;
-    parse(&src, path)
+    parse_bytes(&bytes, path)
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, (String, Option<String>)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |e: std::io::Error| {
+        let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
+            format!("pass --config PATH or set ZFLEET_CONFIG; the default is {DEFAULT_PATH}")
+        });
+        (format!("cannot read the fleet file: {e}"), hint)
+    };
+    let not_regular = |what: &str| {
+        (
+            format!("cannot read the fleet file: it is {what}, not a regular file"),
+            Some("point --config at the fleet.toml itself".to_string()),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(file_kind(&meta)));
+    }
+    // Non-blocking, so that a file swapped for a FIFO after the check above
+    // cannot hang the open; the descriptor is checked again.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(cannot)?;
+    let meta = f.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular(file_kind(&meta)));
+    }
+    let too_big = || {
+        (
+            format!(
+                "the fleet file is larger than {} MiB; that is not a fleet file",
+                MAX_FLEET_FILE >> 20
+            ),
+            None,
+        )
+    };
+    if meta.len() > MAX_FLEET_FILE {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_FLEET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FLEET_FILE {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Validates the bytes of a fleet file: text that is not UTF-8 is reported
+/// at the line and column of the first bad byte.
+pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Fleet, ConfigErrors> {
+    match std::str::from_utf8(bytes) {
+        Ok(src) => parse(src, file),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            // Everything before the bad byte is valid UTF-8.
+            let before = std::str::from_utf8(good).unwrap_or_default();
+            let (line, col) = line_col(before, before.len());
+            let shown: Vec<String> = bytes[e.valid_up_to()..]
+                .iter()
+                .take(e.error_len().unwrap_or(1).max(1))
+                .map(|b| format!("0x{b:02x}"))
+                .collect();
+            Err(ConfigErrors(vec![ConfigError {
+                file: file.to_path_buf(),
+                position: Some((line, col)),
+                key: String::new(),
+                message: format!(
+                    "the file is not UTF-8 text: byte {} cannot start or continue a character",
+                    shown.join(" ")
+                ),
+                hint: Some("save the fleet file as UTF-8".into()),
+            }]))
+        }
+    }
 }
 
 /// Validates fleet-file text; `file` is only used in messages.

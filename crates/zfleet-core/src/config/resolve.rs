@@ -10,7 +10,9 @@ use indexmap::IndexMap;
 use toml::de::DeTable;
 use toml::Spanned;
 
-use super::error::{line_col, locate, locate_exact, ConfigError, ConfigErrors, KeyPath, Seg};
+use super::error::{
+    line_col, locate, locate_exact, ConfigError, ConfigErrors, KeyPath, LineIndex, Seg,
+};
 use super::policy::{timing_limits, Policy, Recursive};
 use super::raw::{
     RawClient, RawExtraClient, RawFleet, RawHost, RawPolicy, RawRecursive, RawServer, RawSsh,
@@ -25,6 +27,19 @@ mod layouts;
 pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     let doc = DeTable::parse(src)
         .map_err(|e| ConfigErrors(vec![toml_error(src, file, &e, &KeyPath::root())]))?;
+    // Deserialising very deep tables fails with a bare "recursion limit";
+    // found here first, the error says where.
+    if let Some((path, span)) = too_deep(doc.get_ref(), &KeyPath::root(), 0) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            position: Some(line_col(src, span.start)),
+            key: path.to_string(),
+            message: format!(
+                "tables and arrays nest more than {MAX_DEPTH} levels deep here; no fleet.toml key is nested that deep"
+            ),
+            hint: None,
+        }]));
+    }
     let de = toml::de::Deserializer::from(doc.clone());
     let raw: RawFleet = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = serde_path(e.path());
@@ -39,6 +54,7 @@ pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     })?;
     let mut cx = Ctx {
         src,
+        lines: None,
         file,
         doc: &doc,
         errors: Vec::new(),
@@ -51,6 +67,48 @@ pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     } else {
         Err(ConfigErrors(cx.errors))
     }
+}
+
+/// Deeper than any key of the schema (`hosts.H.server.extra_clients[0].datasets[0]`
+/// is six levels).
+const MAX_DEPTH: usize = 16;
+
+/// The first key or element deeper than [`MAX_DEPTH`], with its span.
+fn too_deep(
+    table: &DeTable<'_>,
+    path: &KeyPath,
+    depth: usize,
+) -> Option<(KeyPath, std::ops::Range<usize>)> {
+    for (k, v) in table.iter() {
+        let p = path.key(k.get_ref().as_ref());
+        if depth + 1 > MAX_DEPTH {
+            return Some((p, k.span()));
+        }
+        if let Some(found) = too_deep_value(v, &p, depth + 1) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn too_deep_value(
+    v: &Spanned<toml::de::DeValue<'_>>,
+    path: &KeyPath,
+    depth: usize,
+) -> Option<(KeyPath, std::ops::Range<usize>)> {
+    if let Some(t) = v.get_ref().as_table() {
+        return too_deep(t, path, depth);
+    }
+    for (i, e) in v.get_ref().as_array()?.iter().enumerate() {
+        let p = path.index(i);
+        if depth + 1 > MAX_DEPTH {
+            return Some((p, e.span()));
+        }
+        if let Some(found) = too_deep_value(e, &p, depth + 1) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 fn serde_path(p: &serde_path_to_error::Path) -> KeyPath {
@@ -132,6 +190,23 @@ fn toml_error(src: &str, file: &Path, e: &toml::de::Error, path: &KeyPath) -> Co
                 "is set twice in the same table".to_string()
             }
         }
+    } else if raw == "recursion limit" {
+        // The parser stops at a dotted key of 80 parts without saying where.
+        let found = deepest_dotted_key(src);
+        if let Some((line, col, parts)) = found {
+            return ConfigError {
+                file: file.to_path_buf(),
+                position: Some((line, col)),
+                key: String::new(),
+                message: format!(
+                    "a key of {parts} dotted parts is nested too deep to read; no fleet.toml key has more than six"
+                ),
+                hint: None,
+            };
+        }
+        "keys or tables nest too deep to read (no position: the TOML parser gave none)".to_string()
+    } else if position.is_none() {
+        format!("{raw} (no position: the TOML parser gave none)")
     } else {
         raw
     };
@@ -142,6 +217,27 @@ fn toml_error(src: &str, file: &Path, e: &toml::de::Error, path: &KeyPath) -> Co
         message,
         hint,
     }
+}
+
+/// The line, column and part count of the key with the most dotted parts
+/// (a `[table.header]` or the key before `=`), when it has more than
+/// [`MAX_DEPTH`].
+fn deepest_dotted_key(src: &str) -> Option<(usize, usize, usize)> {
+    let mut best: Option<(usize, usize, usize)> = None;
+    for (i, line) in src.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let key = if let Some(h) = trimmed.strip_prefix('[') {
+            h.trim_start_matches('[').split(']').next().unwrap_or("")
+        } else {
+            trimmed.split('=').next().unwrap_or("")
+        };
+        let parts = split_dotted(key).len();
+        if parts > MAX_DEPTH && !best.is_some_and(|(_, _, p)| parts <= p) {
+            let col = line[..line.len() - trimmed.len()].chars().count() + 1;
+            best = Some((i + 1, col, parts));
+        }
+    }
+    best
 }
 
 /// `hosts.a."zroot/x.y"` → `["hosts", "a", "zroot/x.y"]`.
@@ -195,6 +291,7 @@ struct EndpointKeys<'a> {
 
 struct Ctx<'a> {
     src: &'a str,
+    lines: Option<LineIndex<'a>>,
     file: &'a Path,
     doc: &'a Spanned<DeTable<'a>>,
     errors: Vec<ConfigError>,
@@ -202,7 +299,7 @@ struct Ctx<'a> {
     warnings: Vec<ConfigError>,
 }
 
-fn valid_host_name(n: &str) -> Result<(), String> {
+pub fn valid_host_name(n: &str) -> Result<(), String> {
     if n.is_empty() || n.len() > 63 {
         return Err("a host name has 1 to 63 characters".into());
     }
@@ -221,7 +318,7 @@ fn valid_host_name(n: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn valid_user(u: &str) -> Result<(), String> {
+pub fn valid_user(u: &str) -> Result<(), String> {
     let ok = !u.is_empty()
         && u.len() <= 32
         && u.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -231,28 +328,64 @@ fn valid_user(u: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{u}` is not a valid user name (lowercase letters, digits, `_`, `-`; at most 32)"
+            "`{}` is not a valid user name (lowercase letters, digits, `_`, `-`; at most 32)",
+            crate::text::printable(u)
         ))
     }
 }
 
-fn valid_address(a: &str) -> Result<(), String> {
+pub fn valid_address(a: &str) -> Result<(), String> {
     if a.is_empty() {
         return Err("the address is empty".into());
     }
     if a.starts_with('-') {
         return Err("an address may not start with `-`".into());
     }
+    if a.len() > MAX_ADDRESS {
+        return Err(format!(
+            "an address of {} bytes is longer than any host name or IP address ({MAX_ADDRESS} at most)",
+            a.len()
+        ));
+    }
     if let Some(c) = a
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '[' | ']')))
     {
         return Err(format!(
-            "`{}` is not allowed in an address",
-            c.escape_default()
+            "{} is not allowed in an address",
+            crate::text::describe_char(c)
         ));
     }
     Ok(())
+}
+
+/// DNS names have at most 253 characters; IPv6 addresses fewer.
+const MAX_ADDRESS: usize = 253;
+
+/// A path zfleet hands to ssh or opens itself: an empty one or one with a
+/// control character is a typo, never a file.
+fn valid_path(p: &str) -> Result<(), String> {
+    if p.trim().is_empty() {
+        return Err("is empty; give a path, or remove the key for the default".into());
+    }
+    if let Some(c) = p.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{} is not allowed in a path",
+            crate::text::describe_char(c)
+        ));
+    }
+    if p.len() > 4096 {
+        return Err("a path is at most 4096 bytes".into());
+    }
+    Ok(())
+}
+
+fn valid_port(p: u16) -> Result<(), String> {
+    if p == 0 {
+        Err("port 0 is not a port ssh can connect to; ports are 1 to 65535".into())
+    } else {
+        Ok(())
+    }
 }
 
 /// A systemd unit name as `systemctl start` takes it: refused when it could be
@@ -294,7 +427,8 @@ impl Ctx<'_> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        let position = locate(self.doc, path, at_key).map(|s| line_col(self.src, s.start));
+        let lines = self.lines.get_or_insert_with(|| LineIndex::new(self.src));
+        let position = locate(self.doc, path, at_key).map(|s| lines.line_col(s.start));
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
             position,
@@ -302,6 +436,18 @@ impl Ctx<'_> {
             message: message.into(),
             hint,
         });
+    }
+
+    /// `port` and path keys where they are written (`[ssh]`, a host, an extra client).
+    fn ssh_keys(&mut self, p: &KeyPath, port: Option<u16>, paths: [(&str, Option<&str>); 2]) {
+        if let Some(Err(m)) = port.map(valid_port) {
+            self.err(&p.key("port"), false, m, None);
+        }
+        for (key, v) in paths {
+            if let Some(Err(m)) = v.map(valid_path) {
+                self.err(&p.key(key), false, m, None);
+            }
+        }
     }
 
     fn unknown_template<'k>(
@@ -332,6 +478,20 @@ impl Ctx<'_> {
                 self.err(&p.key("fleet").key("backup_user"), false, m, None);
             }
         }
+        if let Some(Err(m)) = raw.fleet.backup_identity.as_deref().map(valid_path) {
+            self.err(&p.key("fleet").key("backup_identity"), false, m, None);
+        }
+        if let Some(Err(m)) = raw.fleet.state_dir.as_deref().map(valid_path) {
+            self.err(&p.key("fleet").key("state_dir"), false, m, None);
+        }
+        self.ssh_keys(
+            &p.key("ssh"),
+            raw.ssh.port,
+            [
+                ("identity", raw.ssh.identity.as_deref()),
+                ("known_hosts", raw.ssh.known_hosts.as_deref()),
+            ],
+        );
         let backup_identity = raw.fleet.backup_identity.as_ref().map(PathBuf::from);
         let state_dir = PathBuf::from(raw.fleet.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR));
         if !state_dir.is_absolute() {
@@ -582,6 +742,14 @@ impl Ctx<'_> {
             known_hosts,
             connect_timeout,
         } = keys;
+        self.ssh_keys(
+            p,
+            port,
+            [
+                ("identity", identity.map(String::as_str)),
+                ("known_hosts", known_hosts.map(String::as_str)),
+            ],
+        );
         let address = address
             .cloned()
             .unwrap_or_else(|| default_address.to_string());
@@ -921,6 +1089,12 @@ impl Ctx<'_> {
                 if let Err(m) = valid_address(&addr) {
                     self.err(&p.key("initrd_address"), false, m, None);
                 }
+                if let Some(Err(m)) = u.initrd_port.map(valid_port) {
+                    self.err(&p.key("initrd_port"), false, m, None);
+                }
+                if let Some(Err(m)) = u.initrd_known_hosts.as_deref().map(valid_path) {
+                    self.err(&p.key("initrd_known_hosts"), false, m, None);
+                }
                 let user = u.initrd_user.clone().unwrap_or_else(|| "root".into());
                 if let Err(m) = valid_user(&user) {
                     self.err(&p.key("initrd_user"), false, m, None);
@@ -1028,7 +1202,7 @@ impl Ctx<'_> {
         let mut by_address: HashMap<(String, u16), &str> = HashMap::new();
         for h in fleet.hosts.values() {
             let key = (h.ssh.address.clone(), h.ssh.port);
-            if let Some(first) = by_address.insert(key, &h.name) {
+            if let Some(first) = by_address.get(&key).copied() {
                 self.err(
                     &KeyPath::root().key("hosts").key(&h.name),
                     true,
@@ -1041,6 +1215,8 @@ impl Ctx<'_> {
                             .into(),
                     ),
                 );
+            } else {
+                by_address.insert(key, &h.name);
             }
         }
         // The seed shared one initrd key across hosts; a pin file shared by two
@@ -1069,6 +1245,35 @@ impl Ctx<'_> {
                     ),
                     Some("each host's initrd key is pinned in a file of its own".into()),
                 );
+            }
+        }
+        // A server's base marker (`zfleet:base:NAME`) is a ZFS user property,
+        // whose names are lower case: `Backup` and `backup` would share their
+        // markers and hold tags, and each would move or release the other's
+        // base. `sync` is the marker of ad-hoc `zfleet sync` copies.
+        let mut markers: HashMap<String, &str> = HashMap::new();
+        for server in fleet.servers() {
+            let lower = server.name.to_ascii_lowercase();
+            let at = KeyPath::root().key("hosts").key(&server.name);
+            if lower == "sync" {
+                self.err(
+                    &at,
+                    true,
+                    format!("a backup server may not be called `{}`: its base marker `zfleet:base:sync` is the one `zfleet sync` uses", server.name),
+                    Some("rename the host".into()),
+                );
+            } else if let Some(first) = markers.get(&lower).copied() {
+                self.err(
+                    &at,
+                    true,
+                    format!(
+                        "backup servers `{first}` and `{}` differ only in case; they would share the base marker and hold tag `zfleet:base:{lower}` (ZFS user properties are lower case)",
+                        server.name
+                    ),
+                    Some("give every backup server a name that differs from the others in more than case".into()),
+                );
+            } else {
+                markers.insert(lower, &server.name);
             }
         }
         for server in fleet.servers() {

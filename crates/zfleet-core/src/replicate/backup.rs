@@ -139,7 +139,7 @@ fn run_peer(
     let prefetched = jobs.first().and_then(|first| {
         let roots: Vec<&crate::zfs::DatasetName> = jobs.iter().map(|j| &j.source).collect();
         let extra = [super::exec::base_marker(&first.server)];
-        source.observe_many(&roots, &extra).ok()
+        source.observe_own(&roots, &extra).ok()
     });
     let mut reports = Vec::new();
     for job in jobs {
@@ -184,11 +184,13 @@ fn run_peer(
                 Outcome::NothingToSend { message } => ("no_snapshots", Some(message.as_str())),
                 Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
                 Outcome::Failed { message } => ("failed", Some(message.as_str())),
+                Outcome::Degraded { message } => ("degraded", Some(message.as_str())),
             };
             if let Err(e) = s.finish_run(id, now(), report.bytes, report.snapshots, result, error) {
                 tracing::warn!("{e}");
             }
-            if let (true, Some(base)) = (report.ok(), &report.base) {
+            let moved = report.ok() || matches!(report.outcome, Outcome::Degraded { .. });
+            if let (true, Some(base)) = (moved, &report.base) {
                 let guid = target
                     .observe_with(&job.target, &[])
                     .ok()

@@ -94,6 +94,12 @@ pub enum Outcome {
     Failed {
         message: String,
     },
+    /// The snapshots were sent and the base moved, but the backup lacks what
+    /// it should carry: the source's properties (preserved ones, and the
+    /// `zfleet:src:*` a restore needs) could not be read or set.
+    Degraded {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -239,13 +245,13 @@ fn run(
         // A sync snapshot was just taken: an earlier listing lacks it.
         let src_l = match observed.take().filter(|_| !job.sync_snapshot) {
             Some(l) => l,
-            None => src.observe_with(&job.source, std::slice::from_ref(&marker))?,
+            None => src.observe_own(&[&job.source], std::slice::from_ref(&marker))?,
         };
         let mut dst_extra = vec![marker.clone()];
         if matches!(dst_caps.dialect, crate::zfs::Dialect::OpenZfs { .. }) {
             dst_extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
         }
-        let dst_l = dst.observe_if_exists(&job.target, &dst_extra)?;
+        let dst_l = dst.observe_own_if_exists(&job.target, &dst_extra)?;
         let source = side(Some(&src_l), &job.source);
         let target = side(dst_l.as_ref(), &job.target);
         let planned = plan::plan(&source, &target, &plan_opts);
@@ -442,7 +448,7 @@ fn run(
             let props = s.spawn(|| properties::read_source(src, &job.source));
             let marked = match &newest {
                 Some(n) => dst
-                    .observe_if_exists(&job.target, std::slice::from_ref(&marker))
+                    .observe_own_if_exists(&job.target, std::slice::from_ref(&marker))
                     .and_then(|dst_l| {
                         mark_base(src, dst, job, &marker, n, &src_l, dst_l.as_ref())?;
                         if job.sync_snapshot {
@@ -459,11 +465,19 @@ fn run(
         });
         marked?;
         report.base = newest;
-        match source_props
+        // A backup without its properties restores with the wrong mountpoint
+        // and record size: that is not a success, whatever was sent.
+        let not_copied = match source_props
             .and_then(|(rows, altroot)| properties::apply(dst, job, &rows, altroot.as_deref()))
         {
-            Ok(w) => report.warnings.extend(w),
-            Err(e) => report.warnings.push(format!("properties not copied: {e}")),
+            Ok(w) if w.is_empty() => None,
+            Ok(w) => Some(w.join("; ")),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = not_copied {
+            report.outcome = Outcome::Degraded {
+                message: format!("sent, but the properties were not copied: {why}"),
+            };
         }
         return Ok(());
     }
@@ -717,7 +731,7 @@ fn ensure_parents(
         if below.is_some_and(|b| !p.is_within(b) || p == *b) {
             break;
         }
-        if dst.observe_if_exists(&p, &[])?.is_some() {
+        if dst.observe_own_if_exists(&p, &[])?.is_some() {
             break;
         }
         cur = p.parent();
@@ -813,9 +827,11 @@ pub(crate) fn mark_side(
 
 /// The name of a server's bookmark of a base: kept on the source so that an
 /// incremental stays possible even if the base snapshot itself is destroyed.
+/// `:` ends the server's name because no host name contains one: the
+/// bookmarks of `backup` (`zfleet_backup:…`) never match those of `backup_2`.
 pub fn base_bookmark(marker: &str, snap: &str) -> String {
     let server = marker.strip_prefix("zfleet:base:").unwrap_or(marker);
-    format!("zfleet_{server}_{snap}")
+    format!("zfleet_{server}:{snap}")
 }
 
 /// The commands that move the base on one side, each with the one failure

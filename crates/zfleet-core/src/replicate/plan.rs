@@ -295,10 +295,18 @@ pub fn plan(source: &Side, target: &Side, opts: &Options) -> Plan {
         Base::Bookmark(_) => {
             // `-I` cannot start at a bookmark: send the first snapshot after it
             // with `-i`, then the rest with `-I` from there.
+            // Transaction groups are per pool: the bookmark's own createtxg
+            // (that of the snapshot it was made from, on the source) orders it
+            // among the source's snapshots; the target's txg says nothing.
+            let base_txg = source
+                .bookmarks
+                .iter()
+                .find(|b| b.guid == common_t.guid)
+                .map_or(common_t.createtxg, |b| b.createtxg);
             let after: Vec<&Point> = source
                 .snapshots
                 .iter()
-                .filter(|s| s.createtxg > common_t.createtxg)
+                .filter(|s| s.createtxg > base_txg)
                 .collect();
             if let Some(first) = after.first() {
                 steps.push(Step::Incremental {
@@ -538,6 +546,29 @@ mod tests {
                 "incremental @c → @e with every snapshot in between"
             ]
         );
+    }
+
+    // The guest's bookmark test failed when the server's pool had seen more
+    // transaction groups than the client's: the first snapshot after the
+    // bookmark was looked for with the target's txg.
+    #[test]
+    fn bookmark_base_is_ordered_by_the_source_pools_txg() {
+        let mut src = side(&[p("s1", 1, 10), p("s3", 3, 30)]);
+        src.bookmarks = vec![p("s2", 2, 20)];
+        let dst = side(&[p("s1", 1, 500), p("s2", 2, 900)]);
+        let Plan::Steps { steps, base } = plan(
+            &src,
+            &dst,
+            &Options {
+                bookmarks: true,
+                ..opts()
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!(base, Some(Base::Bookmark("s2".into())));
+        let d: Vec<String> = steps.iter().map(Step::describe).collect();
+        assert_eq!(d, ["incremental #s2 → @s3"]);
     }
 
     #[test]

@@ -15,12 +15,25 @@ pub(super) fn read_source(
     h: &Host,
     ds: &DatasetName,
 ) -> Result<(Vec<PropertyRow>, Option<String>), Error> {
-    let get = crate::exec::quote::remote_command_line(cmd::get_properties(&[], &[ds]).words())
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let argv = crate::exec::Argv::new("sh").arg("-c").arg(format!(
-        "{get} && zpool list -H -o altroot {}",
-        ds.pool().as_str()
-    ));
+    let get = cmd::get_properties(&[], &[ds]);
+    let altroot = cmd::zpool().args(["list", "-H", "-o", "altroot", ds.pool().as_str()]);
+    let argv = if h.is_served() {
+        // zfleet serve takes plain commands chained with `&&`, never a shell
+        // line; it knows both of these.
+        get.arg("&&")
+            .arg(altroot.program.clone())
+            .args(altroot.args.iter().cloned())
+    } else {
+        let line = |a: &crate::exec::Argv| {
+            crate::exec::quote::remote_command_line(a.words())
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        crate::exec::Argv::new("sh").arg("-c").arg(format!(
+            "{} && {}",
+            line(&get)?,
+            line(&altroot)?
+        ))
+    };
     let out = h.query(&argv)?;
     let text = out.stdout_text();
     let (rows, last) = text

@@ -3,9 +3,11 @@
 //! server (or a push client, or a granted restore) needs for this host's
 //! datasets, runs them without a shell, and refuses and logs everything else.
 
+mod holds;
 pub mod policy;
 pub mod request;
 mod run;
+pub mod token;
 
 pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
 pub use run::{serve, ServeLog, REFUSED, SERVE_BANNER};

@@ -34,7 +34,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn marker(&self) -> String {
+    pub(crate) fn marker(&self) -> String {
         let server = match self {
             Mode::Send { server, .. }
             | Mode::Receive { server, .. }
@@ -43,7 +43,7 @@ impl Mode {
         crate::replicate::exec::base_marker(server)
     }
 
-    fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         match self {
             Mode::Send { server, .. } => format!("backup server `{server}`"),
             Mode::Receive { client, .. } => format!("push client `{client}`"),
@@ -86,6 +86,27 @@ pub enum OpKind {
     ResumeSend {
         token: String,
     },
+    /// A listing whose output serve filters to these datasets and their
+    /// snapshots and bookmarks: `-d 1` also lists direct children, which
+    /// the peer does not back up.
+    Listing {
+        datasets: Vec<DatasetName>,
+    },
+    /// `zfs get … all` of one dataset, of which serve passes on only the
+    /// properties a backup records (see [`property_shown`]).
+    Properties,
+}
+
+/// The properties of a backed-up dataset that serve shows its backup server:
+/// the native ones a server may preserve, mountpoint and canmount (recorded
+/// for restores), and user properties (recorded too, as `zfleet:src:*`).
+/// Not shown: everything else, for instance `origin`, `encryptionroot` or
+/// `keylocation`, which name other datasets and files.
+pub fn property_shown(property: &str) -> bool {
+    PRESERVABLE_PROPERTIES.contains(&property)
+        || matches!(property, "mountpoint" | "canmount")
+        || (property.contains(':') && !property.starts_with("zfleet:"))
+        || property.starts_with("zfleet:src:")
 }
 
 /// An authorised command, ready to run without a shell.
@@ -137,6 +158,27 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
         [ZSTD_PREFIX, ..] => Err(refuse(format!("`{ZSTD_PREFIX}` wraps only `zfs send`"))),
         ["zfs", "list", rest @ ..] => list(mode, rest),
         ["zfs", "get", rest @ ..] => get(mode, rest),
+        ["zpool", "list", "-H", "-o", "altroot", pool] => {
+            // The altroot is what `zfs get` puts in front of a mountpoint;
+            // only of a pool that holds a dataset this peer may use.
+            let ours = match mode {
+                Mode::Send { datasets, .. } | Mode::Restore { datasets, .. } => {
+                    datasets.iter().any(|d| d.pool().as_str() == *pool)
+                }
+                Mode::Receive { .. } => false,
+            };
+            if !ours {
+                return Err(refuse(format!(
+                    "pool `{pool}` holds no dataset {} may use",
+                    mode.who()
+                )));
+            }
+            Ok(op(
+                cmd::zpool().args(["list", "-H", "-o", "altroot", pool]),
+                Stream::None,
+                OpKind::Plain,
+            ))
+        }
         ["zfs", "send", rest @ ..] => send(mode, rest),
         ["zfs", "set", rest @ ..] => set(mode, rest),
         ["zfs", "inherit", prop, target] => {
@@ -267,10 +309,21 @@ fn observed_ok(mode: &Mode, p: &str) -> bool {
         || p == mode.marker()
 }
 
+/// The datasets a listing names: each one this peer may use.
+fn listed(mode: &Mode, targets: &[&str]) -> Result<Vec<DatasetName>, Refusal> {
+    if targets.is_empty() {
+        return Err(refuse("a listing names the datasets it lists"));
+    }
+    targets.iter().map(|t| dataset(mode, t)).collect()
+}
+
+/// Listings are of the datasets themselves and their snapshots and bookmarks
+/// (`-d 1`, output filtered): backup jobs are per dataset, never recursive,
+/// so a child is not something this peer backs up. `-r` is refused.
 fn list(mode: &Mode, rest: &[&str]) -> Result<Op, Refusal> {
-    let ["-H", "-p", "-r", "-t", types, "-o", cols, target] = rest else {
+    let ["-H", "-p", "-d", "1", "-t", types, "-o", cols, targets @ ..] = rest else {
         return Err(refuse(format!(
-            "`zfs list {}` is not a listing zfleet makes",
+            "`zfs list {}` is not a listing zfleet makes (it lists with `-H -p -d 1 -t TYPES -o COLUMNS DATASET…`)",
             rest.join(" ")
         )));
     };
@@ -283,29 +336,38 @@ fn list(mode: &Mode, rest: &[&str]) -> Result<Op, Refusal> {
     if let Some(bad) = cols.split(',').find(|c| !observed_ok(mode, c)) {
         return Err(refuse(format!("property `{bad}` is not one zfleet reads")));
     }
-    let ds = dataset(mode, target)?;
+    let datasets = listed(mode, targets)?;
     Ok(op(
         cmd::zfs()
-            .args(["list", "-H", "-p", "-r", "-t", types, "-o", cols])
-            .arg(ds.as_str()),
+            .args(["list", "-H", "-p", "-d", "1", "-t", types, "-o", cols])
+            .args(datasets.iter().map(DatasetName::as_str)),
         Stream::None,
-        OpKind::Plain,
+        OpKind::Listing { datasets },
     ))
 }
 
 fn get(mode: &Mode, rest: &[&str]) -> Result<Op, Refusal> {
     match rest {
-        ["-H", "-p", "-r", "-o", "name,property,value", props, target] => {
+        ["-H", "-p", "-d", "1", "-o", "name,property,value", props, targets @ ..] => {
             if let Some(bad) = props.split(',').find(|c| !observed_ok(mode, c)) {
                 return Err(refuse(format!("property `{bad}` is not one zfleet reads")));
             }
-            let ds = dataset(mode, target)?;
+            let datasets = listed(mode, targets)?;
             Ok(op(
                 cmd::zfs()
-                    .args(["get", "-H", "-p", "-r", "-o", "name,property,value", props])
-                    .arg(ds.as_str()),
+                    .args([
+                        "get",
+                        "-H",
+                        "-p",
+                        "-d",
+                        "1",
+                        "-o",
+                        "name,property,value",
+                        props,
+                    ])
+                    .args(datasets.iter().map(DatasetName::as_str)),
                 Stream::None,
-                OpKind::Plain,
+                OpKind::Listing { datasets },
             ))
         }
         ["-H", "-p", "-o", "name,property,value,source", "all", target] => {
@@ -313,7 +375,7 @@ fn get(mode: &Mode, rest: &[&str]) -> Result<Op, Refusal> {
             Ok(op(
                 cmd::get_properties(&[], &[&ds]),
                 Stream::None,
-                OpKind::Plain,
+                OpKind::Properties,
             ))
         }
         _ => Err(refuse(format!(
@@ -568,9 +630,10 @@ mod tests {
         let m = send_mode();
         for s in [
             "zfs version",
-            "zfs list -H -p -r -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/persistSave",
-            "zfs get -H -p -r -o name,property,value type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/persistSave",
+            "zfs list -H -p -d 1 -t filesystem,volume,snapshot,bookmark -o name,type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/persistSave",
+            "zfs get -H -p -d 1 -o name,property,value type,guid,createtxg,creation,used,referenced,userrefs,zfleet:base:vault zroot/persistSave",
             "zfs get -H -p -o name,property,value,source all zroot/persistSave",
+            "zpool list -H -o altroot zroot",
             "zfs send -L -e -c zroot/persistSave@a",
             "zfs send -w -I zroot/persistSave@a zroot/persistSave@b",
             "zfs send -i zroot/persistSave#a zroot/persistSave@b",
@@ -580,8 +643,8 @@ mod tests {
             "zfs inherit zfleet:base:vault zroot/persistSave@a",
             "zfs hold zfleet:base:vault zroot/persistSave@b",
             "zfs release zfleet:base:vault zroot/persistSave@a",
-            "zfs bookmark zroot/persistSave@b zroot/persistSave#zfleet_vault_b",
-            "zfs destroy zroot/persistSave#zfleet_vault_a",
+            "zfs bookmark zroot/persistSave@b zroot/persistSave#zfleet_vault:b",
+            "zfs destroy zroot/persistSave#zfleet_vault:a",
         ] {
             assert_eq!(ok(&m, s), s);
         }
@@ -613,14 +676,66 @@ mod tests {
             ("zfs send zroot/persistSave@a@b", "invalid snapshot name `zroot/persistSave@a@b`: more than one `@` or `#`"),
             ("zfs send zroot/persistSave#a", "invalid snapshot name `zroot/persistSave#a`: missing `@`"),
             ("zfs send -t '1-abc;id'", "a resume token is letters, digits and `-`"),
-            ("zfs list -H -p -r -t snapshot -o name,mountpoint zroot/persistSave", "property `mountpoint` is not one zfleet reads"),
+            ("zfs list -H -p -d 1 -t snapshot -o name,mountpoint zroot/persistSave", "property `mountpoint` is not one zfleet reads"),
+            // Listings are of the backed-up dataset only: no `-r`, no other dataset.
+            ("zfs list -H -p -r -t filesystem,snapshot -o name,guid zroot/persistSave", "`zfs list -H -p -r -t filesystem,snapshot -o name,guid zroot/persistSave` is not a listing zfleet makes (it lists with `-H -p -d 1 -t TYPES -o COLUMNS DATASET…`)"),
+            ("zfs list -H -p -d 2 -t filesystem -o name zroot/persistSave", "`zfs list -H -p -d 2 -t filesystem -o name zroot/persistSave` is not a listing zfleet makes (it lists with `-H -p -d 1 -t TYPES -o COLUMNS DATASET…`)"),
+            ("zfs list -H -p -d 1 -t filesystem -o name zroot/persistSave zroot", "dataset `zroot` is not one backup server `vault` may use on this host"),
+            ("zfs list -H -p -d 1 -t filesystem -o name", "a listing names the datasets it lists"),
+            ("zfs get -H -p -r -o name,property,value guid zroot/persistSave", "`zfs get -H -p -r -o name,property,value guid zroot/persistSave` is not a query zfleet makes"),
+            ("zfs get -H -p -o name,property,value,source all zroot", "dataset `zroot` is not one backup server `vault` may use on this host"),
+            ("zpool list -H -o altroot zstorage", "pool `zstorage` holds no dataset backup server `vault` may use"),
+            ("zpool list -H -o name,altroot zroot", "`zpool` is not a command zfleet serve runs (only `zfs`)"),
+            // Another server's bookmarks, even one whose name starts like ours.
+            ("zfs destroy zroot/persistSave#zfleet_vault_2:b", "`zfs destroy zroot/persistSave#zfleet_vault_2:b` is refused: only this server's own bookmarks (`#zfleet_vault:…`)"),
             ("zfs get all zroot/persistSave", "`zfs get all zroot/persistSave` is not a query zfleet makes"),
-            ("zfs bookmark zroot/persistSave@b zroot/persistSave#mine", "bookmark `zroot/persistSave#mine` is not this server's bookmark of `zroot/persistSave@b` (`#zfleet_vault_b`)"),
-            ("zfs destroy zroot/persistSave#precious", "`zfs destroy zroot/persistSave#precious` is refused: only this server's own bookmarks (`#zfleet_vault_…`)"),
+            ("zfs bookmark zroot/persistSave@b zroot/persistSave#mine", "bookmark `zroot/persistSave#mine` is not this server's bookmark of `zroot/persistSave@b` (`#zfleet_vault:b`)"),
+            ("zfs destroy zroot/persistSave#precious", "`zfs destroy zroot/persistSave#precious` is refused: only this server's own bookmarks (`#zfleet_vault:…`)"),
             ("zfs snapshot zroot/persistSave@mine", "`zfs snapshot zroot/persistSave@mine` is refused: only `vault`'s own sync snapshots, and only when its sync_snapshot is on"),
         ];
         for (req, why) in cases {
             assert_eq!(no(&m, req), why, "{req}");
+        }
+    }
+
+    /// What a listing and a property read pass on.
+    #[test]
+    fn listings_and_property_reads_are_filtered() {
+        let m = send_mode();
+        let op = authorize(
+            &m,
+            &words("zfs list -H -p -d 1 -t filesystem,snapshot -o name,guid zroot/persistSave"),
+        )
+        .unwrap();
+        assert_eq!(
+            op.kind,
+            OpKind::Listing {
+                datasets: vec![DatasetName::parse("zroot/persistSave").unwrap()]
+            }
+        );
+        let op = authorize(
+            &m,
+            &words("zfs get -H -p -o name,property,value,source all zroot/persistSave"),
+        )
+        .unwrap();
+        assert_eq!(op.kind, OpKind::Properties);
+        for p in [
+            "recordsize",
+            "compression",
+            "mountpoint",
+            "canmount",
+            "com.example:note",
+        ] {
+            assert!(property_shown(p), "{p}");
+        }
+        for p in [
+            "origin",
+            "encryptionroot",
+            "keylocation",
+            "zfleet:base:other",
+            "used",
+        ] {
+            assert!(!property_shown(p), "{p}");
         }
     }
 

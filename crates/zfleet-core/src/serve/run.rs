@@ -68,6 +68,9 @@ pub fn serve(mode: &Mode, raw: Option<&str>, log: &ServeLog) -> i32 {
             }
         }
     }
+    if let Err(r) = super::holds::check(&mode.marker(), &mode.who(), &ops) {
+        return refuse(log, raw, &r);
+    }
     log.write("allowed", raw);
     for op in &ops {
         let status = run(op);
@@ -85,25 +88,38 @@ fn refuse(log: &ServeLog, raw: &str, r: &Refusal) -> i32 {
 }
 
 /// A resume token names the snapshot it continues; it must be one this peer
-/// may send, like any other send.
+/// may send, like any other send, and its guids must be that snapshot's. The
+/// token is decoded here, field by field, not read from what zfs prints.
 fn check_token(mode: &Mode, token: &str) -> Result<(), Refusal> {
-    let out = Command::new("zfs")
-        .args(["send", "-n", "-v", "-t", token])
+    let t = super::token::decode(token).map_err(Refusal::new)?;
+    let snap = SnapshotName::parse(&t.toname).map_err(|e| Refusal::new(e.to_string()))?;
+    authorize(mode, &["zfs".into(), "send".into(), snap.to_string()])?;
+    let list = cmd::zfs()
+        .args([
+            "list",
+            "-H",
+            "-p",
+            "-o",
+            "name,guid",
+            "-t",
+            "snapshot,bookmark",
+            "-d",
+            "1",
+        ])
+        .arg(snap.dataset.as_str());
+    let out = Command::new(&list.program)
+        .args(&list.args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Refusal::new(format!("cannot read the resume token: {e}")))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let toname = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("toname = "))
-        .ok_or_else(|| Refusal::new("the resume token does not name a snapshot"))?;
-    let snap = SnapshotName::parse(toname.trim()).map_err(|e| Refusal::new(e.to_string()))?;
-    authorize(mode, &["zfs".into(), "send".into(), snap.to_string()]).map(drop)
+        .map_err(|e| Refusal::new(format!("cannot check the resume token: {e}")))?;
+    if !out.status.success() {
+        return Err(Refusal::new(format!(
+            "cannot check the resume token: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    super::token::check_guids(&t, &String::from_utf8_lossy(&out.stdout)).map_err(Refusal::new)
 }
 
 fn run(op: &Op) -> i32 {
@@ -128,6 +144,19 @@ fn run(op: &Op) -> i32 {
                 out.status.code().unwrap_or(1)
             }
         }
+        OpKind::Listing { ref datasets } => filtered(op, c, |line| {
+            let name = line.split('\t').next().unwrap_or("");
+            datasets.iter().any(|d| {
+                name.strip_prefix(d.as_str()).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with('@') || rest.starts_with('#')
+                })
+            })
+        }),
+        OpKind::Properties => filtered(op, c, |line| {
+            line.split('\t')
+                .nth(1)
+                .is_some_and(super::policy::property_shown)
+        }),
         OpKind::Plain | OpKind::ResumeSend { .. } if op.zstd => send_compressed(op, c),
         OpKind::Plain | OpKind::ResumeSend { .. } => {
             // Streams go straight through: stdout to the ssh channel for a
@@ -142,6 +171,33 @@ fn run(op: &Op) -> i32 {
                 Err(e) => spawn_failed(op, &e),
             }
         }
+    }
+}
+
+/// Runs a query and passes on only the lines `keep` accepts; the exit status
+/// is the query's.
+fn filtered(op: &Op, mut c: Command, keep: impl Fn(&str) -> bool) -> i32 {
+    use std::io::BufRead;
+    let mut child = match c.stdin(Stdio::null()).stdout(Stdio::piped()).spawn() {
+        Ok(ch) => ch,
+        Err(e) => return spawn_failed(op, &e),
+    };
+    let Some(stream) = child.stdout.take() else {
+        let _ = child.kill();
+        return 1;
+    };
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(stream).split(b'\n') {
+        let Ok(line) = line else { break };
+        if keep(&String::from_utf8_lossy(&line)) {
+            let _ = out.write_all(&line);
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+    match child.wait() {
+        Ok(st) => st.code().unwrap_or(1),
+        Err(e) => spawn_failed(op, &e),
     }
 }
 

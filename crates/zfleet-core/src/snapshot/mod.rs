@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod naming;
 pub mod plan;
 pub mod sanoid_import;
+mod sanoid_layering;
 pub mod targets;
 
 #[cfg(test)]

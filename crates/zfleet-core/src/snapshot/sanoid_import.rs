@@ -3,6 +3,7 @@
 //! over. Keys keep sanoid's names; values become TOML types (`yes` → `true`,
 //! `use_template = a,b` → `["a", "b"]`, `recursive = zfs` → `"zfs"`).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// The result: fleet.toml text and what did not make it.
@@ -10,6 +11,12 @@ use std::fmt::Write as _;
 pub struct Imported {
     pub toml: String,
     pub notes: Vec<String>,
+    /// Sections whose values sanoid takes from a recursive parent, written
+    /// out so that zfleet keeps the same (one line each).
+    pub layered: Vec<String>,
+    /// Per dataset, every snapshot count zfleet would keep differently from
+    /// sanoid even so: `zfleet import sanoid` refuses unless told to accept.
+    pub differences: Vec<String>,
 }
 
 /// sanoid's keys that map one to one, with their kind.
@@ -52,7 +59,12 @@ const FALSE: &[&str] = &[
     "0", "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF",
 ];
 
-fn toggle(v: &str) -> Option<bool> {
+/// A key that is part of a snapshot policy (what layering carries over).
+pub(super) fn is_policy_key(key: &str) -> bool {
+    kind(key).is_some()
+}
+
+pub(super) fn toggle(v: &str) -> Option<bool> {
     if TRUE.contains(&v) {
         Some(true)
     } else if FALSE.contains(&v) {
@@ -81,10 +93,10 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-struct Section {
-    name: String,
-    line: usize,
-    keys: Vec<(String, String, usize)>,
+pub(super) struct Section {
+    pub(super) name: String,
+    pub(super) line: usize,
+    pub(super) keys: Vec<(String, String, usize)>,
 }
 
 /// Config::IniFiles as sanoid uses it: `[section]`, `key = value`, `#`/`;`
@@ -146,11 +158,49 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
         .collect();
     order.sort_by_key(|s| s.name != "template_default");
     order.extend(sections.iter().filter(|s| !s.name.starts_with("template_")));
+    let sanoid = super::sanoid_layering::sanoid_rule(&sections);
+    let mut layered = Vec::new();
+    let mut unreproduced: Vec<String> = Vec::new();
     for s in order {
         let is_template = s.name.starts_with("template_");
         let mut body = String::new();
         let mut dataset = s.name.clone();
-        for (k, v, n) in &s.keys {
+        // sanoid's values from a recursive parent, written into this
+        // section (replacing its own where sanoid replaced them too).
+        let mut keys = s.keys.clone();
+        let diffs = super::sanoid_layering::differing(s, &sections, &sanoid);
+        if !diffs.is_empty() {
+            let from = sanoid
+                .get(&s.name)
+                .and_then(|e| e.from.clone())
+                .unwrap_or_default();
+            let mut written = Vec::new();
+            for (k, v) in &diffs {
+                let Some(v) = v.clone().or_else(|| sanoid_default(k)) else {
+                    unreproduced.push(format!(
+                        "[{}] `{k}`: sanoid uses its default, which zfleet cannot write",
+                        s.name
+                    ));
+                    continue;
+                };
+                written.push(format!("{k} = {v}"));
+                match keys.iter_mut().find(|(key, _, _)| key == k) {
+                    Some(own) => own.1 = v,
+                    None => keys.push((k.clone(), v, s.line)),
+                }
+            }
+            let _ = writeln!(
+                body,
+                "# sanoid lays this section over [{from}] (recursive): {}",
+                written.join(", ")
+            );
+            layered.push(format!(
+                "[{}] is laid over [{from}] as sanoid does: {} written out",
+                s.name,
+                written.join(", ")
+            ));
+        }
+        for (k, v, n) in &keys {
             let at = format!("line {n}: [{}] `{k}`", s.name);
             if v.is_empty() {
                 continue;
@@ -250,10 +300,99 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
     let mut toml = String::from("# Imported from sanoid.conf by `zfleet import sanoid`.\n\n");
     toml.push_str(&templates);
     toml.push_str(&datasets);
+    let toml = toml.trim_end().to_string() + "\n";
+    let mut differences = compare_counts(&toml, host, &sections, &sanoid);
+    differences.extend(unreproduced);
     Imported {
-        toml: toml.trim_end().to_string() + "\n",
+        toml,
         notes,
+        layered,
+        differences,
     }
+}
+
+/// sanoid's default for a policy key, as the import writes it.
+pub(super) fn sanoid_default(key: &str) -> Option<String> {
+    use crate::config::{Period, Policy};
+    let d = Policy::default();
+    let n = match key {
+        "autosnap" => return Some(d.autosnap.to_string()),
+        "autoprune" => return Some(d.autoprune.to_string()),
+        "frequent_period" => d.frequent_period,
+        "hourly_min" => d.hourly_min,
+        "daily_hour" => d.daily_hour,
+        "daily_min" => d.daily_min,
+        "weekly_wday" => d.weekly_wday,
+        "weekly_hour" => d.weekly_hour,
+        "weekly_min" => d.weekly_min,
+        "monthly_mday" => d.monthly_mday,
+        "monthly_hour" => d.monthly_hour,
+        "monthly_min" => d.monthly_min,
+        "yearly_mon" => d.yearly_mon,
+        "yearly_mday" => d.yearly_mday,
+        "yearly_hour" => d.yearly_hour,
+        "yearly_min" => d.yearly_min,
+        k => d.count(Period::ALL.into_iter().find(|p| p.as_str() == k)?),
+    };
+    Some(n.to_string())
+}
+
+/// Reads the imported text back as zfleet would and compares, per dataset,
+/// each period's count with what sanoid keeps.
+fn compare_counts(
+    toml: &str,
+    host: Option<&str>,
+    sections: &[Section],
+    sanoid: &HashMap<String, super::sanoid_layering::Effective>,
+) -> Vec<String> {
+    use crate::config::Period;
+    let check_host = host.unwrap_or("import-check");
+    let text = match host {
+        Some(_) => toml.to_string(),
+        None => format!("{toml}\n[hosts.{check_host}]\n"),
+    };
+    let Ok(fleet) = crate::config::parse(&text, std::path::Path::new("imported")) else {
+        return Vec::new();
+    };
+    let Some(h) = fleet.host(check_host) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in sections.iter().filter(|s| !s.name.starts_with("template_")) {
+        let Some(e) = sanoid.get(&s.name) else {
+            continue;
+        };
+        let ds = s
+            .keys
+            .iter()
+            .find(|(k, _, _)| k == "path")
+            .map_or(s.name.as_str(), |(_, v, _)| v.as_str());
+        let Some(ours) = h.snapshots.iter().find(|p| p.dataset.as_str() == ds) else {
+            continue;
+        };
+        if let Some(by) = &e.skipped_by {
+            out.push(format!(
+                "{ds}: sanoid leaves it alone (`skip_children` of [{by}]); zfleet would take and prune its snapshots"
+            ));
+            continue;
+        }
+        let counts: Vec<String> = Period::ALL
+            .into_iter()
+            .filter_map(|p| {
+                let theirs = e
+                    .values
+                    .get(p.as_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .or_else(|| sanoid_default(p.as_str()).and_then(|v| v.parse().ok()))?;
+                let mine = ours.policy.count(p);
+                (mine != theirs).then(|| format!("{} {mine} (sanoid: {theirs})", p.as_str()))
+            })
+            .collect();
+        if !counts.is_empty() {
+            out.push(format!("{ds}: zfleet would keep {}", counts.join(", ")));
+        }
+    }
+    out
 }
 
 /// A bare TOML key where possible, else quoted.
@@ -325,6 +464,87 @@ mod tests {
         let r = import(CONF, None);
         insta::assert_snapshot!(r.toml);
         insta::assert_debug_snapshot!(r.notes);
+    }
+
+    /// A recursive parent and a child section of its own, as in sanoid's
+    /// example sanoid.conf with its child section uncommented (own text).
+    const LAYERED: &str = "\
+[tank/parent]
+\tuse_template = production
+\trecursive = yes
+\tprocess_children_only = yes
+
+[tank/parent/child]
+\t# laid over the parent's values, as sanoid's example says
+\tuse_template = demo
+
+[template_demo]
+\tdaily = 60
+
+[template_production]
+\tfrequently = 0
+\thourly = 36
+\tdaily = 30
+\tweekly = 4
+\tmonthly = 3
+\tyearly = 0
+\tautosnap = yes
+\tautoprune = yes
+";
+
+    fn counts(r: &Imported, ds: &str) -> Vec<u32> {
+        let text = format!("{}\n[hosts.h]\n", r.toml);
+        let fleet = crate::config::parse(&text, std::path::Path::new("imported.toml")).unwrap();
+        let p = fleet.hosts["h"]
+            .snapshots
+            .iter()
+            .find(|p| p.dataset.as_str() == ds)
+            .unwrap()
+            .policy
+            .clone();
+        crate::config::Period::ALL
+            .iter()
+            .map(|x| p.count(*x))
+            .collect()
+    }
+
+    /// sanoid keeps hourly 36, daily 60, weekly 4, monthly 3 for the child;
+    /// zfleet's deepest-entry rule alone would give 48/60/0/6 (no weeklies).
+    #[test]
+    fn a_child_of_a_recursive_section_keeps_what_sanoid_keeps() {
+        let r = import(LAYERED, None);
+        assert_eq!(counts(&r, "tank/parent/child"), [0, 36, 60, 4, 3, 0]);
+        assert_eq!(counts(&r, "tank/parent"), [0, 36, 30, 4, 3, 0]);
+        assert_eq!(r.differences, Vec::<String>::new());
+        assert_eq!(
+            r.layered,
+            ["[tank/parent/child] is laid over [tank/parent] as sanoid does: hourly = 36, monthly = 3, weekly = 4 written out"]
+        );
+        assert!(r.toml.contains("[snapshots.\"tank/parent/child\"]\n# sanoid lays this section over [tank/parent] (recursive): hourly = 36, monthly = 3, weekly = 4\nuse_template = [\"demo\"]\nhourly = 36\nmonthly = 3\nweekly = 4\n"), "{}", r.toml);
+    }
+
+    /// Read before its recursive parent, sanoid replaces the child's values
+    /// with the parent's altogether: its own template is lost.
+    #[test]
+    fn a_child_read_before_its_parent_gets_the_parents_values() {
+        let (parent, rest) = LAYERED.split_once("\n\n").unwrap();
+        let (child, templates) = rest.split_once("\n\n").unwrap();
+        let reordered = format!("{child}\n\n{parent}\n\n{templates}");
+        let r = import(&reordered, None);
+        assert_eq!(counts(&r, "tank/parent/child"), [0, 36, 30, 4, 3, 0]);
+        assert!(r.differences.is_empty(), "{:?}", r.differences);
+    }
+
+    /// What the import cannot make equal is listed per dataset, and the CLI
+    /// refuses it without --accept-differences.
+    #[test]
+    fn what_cannot_be_reproduced_is_listed() {
+        let conf = "[tank/child]\n\thourly = 5\n\n[tank]\n\tskip_children = yes\n";
+        let r = import(conf, None);
+        assert_eq!(
+            r.differences,
+            ["tank/child: sanoid leaves it alone (`skip_children` of [tank]); zfleet would take and prune its snapshots"]
+        );
     }
 
     #[test]

@@ -25,6 +25,19 @@ pub fn observe(caps: &Caps, root: &DatasetName, extra: &[String]) -> Argv {
 /// [`observe`] over several trees in one process (`zfs list`/`zfs get` take
 /// more than one name): however many datasets and pools are asked for.
 pub fn observe_roots(caps: &Caps, roots: &[&DatasetName], extra: &[String]) -> Argv {
+    observe_depth(caps, roots, extra, "-r")
+}
+
+/// Like [`observe_roots`], but of the datasets themselves with their
+/// snapshots and bookmarks (`-d 1`; direct children may be listed too, and
+/// are ignored). What replication needs, and all that `zfleet serve` lets a
+/// backup key list.
+pub fn observe_own(caps: &Caps, roots: &[&DatasetName], extra: &[String]) -> Argv {
+    observe_depth(caps, roots, extra, "-d")
+}
+
+fn observe_depth(caps: &Caps, roots: &[&DatasetName], extra: &[String], depth: &str) -> Argv {
+    let depth: &[&str] = if depth == "-r" { &["-r"] } else { &["-d", "1"] };
     let mut props: Vec<&str> = LIST_PROPERTIES.to_vec();
     props.extend(extra.iter().map(String::as_str));
     let roots = roots.iter().map(|r| r.as_str());
@@ -35,12 +48,16 @@ pub fn observe_roots(caps: &Caps, roots: &[&DatasetName], extra: &[String]) -> A
             "filesystem,volume,snapshot"
         };
         zfs()
-            .args(["list", "-H", "-p", "-r", "-t", types, "-o"])
+            .args(["list", "-H", "-p"])
+            .args(depth.iter().copied())
+            .args(["-t", types, "-o"])
             .arg(props.join(","))
             .args(roots)
     } else {
         zfs()
-            .args(["get", "-H", "-p", "-r", "-o", "name,property,value"])
+            .args(["get", "-H", "-p"])
+            .args(depth.iter().copied())
+            .args(["-o", "name,property,value"])
             .arg(props[1..].join(","))
             .args(roots)
     }

@@ -15,7 +15,7 @@ pub const MAX_NAME_LEN: usize = 255;
 const RESERVED_POOL_NAMES: &[&str] = &["mirror", "raidz", "draid", "spare", "log", "special"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} name `{input}`: {reason}")]
+#[error("invalid {kind} name `{}`: {reason}", crate::text::printable(.input))]
 pub struct NameError {
     pub kind: NameKind,
     pub input: String,
@@ -56,15 +56,7 @@ fn check_component(component: &str, offset: usize) -> Result<(), String> {
         return Err(format!("component `{component}` is not allowed"));
     }
     if let Some((i, c)) = component.char_indices().find(|&(_, c)| !allowed_char(c)) {
-        let shown = match c {
-            ' ' => "a space".to_string(),
-            '\n' => "a newline".to_string(),
-            '\t' => "a tab".to_string(),
-            '\0' => "a NUL byte".to_string(),
-            '`' => "a backtick".to_string(),
-            c if c.is_control() => format!("control character {:#04x}", c as u32),
-            c => format!("`{c}`"),
-        };
+        let shown = crate::text::describe_char(c);
         return Err(format!(
             "{shown} at position {} is not allowed (use letters, digits, `-`, `_`, `.`, `:`)",
             offset + i + 1
@@ -271,6 +263,16 @@ pub struct SnapshotName {
 }
 
 impl SnapshotName {
+    /// Checks the part after `@` alone (a `--snapshot` option), reporting
+    /// positions in what was given rather than in a made-up full name.
+    pub fn check_short(snap: &str) -> Result<(), NameError> {
+        if snap.contains(['@', '#']) {
+            return Err(err(NameKind::Snapshot, snap, "more than one `@` or `#`"));
+        }
+        check_component(snap, 0).map_err(|r| err(NameKind::Snapshot, snap, r))?;
+        check_len(snap).map_err(|r| err(NameKind::Snapshot, snap, r))
+    }
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let (ds, snap) = s
             .split_once('@')
@@ -402,7 +404,9 @@ mod tests {
     #[case("zroot/it's", "invalid dataset name `zroot/it's`: `'` at position 9 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
     #[case("zroot/\"q\"", "invalid dataset name `zroot/\"q\"`: `\"` at position 7 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
     #[case("zroot/$(id)", "invalid dataset name `zroot/$(id)`: `$` at position 7 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
-    #[case("zroot/a\nb", "invalid dataset name `zroot/a\nb`: a newline at position 8 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
+    #[case("zroot/a\nb", "invalid dataset name `zroot/a\\nb`: a newline at position 8 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
+    #[case("zroot/a\u{a0}b", "invalid dataset name `zroot/a\u{a0}b`: U+00A0 (`\u{a0}`) at position 8 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
+    #[case("zroot/\u{1b}[2J", "invalid dataset name `zroot/\\u{1b}[2J`: control character 0x1b at position 7 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)")]
     #[case(
         "zroot//x",
         "invalid dataset name `zroot//x`: empty component at position 7"

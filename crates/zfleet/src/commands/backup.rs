@@ -81,13 +81,15 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
             .flat_map(|c| &c.jobs)
             .map(|j| &j.outcome)
     };
-    Ok(if outcomes().any(|o| matches!(o, Outcome::Failed { .. })) {
-        crate::exit::REMOTE
-    } else if outcomes().any(|o| matches!(o, Outcome::Refused { .. })) {
-        crate::exit::REFUSED
-    } else {
-        crate::exit::OK
-    })
+    Ok(
+        if outcomes().any(|o| matches!(o, Outcome::Failed { .. } | Outcome::Degraded { .. })) {
+            crate::exit::REMOTE
+        } else if outcomes().any(|o| matches!(o, Outcome::Refused { .. })) {
+            crate::exit::REFUSED
+        } else {
+            crate::exit::OK
+        },
+    )
 }
 
 pub fn print_summary(r: &BackupReport) {
@@ -115,6 +117,10 @@ pub fn print_summary(r: &BackupReport) {
                 Outcome::Failed { message } => {
                     notes.push(format!("{}: {message}", j.label));
                     "FAILED".to_string()
+                }
+                Outcome::Degraded { message } => {
+                    notes.push(format!("{}: {message}", j.label));
+                    "DEGRADED".to_string()
                 }
             };
             notes.extend(

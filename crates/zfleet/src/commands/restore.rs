@@ -79,9 +79,8 @@ fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
         (Some(n), _) => {
             let n = n.strip_prefix('@').unwrap_or(n);
             // Checked like every name zfleet passes to zfs.
-            DatasetName::parse("x/y")
-                .and_then(|d| d.snapshot(n))
-                .map_err(Error::from)?;
+            zfleet_core::zfs::SnapshotName::check_short(n)
+                .map_err(|e| Error::Usage(format!("--snapshot: {e}")))?;
             Selector::Named(n.to_string())
         }
         (None, Some(t)) => Selector::At(
@@ -93,6 +92,8 @@ fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
 }
 
 pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
+    // The command line is checked before the fleet file is read or any host asked.
+    let selector = selector(a)?;
     let cx = Context::load(g)?;
     let datasets = a
         .datasets
@@ -103,7 +104,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
     let req = Request {
         host: a.host.clone(),
         datasets,
-        selector: selector(a)?,
+        selector,
         from: a.from.clone(),
         to,
         force: a.force,

@@ -52,6 +52,22 @@ fn parse_side(s: &str) -> Result<Spec, Error> {
                 Some((u, h)) => (Some(u.to_string()), h.to_string()),
                 None => (None, h.to_string()),
             };
+            // Checked here, before ssh sees them: a host that starts with `-`
+            // would be an ssh option, and `;` or a space means nothing good.
+            let shown = zfleet_core::text::printable(s);
+            if let Some(Err(m)) = user.as_deref().map(zfleet_core::config::valid_user) {
+                return Err(Error::Usage(format!(
+                    "`{shown}`: {}",
+                    zfleet_core::text::printable(&m)
+                )));
+            }
+            if let Err(m) = zfleet_core::config::valid_address(&host) {
+                return Err(Error::Usage(format!(
+                    "`{shown}`: `{}` is not a host name or address: {}",
+                    zfleet_core::text::printable(&host),
+                    zfleet_core::text::printable(&m)
+                )));
+            }
             Ok(Spec {
                 host: Some((user, host)),
                 dataset: DatasetName::parse(ds)?,
@@ -151,11 +167,15 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                 eprintln!("error: {message}");
                 return Ok(crate::exit::REMOTE);
             }
+            Outcome::Degraded { message } => {
+                eprintln!("error: {} → {}: {message}", report.source, report.target);
+                return Ok(crate::exit::REMOTE);
+            }
         }
     }
     Ok(match report.outcome {
         Outcome::Refused { .. } => crate::exit::REFUSED,
-        Outcome::Failed { .. } => crate::exit::REMOTE,
+        Outcome::Failed { .. } | Outcome::Degraded { .. } => crate::exit::REMOTE,
         _ => crate::exit::OK,
     })
 }

@@ -55,7 +55,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/secret")
         .unwrap()
-        .contains("zroot/secret#zfleet_zfleet-server_s1"));
+        .contains("zroot/secret#zfleet_zfleet-server:s1"));
 
     // Incremental; the holds and the bookmark move to the new base.
     s.run("echo more >> /zroot/secret/blob && zfs snapshot zroot/secret@s2")
@@ -72,7 +72,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
         s.run("zfs list -H -o name -t bookmark zroot/secret")
             .unwrap()
             .trim(),
-        "zroot/secret#zfleet_zfleet-server_s2"
+        "zroot/secret#zfleet_zfleet-server:s2"
     );
 
     // Someone destroys the common snapshot on the client (releasing zfleet's
@@ -85,7 +85,7 @@ fn encrypted_raw_backups_with_moving_holds_and_a_bookmark_base() {
     let job = &r["clients"][0]["jobs"][0];
     assert_eq!(job["outcome"], "sent", "{r}");
     assert_eq!(
-        job["steps"][0], "incremental #zfleet_zfleet-server_s2 → @s3",
+        job["steps"][0], "incremental #zfleet_zfleet-server:s2 → @s3",
         "{r}"
     );
     assert_eq!(snapshot_names(&s, &target), "s1\ns2\ns3\n");
@@ -205,6 +205,9 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     .unwrap();
     s.run("zfs create zroot/data && echo hello > /zroot/data/f && zfs snapshot zroot/data@s1")
         .unwrap();
+    // A child the server does not back up: the key must not even list it.
+    s.run("zfs create zroot/data/private && zfs snapshot zroot/data/private@secret")
+        .unwrap();
     let granted = s.on_server("zfleet --host zfleet-server grant zfleet-client --apply --zfleet-path /usr/local/bin/zfleet").unwrap();
     assert!(
         granted.contains("zfs allow -u zfleet send,hold,release,userprop,bookmark zroot/data"),
@@ -229,7 +232,7 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/data")
         .unwrap()
-        .contains("#zfleet_zfleet-server_s2"));
+        .contains("#zfleet_zfleet-server:s2"));
     let log = s.run("cat /var/log/zfleet/serve.log").unwrap();
     assert!(log.contains("allowed request=\"zfs send"), "{log}");
 
@@ -238,6 +241,21 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
     s.run("head -c 16M /dev/urandom > /zroot/data/big && zfs snapshot zroot/data@s3")
         .unwrap();
     interrupt_backup(&s);
+    // A real token, as serve decodes it: the snapshot and its guid.
+    let token = s
+        .run(&format!(
+            "zfs get -H -p -o value receive_resume_token {T}/data"
+        ))
+        .unwrap();
+    let t =
+        zfleet_core::serve::token::decode(token.trim()).unwrap_or_else(|e| panic!("{e}: {token}"));
+    assert_eq!(t.toname, "zroot/data@s3");
+    assert_eq!(
+        t.toguid.to_string(),
+        s.run("zfs get -H -p -o value guid zroot/data@s3")
+            .unwrap()
+            .trim()
+    );
     let r = backup(&s, "");
     assert_eq!(
         r["clients"][0]["jobs"][0]["steps"][0], "resume the interrupted receive",
@@ -251,6 +269,61 @@ fn zfs_allow_and_serve_let_the_backup_account_do_its_job_and_nothing_else() {
 
     // With the backup key: refused by serve…
     let key_ssh = "ssh -o BatchMode=yes -i /root/backup_key zfleet@zfleet-client";
+
+    // The listing the engine made (OpenZFS: `zfs list -d 1`), asked again with
+    // the key, shows zroot/data, its snapshots and bookmarks, not the child.
+    let log = s.run("cat /var/log/zfleet/serve.log").unwrap();
+    let listing = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once("allowed request=\"")
+                .map(|(_, r)| r.trim_end_matches('"').to_string())
+        })
+        .find(|r| r.starts_with("zfs list -H -p -d 1 "))
+        .unwrap_or_else(|| panic!("no listing in the serve log:\n{log}"));
+    let out = s
+        .output_on("zfleet-server", &format!("{key_ssh} '{listing}'"))
+        .unwrap();
+    assert!(out.status.success(), "{listing}: {out:?}");
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect();
+    assert!(names.iter().any(|n| n == "zroot/data@s1"), "{names:?}");
+    assert!(
+        names.iter().all(|n| n == "zroot/data"
+            || n.starts_with("zroot/data@")
+            || n.starts_with("zroot/data#")),
+        "the key listed more than it backs up: {names:?}"
+    );
+    let recursive = s
+        .output_on(
+            "zfleet-server",
+            &format!("{key_ssh} '{}'", listing.replace(" -d 1 ", " -r ")),
+        )
+        .unwrap();
+    assert_eq!(recursive.status.code(), Some(126), "{recursive:?}");
+
+    // Holds: the base (s3) and one more at most; a third is refused.
+    assert_eq!(holds(&s, "zroot/data@s3"), "zfleet:base:zfleet-server");
+    let hold = |snap: &str| {
+        s.output_on(
+            "zfleet-server",
+            &format!("{key_ssh} 'zfs hold zfleet:base:zfleet-server zroot/data@{snap}'"),
+        )
+        .unwrap()
+    };
+    assert!(hold("s1").status.success());
+    let third = hold("s2");
+    assert_eq!(third.status.code(), Some(126), "{third:?}");
+    assert!(
+        String::from_utf8_lossy(&third.stderr).contains("would hold 3 snapshots of `zroot/data`"),
+        "{third:?}"
+    );
+    assert_eq!(holds(&s, "zroot/data@s2"), "");
+    s.run("zfs release zfleet:base:zfleet-server zroot/data@s1")
+        .unwrap();
+
     for req in [
         "zfs destroy zroot/data@s1",
         "zfs rollback -r zroot/data@s1",

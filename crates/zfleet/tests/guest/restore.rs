@@ -141,7 +141,7 @@ fn an_encrypted_dataset_comes_back_raw_with_its_own_key_and_backups_continue() {
     assert!(s
         .run("zfs list -H -o name -t bookmark zroot/secret")
         .unwrap()
-        .contains("zroot/secret#zfleet_zfleet-server_s1"));
+        .contains("zroot/secret#zfleet_zfleet-server:s1"));
 
     // The next backup continues, raw and incremental.
     client(
