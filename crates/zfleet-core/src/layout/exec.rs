@@ -430,8 +430,10 @@ fn run_step(
             stdin,
         };
         let out = host.endpoint().run_unchecked(&argv, &opts);
+        // cryptsetup and zfs do not echo what they read, but what they print
+        // is shown and logged: it goes through the run's redactor all the same.
         let redact = |t: &str| match &secret {
-            Some(s) => s.redact(t),
+            Some(s) => crate::unlock::Redactor::of(s).scrub(t),
             None => t.to_string(),
         };
         match out {

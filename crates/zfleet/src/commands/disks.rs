@@ -13,6 +13,11 @@ use crate::cli::{GlobalArgs, OutputArgs};
 use crate::context::Context;
 use crate::render;
 
+/// Remote text (labels, paths, messages) made safe for the terminal.
+fn p(s: &str) -> String {
+    zfleet_core::text::printable(s).into_owned()
+}
+
 /// Lay out a host's disks, pools and datasets from fleet.toml, like disko but
 /// incremental.
 ///
@@ -275,7 +280,7 @@ impl Progress for Lines {
         outln!(
             "  {} {}",
             if ok { "done" } else { "FAILED" },
-            step.action.summary()
+            p(&step.action.summary())
         );
         let _ = std::io::stdout().flush();
     }
@@ -294,23 +299,23 @@ fn print_plan(plan: &Plan) {
         let mut t = render::table(["pool", "disk", "device", "size", "state", "detail"]);
         for d in &plan.disks {
             t.add_row(vec![
-                d.pool.clone(),
-                d.disk.clone(),
-                d.device.clone().unwrap_or_else(|| "-".into()),
+                p(&d.pool),
+                p(&d.disk),
+                p(d.device.as_deref().unwrap_or("-")),
                 d.size
                     .map(zfleet_core::config::format_size)
                     .unwrap_or_else(|| "-".into()),
-                d.state.clone(),
-                d.detail.clone(),
+                p(&d.state),
+                p(&d.detail),
             ]);
         }
         render::print_table(&t, "");
         outln!();
     }
     for r in &plan.refusals {
-        outln!("REFUSED {}: {}", r.subject, r.problem);
+        outln!("REFUSED {}: {}", p(&r.subject), p(&r.problem));
         if let Some(h) = &r.hint {
-            outln!("  hint: {h}");
+            outln!("  hint: {}", p(h));
         }
     }
     if plan.is_refused() {
@@ -320,8 +325,8 @@ fn print_plan(plan: &Plan) {
     } else {
         outln!("{}: {} changes", plan.host, plan.steps.len());
         for (i, s) in plan.steps.iter().enumerate() {
-            outln!("  {:>2}. {}", i + 1, s.action.summary());
-            outln!("      why: {}", s.reason);
+            outln!("  {:>2}. {}", i + 1, p(&s.action.summary()));
+            outln!("      why: {}", p(&s.reason));
         }
         let secrets = exec::needs_secrets(plan);
         if !secrets.is_empty() {
@@ -329,7 +334,7 @@ fn print_plan(plan: &Plan) {
         }
     }
     for n in &plan.notes {
-        outln!("note: {}: {}", n.subject, n.message);
+        outln!("note: {}: {}", p(&n.subject), p(&n.message));
     }
     if !plan.rescan.is_empty() {
         outln!(
@@ -354,9 +359,9 @@ fn show_outcomes(outcomes: &[Outcome], json: bool) {
             }
             if let Some(rep) = &r.report {
                 if let Some(f) = &rep.failed {
-                    outln!("FAILED {}: {}", f.step.action.summary(), f.message);
+                    outln!("FAILED {}: {}", p(&f.step.action.summary()), p(&f.message));
                     if let Some(h) = &f.hint {
-                        outln!("  hint: {h}");
+                        outln!("  hint: {}", p(h));
                     }
                     outln!(
                         "{} steps done, {} not run; run again to continue",

@@ -7,6 +7,11 @@ use crate::cli::{GlobalArgs, OutputArgs};
 use crate::context::Context;
 use crate::render;
 
+/// File names and remote text made safe for the terminal.
+fn p(s: &str) -> String {
+    zfleet_core::text::printable(s).into_owned()
+}
+
 /// The ephemeral root: what the next rollback deletes, and the rollback at
 /// boot.
 ///
@@ -111,7 +116,7 @@ fn diff(g: &GlobalArgs, a: &DiffArgs) -> Result<u8, Error> {
                     for o in &d.orphans {
                         outln!(
                             "  {}{}",
-                            o.path,
+                            p(&o.path),
                             o.size
                                 .map(|s| format!("  ({})", human(s)))
                                 .unwrap_or_default()
@@ -148,7 +153,7 @@ fn diff(g: &GlobalArgs, a: &DiffArgs) -> Result<u8, Error> {
     let mut t = render::table(["directory", "entries", "size"]);
     for gr in &rep.groups {
         t.add_row(vec![
-            gr.directory.clone(),
+            p(&gr.directory),
             gr.entries.to_string(),
             human(gr.bytes),
         ]);
@@ -160,7 +165,7 @@ fn diff(g: &GlobalArgs, a: &DiffArgs) -> Result<u8, Error> {
             outln!(
                 "  {} {}{}",
                 e.change,
-                e.path,
+                p(&e.path),
                 e.size
                     .map(|s| format!("  ({})", human(s)))
                     .unwrap_or_default()
@@ -172,9 +177,9 @@ fn diff(g: &GlobalArgs, a: &DiffArgs) -> Result<u8, Error> {
         for h in &rep.hints {
             outln!(
                 "hint: {}: {}; to keep it, add \"{}\" to a dataset's `persist`",
-                h.path,
+                p(&h.path),
                 h.why,
-                h.path
+                p(&h.path)
             );
         }
     }
