@@ -170,6 +170,11 @@ impl Drop for Scenario<'_> {
 // disks (tests that lay out disks leave partitions, LUKS headers, an ESP).
 const POOLS_DOWN: &str = r#"
 findmnt /mnt >/dev/null 2>&1 && umount -R /mnt 2>/dev/null
+# Every ZFS mount, the last one first: a mount hidden under a later one (a
+# child mounted before its parent) is reachable once the one above is gone.
+findmnt -rn -t zfs -o TARGET | tac | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+done
 for pool in $(zpool list -H -o name); do zpool destroy -f "$pool"; done
 for m in /dev/mapper/*; do
     case $m in */control) ;; *) [ -e "$m" ] && cryptsetup close "${m##*/}" 2>/dev/null ;; esac
@@ -186,6 +191,13 @@ for disk in /dev/disk/by-id/virtio-zfleet-disk*; do
     wipefs -a -q "$disk" 2>/dev/null
 done
 udevadm settle 2>/dev/null
+# Say so, rather than let the next scenario trip over what is left.
+if [ -n "$(zpool list -H -o name)" ]; then
+    echo "pools left after cleaning up:" >&2
+    zpool list >&2
+    findmnt -t zfs >&2
+    exit 1
+fi
 true
 "#;
 

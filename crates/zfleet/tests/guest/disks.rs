@@ -805,4 +805,12 @@ fn a_pool_with_zfs_encryption_is_unlocked_by_zfleet_unlock_with_no_more_setup() 
             .trim(),
         "yes"
     );
+    // /storage/save is inside /storage: it was mounted after it, not hidden
+    // under it (as name order, persistSave before storage, would do).
+    assert_eq!(
+        s.run("findmnt -n -o SOURCE --target /storage/save")
+            .unwrap()
+            .trim(),
+        "tank/persistSave"
+    );
 }
