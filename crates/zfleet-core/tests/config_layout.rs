@@ -317,3 +317,38 @@ fn mistakes_name_file_line_key() {
         assert_eq!(&got, want, "for:\n{src}");
     }
 }
+
+/// Names a layout, a pool or a `persist` table gets from the file reach the
+/// terminal escaped, like every other value of the fleet file.
+#[test]
+fn names_from_the_file_are_escaped_in_messages() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[hosts.a.pools.zroot]\nlayout = \"se\\u001b[2Jed\"\ndisks = [\"/dev/disk/by-id/a\"]\n",
+            "fleet.toml:2:10: hosts.a.pools.zroot.layout: layout `se\\u{1b}[2Jed` does not exist\n  hint: layouts: seed, storage",
+        ),
+        (
+            "[layouts.mine]\nfrom = \"x\\u0007\"\n",
+            "fleet.toml:2:8: layouts.mine.from: layout `x\\u{7}` does not exist\n  hint: layouts: seed, storage, mine",
+        ),
+        (
+            "[hosts.a.pools.zroot]\nlayout = \"seed\"\nsecret = \"env:K\"\ndisks = [\"/dev/disk/by-id/a\"]\n[hosts.a.pools.zroot.persist]\n\"persist\\u001b]0;x\" = [\"/etc/ssh\"]\n",
+            "fleet.toml:6:1: hosts.a.pools.zroot.persist.\"persist\\u{1b}]0;x\": `persist\\u{1b}]0;x` is not a dataset of layout `seed`\n  hint: datasets: etcssh, persist, persistSave, nix, root",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(&err(src), want, "for:\n{src}");
+        // The message itself, which `zfleet check --json` also carries, is
+        // escaped, not only its rendering.
+        let Err(errors) = config::parse(src, Path::new("fleet.toml")) else {
+            panic!("expected an error for:\n{src}");
+        };
+        for e in &errors.0 {
+            assert!(
+                !e.message.contains(['\u{1b}', '\u{7}']),
+                "a raw control character in {:?}",
+                e.message
+            );
+        }
+    }
+}

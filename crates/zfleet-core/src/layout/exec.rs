@@ -14,6 +14,7 @@ use secrecy::SecretSlice;
 use serde::Serialize;
 
 use super::plan::{Action, PartitionSpec, Plan, Step, BLANK_PROPERTY};
+use crate::clock::Clock;
 use crate::config::SecretRef;
 use crate::exec::{Argv, RunOptions};
 use crate::host::Host;
@@ -369,12 +370,13 @@ pub fn execute(
     plan: &Plan,
     modern: bool,
     secrets: &mut Secrets<'_>,
+    clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> Report {
     let mut done = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         progress.started(step);
-        let result = run_step(host, step, modern, secrets);
+        let result = run_step(host, step, modern, secrets, clock);
         progress.finished(step, result.is_ok());
         match result {
             Ok(()) => done.push(step.clone()),
@@ -400,6 +402,7 @@ fn run_step(
     step: &Step,
     modern: bool,
     secrets: &mut Secrets<'_>,
+    clock: &dyn Clock,
 ) -> Result<(), Box<Failure>> {
     let secret = match secret_of(&step.action) {
         Some(r) => Some(secrets.get(r)?),
@@ -508,7 +511,9 @@ fn run_step(
                 known_hosts: None,
                 connect_timeout: Duration::from_secs(10),
             };
-            let now = jiff::Timestamp::now().to_string();
+            let now = jiff::Timestamp::from_second(clock.now())
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             crate::unlock::pin::write_pin(
                 std::path::Path::new(pin_file),
                 name,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::exec::{self, Progress, Report, Secrets};
 use super::mount::{self, InitrdPin};
 use super::plan::{self, Options, Plan};
+use crate::clock::Clock;
 use crate::config::HostLayout;
 use crate::host::Host;
 use crate::Error;
@@ -86,6 +87,7 @@ pub fn run(
     layout: &HostLayout,
     mode: &Mode<'_>,
     secrets: &mut Secrets<'_>,
+    clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> Result<Outcome, Error> {
     let mut rounds = Vec::new();
@@ -124,7 +126,7 @@ pub fn run(
             rounds.push(Round { plan, report: None });
             break;
         }
-        let report = exec::execute(host, &plan, obs.modern, secrets, progress);
+        let report = exec::execute(host, &plan, obs.modern, secrets, clock, progress);
         let failed = report.failed.is_some();
         rounds.push(Round {
             plan,

@@ -10,7 +10,9 @@ use zfleet_core::unlock::{Providers, SecretCache};
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use zfleet_core::runtime::Runtime;
+
+use crate::context;
 use crate::render;
 
 /// Remote text (labels, paths, messages) made safe for the terminal.
@@ -131,7 +133,7 @@ impl LayoutArgs {
 }
 
 pub fn cmd_disks(g: &GlobalArgs, a: &DisksArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     match &a.what {
         DisksCommand::Plan(p) => {
             let (hc, host) = target(&cx, &p.host)?;
@@ -163,6 +165,7 @@ pub fn cmd_disks(g: &GlobalArgs, a: &DisksArgs) -> Result<u8, Error> {
                 &hc.layout,
                 &Mode::Apply(&opts),
                 &mut secrets,
+                cx.clock(),
                 &progress,
             )?;
             let mut outcomes = vec![outcome];
@@ -174,7 +177,14 @@ pub fn cmd_disks(g: &GlobalArgs, a: &DisksArgs) -> Result<u8, Error> {
                         initrd: pin.as_ref(),
                         force_import: &opts.force_import,
                     };
-                    outcomes.push(run::run(&host, &hc.layout, &mode, &mut secrets, &progress)?);
+                    outcomes.push(run::run(
+                        &host,
+                        &hc.layout,
+                        &mode,
+                        &mut secrets,
+                        cx.clock(),
+                        &progress,
+                    )?);
                 }
             }
             show_outcomes(&outcomes, p.out.json);
@@ -203,7 +213,14 @@ pub fn cmd_disks(g: &GlobalArgs, a: &DisksArgs) -> Result<u8, Error> {
             let progress = Lines {
                 quiet: m.out.json || g.quiet,
             };
-            let outcome = run::run(&host, &hc.layout, &mode, &mut secrets, &progress)?;
+            let outcome = run::run(
+                &host,
+                &hc.layout,
+                &mode,
+                &mut secrets,
+                cx.clock(),
+                &progress,
+            )?;
             let outcomes = vec![outcome];
             show_outcomes(&outcomes, m.out.json);
             Ok(outcome_code(&outcomes))
@@ -212,7 +229,7 @@ pub fn cmd_disks(g: &GlobalArgs, a: &DisksArgs) -> Result<u8, Error> {
 }
 
 fn target<'c>(
-    cx: &'c Context,
+    cx: &'c Runtime,
     name: &str,
 ) -> Result<(&'c HostConfig, zfleet_core::host::Host), Error> {
     let host = cx.host(name)?;

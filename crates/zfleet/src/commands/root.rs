@@ -4,7 +4,7 @@ use zfleet_core::root::{self, rollback};
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// File names and remote text made safe for the terminal.
@@ -85,7 +85,7 @@ pub fn cmd_root(g: &GlobalArgs, a: &RootArgs) -> Result<u8, Error> {
 }
 
 fn diff(g: &GlobalArgs, a: &DiffArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let name = a.host.clone().unwrap_or_else(|| cx.this_host.clone());
     let host = cx.host(&name)?;
     let hc = cx.fleet.host(&name).ok_or_else(|| Error::UnknownHost {
@@ -209,7 +209,7 @@ fn rollback_cmd(g: &GlobalArgs, a: &RollbackArgs) -> Result<u8, Error> {
             d.clone()
         }
         None => {
-            let cx = Context::load(g)?;
+            let cx = context::load(g)?;
             let hc = cx.fleet.host(&cx.this_host).ok_or_else(|| {
                 Error::Usage(format!(
                     "this machine is `{}`, which is not a host in the fleet file; pass --host NAME or --dataset DATASET",

@@ -16,6 +16,7 @@ use super::super::raw_layout::{RawDataset, RawLayout, RawPool, RawSize, RawValue
 use super::super::secret_ref::SecretRef;
 use super::{closest, Ctx};
 use crate::config::error::{line_col, locate, ConfigError, KeyPath};
+use crate::text::printable;
 use crate::zfs::{DatasetName, PoolName};
 
 /// The file the built-ins are read from, as it appears in messages.
@@ -68,7 +69,7 @@ impl Ctx<'_> {
         hint: Option<String>,
     ) {
         match origin {
-            Origin::File => self.err(path, at_key, message, hint),
+            Origin::File => self.push(path, at_key, message, hint),
             Origin::Builtin => self.errors.push(ConfigError {
                 file: BUILTIN_FILE.into(),
                 position: None,
@@ -108,9 +109,8 @@ impl Ctx<'_> {
         for (name, l) in raw {
             let p = KeyPath::root().key("layouts").key(name);
             if !valid_name(name) {
-                self.err(
+                self.err_at_key(
                     &p,
-                    true,
                     format!(
                         "invalid layout name `{}`: use letters, digits, `_`, `-`",
                         name.escape_default()
@@ -120,9 +120,8 @@ impl Ctx<'_> {
                 continue;
             }
             if all.get(name).is_some_and(|(o, _)| *o == Origin::Builtin) {
-                self.err(
+                self.err_at_key(
                     &p,
-                    true,
                     format!("`{name}` is a built-in layout and cannot be redefined"),
                     Some(format!(
                         "give yours another name and start it with `from = \"{name}\"`"
@@ -189,7 +188,7 @@ impl Ctx<'_> {
                 self.err_in(
                     origin,
                     &p.key("from"),
-                    format!("layout `{parent}` does not exist"),
+                    format!("layout `{}` does not exist", printable(parent)),
                     Some(match closest(parent, &known) {
                         Some(c) => format!("did you mean `{c}`?"),
                         None => format!("layouts: {}", known.join(", ")),
@@ -490,7 +489,11 @@ impl Ctx<'_> {
                     self.err_in(
                         origin,
                         &p.key("datasets").key(&d.name).key("mountpoint"),
-                        format!("`{m}` is already the mountpoint of `{first}`"),
+                        format!(
+                            "`{}` is already the mountpoint of `{}`",
+                            printable(m),
+                            printable(first)
+                        ),
                         None,
                     );
                 }
@@ -512,9 +515,8 @@ impl Ctx<'_> {
             if ok {
                 Some(id.to_ascii_lowercase())
             } else {
-                self.err(
+                self.err_at_value(
                     &hp.key("host_id"),
-                    false,
                     format!("`{}` is not a host id: 8 hex digits, as `head -c4 /dev/urandom | od -A none -t x4` prints", id.escape_default()),
                     None,
                 );
@@ -542,13 +544,12 @@ impl Ctx<'_> {
         unlock_secret: Option<&String>,
     ) -> Option<PoolLayout> {
         if let Err(e) = PoolName::parse(name) {
-            self.err(pp, true, e.to_string(), None);
+            self.err_at_key(pp, e.to_string(), None);
             return None;
         }
         let Some(layout) = &rp.layout else {
-            self.err(
+            self.err_at_value(
                 &pp.key("layout"),
-                false,
                 "required key is missing",
                 Some(format!(
                     "name the layout, for example `layout = \"seed\"` (layouts: {})",
@@ -559,10 +560,9 @@ impl Ctx<'_> {
         };
         let Some(template) = layouts.get(layout) else {
             let known: Vec<&str> = layouts.keys().map(String::as_str).collect();
-            self.err(
+            self.err_at_value(
                 &pp.key("layout"),
-                false,
-                format!("layout `{layout}` does not exist"),
+                format!("layout `{}` does not exist", printable(layout)),
                 Some(match closest(layout, &known) {
                     Some(c) => format!("did you mean `{c}`?"),
                     None => format!("layouts: {}", known.join(", ")),
@@ -589,10 +589,9 @@ impl Ctx<'_> {
             let p = pp.key("persist").key(ds);
             match t.datasets.get_mut(ds) {
                 Some(d) => self.persist_paths(Origin::File, &p, d, paths),
-                None => self.err(
+                None => self.err_at_key(
                     &p,
-                    true,
-                    format!("`{ds}` is not a dataset of layout `{layout}`"),
+                    format!("`{}` is not a dataset of layout `{layout}`", printable(ds)),
                     Some(format!(
                         "datasets: {}",
                         t.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -613,10 +612,9 @@ impl Ctx<'_> {
                 } else {
                     "an ESP or swap partition"
                 };
-                self.err(
+                self.err_at_value(
                     &pp.key("disks").index(i),
-                    false,
-                    format!("`{}` is a file, which cannot hold {what}; only block devices under /dev are partitioned", d.path),
+                    format!("`{}` is a file, which cannot hold {what}; only block devices under /dev are partitioned", printable(&d.path)),
                     Some("for a pool on files set `encryption = \"none\"`, `esp_size = \"0\"` and `swap_size = \"0\"`".into()),
                 );
             }
@@ -624,12 +622,7 @@ impl Ctx<'_> {
         let secret = match t.encryption {
             Encryption::None => {
                 if rp.secret.is_some() {
-                    self.err(
-                        &pp.key("secret"),
-                        true,
-                        "an unencrypted pool has no secret",
-                        None,
-                    );
+                    self.err_at_key(&pp.key("secret"), "an unencrypted pool has no secret", None);
                 }
                 None
             }
@@ -641,9 +634,8 @@ impl Ctx<'_> {
                 };
                 match given {
                     None => {
-                        self.err(
+                        self.err_at_key(
                             pp,
-                            true,
                             format!("is encrypted ({}) but names no secret", t.encryption.as_str()),
                             Some("set `secret = \"op://vault/item/field\"` here, or the host's [unlock] secret".into()),
                         );
@@ -654,7 +646,7 @@ impl Ctx<'_> {
                         Err(m) => {
                             // The unlock section reports its own bad secret.
                             if rp.secret.is_some() {
-                                self.err(&path, false, m, None);
+                                self.err_at_value(&path, m, None);
                             }
                             None
                         }
@@ -740,9 +732,8 @@ impl Ctx<'_> {
 
     fn disks(&mut self, pp: &KeyPath, rp: &RawPool) -> Vec<DiskRef> {
         let Some(list) = &rp.disks else {
-            self.err(
+            self.err_at_value(
                 &pp.key("disks"),
-                false,
                 "required key is missing",
                 Some(
                     "list the pool's disks by id, as in `disks = [\"/dev/disk/by-id/nvme-…\"]`"
@@ -752,7 +743,7 @@ impl Ctx<'_> {
             return Vec::new();
         };
         if list.is_empty() {
-            self.err(&pp.key("disks"), false, "lists no disks", None);
+            self.err_at_value(&pp.key("disks"), "lists no disks", None);
         }
         let mut out = Vec::new();
         let mut seen = HashSet::new();
@@ -763,9 +754,8 @@ impl Ctx<'_> {
                 || path.contains("/../")
                 || path.chars().any(|c| c.is_control() || c.is_whitespace())
             {
-                self.err(
+                self.err_at_value(
                     &dp,
-                    false,
                     format!(
                         "`{}` is not an absolute path to a disk",
                         path.escape_default()
@@ -775,7 +765,7 @@ impl Ctx<'_> {
                 continue;
             }
             if !seen.insert(path.clone()) {
-                self.err(&dp, false, format!("`{path}` is listed twice"), None);
+                self.err_at_value(&dp, format!("`{}` is listed twice", printable(path)), None);
                 continue;
             }
             let d = DiskRef { path: path.clone() };
@@ -801,9 +791,8 @@ impl Ctx<'_> {
         let topo = match &rp.topology {
             None if disks <= 1 => return Topology::Single,
             None => {
-                self.err(
+                self.err_at_value(
                     &pp.key("disks"),
-                    false,
                     format!("{disks} disks but no `topology`; zfleet does not guess (disko made two disks a stripe)"),
                     Some("set `topology = \"mirror\"` (or \"raidz1\", … or \"stripe\" if you mean it)".into()),
                 );
@@ -812,9 +801,8 @@ impl Ctx<'_> {
             Some(t) => match Topology::parse(t) {
                 Some(t) => t,
                 None => {
-                    self.err(
+                    self.err_at_value(
                         &tp,
-                        false,
                         format!(
                             "`{}` is not a topology; expected \"single\", \"mirror\", \"raidz1\", \"raidz2\", \"raidz3\" or \"stripe\"",
                             t.escape_default()
@@ -826,16 +814,14 @@ impl Ctx<'_> {
             },
         };
         if topo == Topology::Single && disks > 1 {
-            self.err(
+            self.err_at_value(
                 &tp,
-                false,
                 format!("\"single\" takes one disk, not {disks}"),
                 Some("for two disks that hold the same data, `topology = \"mirror\"`".into()),
             );
         } else if disks > 0 && disks < topo.min_disks() {
-            self.err(
+            self.err_at_value(
                 &tp,
-                false,
                 format!(
                     "\"{topo}\" needs at least {} disks, not {disks}",
                     topo.min_disks()
@@ -853,9 +839,8 @@ impl Ctx<'_> {
             .map(|p| p.pool.as_str())
             .collect();
         if roots.len() > 1 {
-            self.err(
+            self.err_at_key(
                 &hp.key("pools"),
-                true,
                 format!(
                     "more than one root pool ({}); a host boots from one",
                     roots.join(", ")
@@ -871,10 +856,12 @@ impl Ctx<'_> {
             for (i, d) in p.disks.iter().enumerate() {
                 if let Some(first) = disks.insert(&d.path, &p.pool) {
                     if first != p.pool {
-                        self.err(
+                        self.err_at_value(
                             &pp.key("disks").index(i),
-                            false,
-                            format!("`{}` is already a disk of pool `{first}`", d.path),
+                            format!(
+                                "`{}` is already a disk of pool `{first}`",
+                                printable(&d.path)
+                            ),
                             None,
                         );
                     }
@@ -882,9 +869,8 @@ impl Ctx<'_> {
                 if p.encryption == Encryption::Luks {
                     let m = p.luks_mapping(i);
                     if let Some(first) = mappings.insert(m.clone(), &p.pool) {
-                        self.err(
+                        self.err_at_key(
                             &pp,
-                            true,
                             format!("its LUKS mapping `{m}` is also one of pool `{first}`"),
                             Some("give one of the layouts another `luks_name`".into()),
                         );
@@ -900,9 +886,8 @@ impl Ctx<'_> {
                 .chain(esp.map(|m| (m, "ESP")))
             {
                 if let Some(first) = mounts.insert(m, owner) {
-                    self.err(
+                    self.err_at_key(
                         &pp,
-                        true,
                         format!("mounts `{owner}` at `{m}`, where `{first}` is mounted already"),
                         None,
                     );
