@@ -150,6 +150,11 @@ apt_install -t "$zfs_suite" zfs-dkms zfsutils-linux
 step "sanoid and syncoid (benchmarks run zfleet side by side with them)"
 apt_install sanoid
 
+# `zfleet disks apply` lays out blank disks the way an installer would: GPT by
+# sfdisk (fdisk), the ESP by mkfs.vfat (dosfstools), LUKS by cryptsetup.
+step "disk layout tools"
+apt_install fdisk dosfstools cryptsetup-bin
+
 kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n 1)")
 if ! ls "$root/lib/modules/$kver/updates/dkms/zfs.ko"* >/dev/null 2>&1; then
     echo "build-image: DKMS built no zfs module for $kver" >&2

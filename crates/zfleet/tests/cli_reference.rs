@@ -43,7 +43,7 @@ fn docs_cli_md_is_the_help_of_every_command() {
     for cmd in subcommands(&top) {
         let h = help(&[&cmd]);
         doc.push_str(&format!("\n## zfleet {cmd}\n\n```text\n{h}```\n"));
-        // Commands with commands of their own (`export systemd`): each one too.
+        // Commands with commands of their own (`export systemd`, `disks plan`, `export disko`): each one too.
         for sub in subcommands(&h) {
             doc.push_str(&format!(
                 "\n### zfleet {cmd} {sub}\n\n```text\n{}```\n",

@@ -10,9 +10,11 @@ mod daemon;
 mod error;
 mod expand;
 mod extras;
+mod layout;
 mod policy;
 mod raw;
 mod raw_daemon;
+mod raw_layout;
 mod resolve;
 mod secret_ref;
 
@@ -28,6 +30,11 @@ pub use daemon::{
 pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
 pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};
 pub use extras::{parse_age, HookCommand, Hooks, Monitor, RawAge, DEFAULT_SCRIPT_TIMEOUT};
+pub use layout::{
+    format_size, parse_size, DatasetLayout, DiskRef, Encryption, HostLayout, LayoutKind,
+    LayoutTemplate, PoolLayout, Topology, BUILTIN_LAYOUTS, CREATE_ONLY_POOL_PROPERTIES,
+    ESP_MOUNTPOINT, ESP_MOUNT_OPTIONS, ONETIME_PROPERTIES, RESERVED_DATASET, SIZE_PROPERTIES,
+};
 pub use policy::{Period, Policy, Recursive};
 pub use resolve::{valid_address, valid_host_name, valid_user};
 pub use secret_ref::SecretRef;
@@ -64,6 +71,11 @@ pub struct Fleet {
     pub zfleet_path: String,
     pub daemon: DaemonConfig,
     pub notify: IndexMap<String, NotifyTarget>,
+    /// Disk layouts: the built-ins and the file's `[layouts.NAME]`.
+    pub layouts: IndexMap<String, LayoutTemplate>,
+    /// What `zfleet check` points out without refusing the file.
+    #[serde(skip)]
+    pub warnings: Vec<ConfigError>,
 }
 
 /// How to reach a machine over ssh.
@@ -95,6 +107,8 @@ pub struct HostConfig {
     pub server: Option<ServerRole>,
     pub snapshots: Vec<DatasetPolicy>,
     pub unlock: Option<UnlockConfig>,
+    /// Its disks, pools and datasets (`[hosts.NAME.pools.*]`); empty when none.
+    pub layout: HostLayout,
 }
 
 #[derive(Debug, Clone, Serialize)]

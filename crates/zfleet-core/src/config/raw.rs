@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::extras::{HookCommand, RawAge, RawTimeout};
 use super::policy::Period;
 use super::raw_daemon::{RawDaemon, RawNotify};
+use super::raw_layout::{RawLayout, RawPool};
 use crate::zfs::DatasetName;
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +30,9 @@ pub struct RawFleet {
     /// Where the daemon sends notifications (see `raw_daemon`).
     #[serde(default)]
     pub notify: IndexMap<String, RawNotify>,
+    /// Disk layouts hosts can use (`[layouts.NAME]`, see `raw_layout`).
+    #[serde(default)]
+    pub layouts: IndexMap<String, RawLayout>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +69,11 @@ pub struct RawHost {
     #[serde(default)]
     pub snapshots: IndexMap<String, RawPolicy>,
     pub unlock: Option<RawUnlock>,
+    /// The hostid its pools are created under (the seed's `networking.hostId`).
+    pub host_id: Option<String>,
+    /// Its disks: one table per pool (see `raw_layout`).
+    #[serde(default)]
+    pub pools: IndexMap<String, RawPool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,7 @@ use super::*;
 use crate::zfs::DatasetName;
 
 mod daemon;
+mod layouts;
 
 pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     let doc = DeTable::parse(src)
@@ -58,8 +59,10 @@ pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
         file,
         doc: &doc,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
-    let fleet = cx.fleet(raw);
+    let mut fleet = cx.fleet(raw);
+    fleet.warnings = std::mem::take(&mut cx.warnings);
     if cx.errors.is_empty() {
         Ok(fleet)
     } else {
@@ -293,6 +296,8 @@ struct Ctx<'a> {
     file: &'a Path,
     doc: &'a Spanned<DeTable<'a>>,
     errors: Vec<ConfigError>,
+    /// Things that work but should be changed (a disk named `/dev/sda`).
+    warnings: Vec<ConfigError>,
 }
 
 pub fn valid_host_name(n: &str) -> Result<(), String> {
@@ -507,6 +512,7 @@ impl Ctx<'_> {
             );
         }
 
+        let layouts = self.layouts(&raw.layouts);
         let base = self.base_policy(&raw.templates);
         let templates = self.templates(&raw.templates, &base);
         let fleet_policies = self.dataset_policies(
@@ -528,7 +534,7 @@ impl Ctx<'_> {
                 );
                 continue;
             }
-            let host = self.host(&hp, name, h, &raw, &base, &fleet_policies);
+            let host = self.host(&hp, name, h, &raw, &base, &fleet_policies, &layouts);
             hosts.insert(name.clone(), host);
         }
         let zfleet_path = raw
@@ -555,6 +561,8 @@ impl Ctx<'_> {
             zfleet_path,
             daemon,
             notify,
+            layouts,
+            warnings: Vec::new(),
         };
         self.cross_checks(&fleet, &raw);
         fleet
@@ -798,6 +806,8 @@ impl Ctx<'_> {
         }
     }
 
+    // Each argument is one section of the file a host draws on.
+    #[allow(clippy::too_many_arguments)]
     fn host(
         &mut self,
         hp: &KeyPath,
@@ -806,6 +816,7 @@ impl Ctx<'_> {
         raw: &RawFleet,
         base: &Policy,
         fleet_policies: &[DatasetPolicy],
+        layouts: &IndexMap<String, LayoutTemplate>,
     ) -> HostConfig {
         let keys = EndpointKeys {
             address: h.address.as_ref(),
@@ -834,10 +845,17 @@ impl Ctx<'_> {
             .cloned()
             .collect();
         snapshots.extend(own);
+        let layout = self.host_layout(
+            hp,
+            h,
+            layouts,
+            server.is_some(),
+            h.unlock.as_ref().map(|u| &u.secret),
+        );
         let unlock = h
             .unlock
             .as_ref()
-            .map(|u| self.unlock(&hp.key("unlock"), name, &ssh, u));
+            .map(|u| self.unlock(&hp.key("unlock"), name, &ssh, u, &layout));
         HostConfig {
             name: name.to_string(),
             ssh,
@@ -845,6 +863,7 @@ impl Ctx<'_> {
             server,
             snapshots,
             unlock,
+            layout,
         }
     }
 
@@ -1038,6 +1057,7 @@ impl Ctx<'_> {
         host: &str,
         ssh: &SshEndpoint,
         u: &RawUnlock,
+        layout: &HostLayout,
     ) -> UnlockConfig {
         let method = match u.method.as_str() {
             "luks-initrd" => UnlockMethod::LuksInitrd,
@@ -1131,7 +1151,16 @@ impl Ctx<'_> {
                 }
             }
         });
-        let roots = u.encryption_roots.clone().unwrap_or_default();
+        // A pool laid out with ZFS encryption is unlocked at its root unless
+        // the section names other roots.
+        let roots = u.encryption_roots.clone().unwrap_or_else(|| {
+            layout
+                .pools
+                .iter()
+                .filter(|p| p.encryption == Encryption::Zfs)
+                .filter_map(|p| DatasetName::parse(&p.pool).ok())
+                .collect()
+        });
         if method == UnlockMethod::Zfs && roots.is_empty() {
             self.err_at_value(
                 &p.key("encryption_roots"),

@@ -228,6 +228,16 @@ fn connect(t: &Target) -> Result<(), ObserveError> {
     }
 }
 
+/// What to mount, shallowest mountpoint first, as `zfs mount -a` orders it.
+/// Name order is not enough: the seed's `zstorage/persistSave` is mounted at
+/// `/storage/save`, inside `zstorage/storage`'s `/storage`, and mounting it
+/// first would leave it hidden under the other.
+fn mount_order(datasets: &[Dataset]) -> Vec<&Dataset> {
+    let mut todo: Vec<&Dataset> = datasets.iter().filter(|d| d.wants_mount()).collect();
+    todo.sort_by_key(|d| d.mountpoint.split('/').filter(|p| !p.is_empty()).count());
+    todo
+}
+
 fn describe_locked(locked: &[String], unmounted: &[String]) -> String {
     let mut parts = Vec::new();
     if !locked.is_empty() {
@@ -338,7 +348,7 @@ pub(super) fn unlock(
         Ok(o) => o,
         Err(e) => return finish(t, observe_failure(e), attempts, loaded, mounted),
     };
-    for d in now.datasets.iter().filter(|d| d.wants_mount()) {
+    for d in mount_order(&now.datasets) {
         let argv = cmd::zfs().arg("mount").arg(&d.name);
         match ep.run(
             &argv,
@@ -455,6 +465,33 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_go_by_mountpoint_not_by_name() {
+        let ds = |name: &str, mp: &str| Dataset {
+            name: name.into(),
+            encryption_root: "zstorage".into(),
+            keystatus: "available".into(),
+            keyformat: "passphrase".into(),
+            mounted: "no".into(),
+            canmount: "on".into(),
+            mountpoint: mp.into(),
+        };
+        let all = [
+            ds("zstorage/persistSave", "/storage/save"),
+            ds("zstorage/storage", "/storage"),
+            ds("zstorage/backups", "/backups"),
+        ];
+        let order: Vec<&str> = mount_order(&all).iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "zstorage/storage",
+                "zstorage/backups",
+                "zstorage/persistSave"
+            ]
+        );
+    }
 
     /// `zfs get -H -p -r -t filesystem,volume -o name,property,value …` on
     /// OpenZFS 2.1 after an export/import: the root and its child locked, an

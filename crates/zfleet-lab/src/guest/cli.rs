@@ -36,7 +36,7 @@ enum GuestCommand {
         #[arg(long)]
         exec: Option<String>,
         /// Number of pool disks.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 7)]
         disks: usize,
         /// Print the qemu pid and run dir as soon as qemu runs, then wait
         /// for Enter without waiting for ssh (for teardown tests).

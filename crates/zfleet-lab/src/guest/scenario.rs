@@ -79,6 +79,21 @@ impl Guest {
     }
 }
 
+impl Guest {
+    /// A scenario without pools: the guest's disks all blank, for tests that
+    /// lay out disks themselves (`zfleet disks`). Cleaned up the same way.
+    pub fn bare_scenario(&self) -> Result<Scenario<'_>> {
+        let lock = self.lock_scenario();
+        let scenario = Scenario {
+            guest: self,
+            netns: false,
+            _lock: lock,
+        };
+        scenario.clean()?;
+        Ok(scenario)
+    }
+}
+
 impl<'g> Scenario<'g> {
     pub fn guest(&self) -> &'g Guest {
         self.guest
@@ -151,11 +166,38 @@ impl Drop for Scenario<'_> {
     }
 }
 
+// Pools, LUKS mappings and everything on the pool disks, down to blank
+// disks (tests that lay out disks leave partitions, LUKS headers, an ESP).
 const POOLS_DOWN: &str = r#"
-for pool in $(zpool list -H -o name); do zpool destroy -f "$pool"; done
-for disk in /dev/disk/by-id/virtio-zfleet-disk*; do
-    [ -e "$disk" ] && zpool labelclear -f "$disk" 2>/dev/null
+findmnt /mnt >/dev/null 2>&1 && umount -R /mnt 2>/dev/null
+# Every ZFS mount, the last one first: a mount hidden under a later one (a
+# child mounted before its parent) is reachable once the one above is gone.
+findmnt -rn -t zfs -o TARGET | tac | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 done
+for pool in $(zpool list -H -o name); do zpool destroy -f "$pool"; done
+for m in /dev/mapper/*; do
+    case $m in */control) ;; *) [ -e "$m" ] && cryptsetup close "${m##*/}" 2>/dev/null ;; esac
+done
+for disk in /dev/disk/by-id/virtio-zfleet-disk*; do
+    case $disk in *-part*) continue ;; esac
+    [ -e "$disk" ] || continue
+    for part in "$disk"-part*; do
+        [ -e "$part" ] || continue
+        zpool labelclear -f "$part" 2>/dev/null
+        wipefs -a -q "$part" 2>/dev/null
+    done
+    zpool labelclear -f "$disk" 2>/dev/null
+    wipefs -a -q "$disk" 2>/dev/null
+done
+udevadm settle 2>/dev/null
+# Say so, rather than let the next scenario trip over what is left.
+if [ -n "$(zpool list -H -o name)" ]; then
+    echo "pools left after cleaning up:" >&2
+    zpool list >&2
+    findmnt -t zfs >&2
+    exit 1
+fi
 true
 "#;
 

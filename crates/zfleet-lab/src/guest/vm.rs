@@ -45,8 +45,12 @@ impl Default for GuestConfig {
         GuestConfig {
             memory_mib: 3072,
             cpus: 2,
-            pool_disks: 3,
-            pool_disk_size_mib: 2048,
+            // Disks 1-3 hold the scenarios' pools; 4-7 are laid out from
+            // nothing by the `zfleet disks` tests (a root pool with a 2 GiB
+            // ESP, its mirror, a storage pool, a foreign disk).
+            pool_disks: 7,
+            // Sparse: only what is written costs space.
+            pool_disk_size_mib: 4096,
             boot_timeout: Duration::from_secs(240),
             command_timeout: Duration::from_secs(300),
             wait_for_ssh: true,

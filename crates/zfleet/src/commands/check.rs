@@ -17,15 +17,107 @@ pub struct CheckArgs {
     out: OutputArgs,
 }
 
+/// `check --json`: the plan, and each host's pools.
+#[derive(serde::Serialize)]
+struct CheckOut<'a> {
+    #[serde(flatten)]
+    plan: &'a config::FleetPlan,
+    disks: Vec<HostDisks<'a>>,
+    warnings: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct HostDisks<'a> {
+    host: &'a str,
+    #[serde(flatten)]
+    layout: &'a config::HostLayout,
+}
+
 pub fn cmd_check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8, Error> {
     let fleet = config::load(&g.config)?;
     let plan = fleet.plan();
+    for w in &fleet.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.out.json {
-        render::json(&plan);
+        render::json(&CheckOut {
+            plan: &plan,
+            disks: fleet
+                .hosts
+                .values()
+                .filter(|h| !h.layout.is_empty())
+                .map(|h| HostDisks {
+                    host: &h.name,
+                    layout: &h.layout,
+                })
+                .collect(),
+            warnings: fleet.warnings.iter().map(|w| w.to_string()).collect(),
+        });
     } else {
         print_human(&fleet, &plan);
+        print_disks(&fleet);
     }
     Ok(crate::exit::OK)
+}
+
+fn print_disks(fleet: &Fleet) {
+    let hosts: Vec<&config::HostConfig> = fleet
+        .hosts
+        .values()
+        .filter(|h| !h.layout.is_empty())
+        .collect();
+    if hosts.is_empty() {
+        return;
+    }
+    outln!();
+    outln!("Disks");
+    for h in hosts {
+        let id = h
+            .layout
+            .host_id
+            .as_deref()
+            .map(|i| format!(" (host_id {i})"))
+            .unwrap_or_default();
+        outln!("  {}{id}", h.name);
+        for p in &h.layout.pools {
+            let mut what = vec![
+                format!("{:?}", p.kind).to_lowercase(),
+                p.topology.to_string(),
+                format!("encryption {}", p.encryption.as_str()),
+            ];
+            if p.esp_size > 0 {
+                what.push(format!("ESP {}", config::format_size(p.esp_size)));
+            }
+            if p.swap_size > 0 {
+                what.push(format!("swap {}", config::format_size(p.swap_size)));
+            }
+            outln!(
+                "    {}: layout `{}` ({})",
+                p.pool,
+                p.template,
+                what.join(", ")
+            );
+            for d in &p.disks {
+                outln!("      {}", d.path);
+            }
+            let mut t = render::table(["dataset", "mountpoint", "blank", "options"]);
+            for d in &p.datasets {
+                let blank = match (d.blank, d.ephemeral) {
+                    (true, true) => "@empty, rolled back at boot",
+                    (true, false) => "@empty",
+                    (false, _) => "-",
+                };
+                let opts: Vec<String> = d.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                t.add_row(vec![
+                    p.full_name(&d.name),
+                    d.mountpoint.clone().unwrap_or_else(|| "-".into()),
+                    blank.to_string(),
+                    opts.join(" "),
+                ]);
+            }
+            render::print_table(&t, "      ");
+        }
+    }
 }
 
 fn print_human(fleet: &Fleet, plan: &config::FleetPlan) {

@@ -7,12 +7,14 @@ mod check_backups;
 mod check_pools;
 mod check_snapshots;
 mod daemon;
+mod disks;
 mod export;
 mod grant;
 mod import;
 mod list;
 mod prune;
 mod restore;
+mod root;
 mod run;
 mod serve;
 mod snapshot;
@@ -47,6 +49,8 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
     Daemon(daemon::DaemonArgs),
+    Disks(disks::DisksArgs),
+    Root(root::RootArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -72,5 +76,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
         Command::Daemon(a) => daemon::cmd_daemon(&cli.global, &a),
+        Command::Disks(a) => disks::cmd_disks(&cli.global, &a),
+        Command::Root(a) => root::cmd_root(&cli.global, &a),
     }
 }

@@ -6,6 +6,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod disks;
 mod replication;
 mod restore;
 mod support;
