@@ -223,6 +223,19 @@ impl PoolLayout {
     pub fn full_name(&self, dataset: &str) -> String {
         format!("{}/{}", self.pool, dataset)
     }
+
+    /// The directories holding the pool's file vdevs, sorted and each once:
+    /// what `zpool import -d` must search, since file vdevs are not found by
+    /// the default device scan.
+    pub fn file_vdev_dirs(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .filter(|d| d.is_file())
+            .filter_map(|d| d.path.rsplit_once('/').map(|(dir, _)| dir.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
 }
 
 /// A host's disks: its pools, and the hostid its pools are created under.

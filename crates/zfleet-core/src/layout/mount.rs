@@ -118,14 +118,7 @@ pub fn plan_mount(
                         });
                         continue;
                     }
-                    let dirs: Vec<String> = pool
-                        .disks
-                        .iter()
-                        .filter(|d| d.is_file())
-                        .filter_map(|d| d.path.rsplit_once('/').map(|(dir, _)| dir.to_string()))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
+                    let dirs = pool.file_vdev_dirs();
                     step(
                         &mut steps,
                         Action::ImportPool {

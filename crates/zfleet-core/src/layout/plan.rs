@@ -11,7 +11,7 @@
 //! reinstall) is imported and adopted, never recreated. `--reinstall`
 //! recreates the root pool and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -1458,14 +1458,7 @@ fn import_pool(cx: &mut Cx<'_>, pool: &PoolLayout) {
                 );
                 return;
             }
-            let dirs: Vec<String> = pool
-                .disks
-                .iter()
-                .filter(|d| d.is_file())
-                .filter_map(|d| d.path.rsplit_once('/').map(|(dir, _)| dir.to_string()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let dirs = pool.file_vdev_dirs();
             let why = if force {
                 "the pool is kept and adopted; it was last used by another system (the installed one), so -f".to_string()
             } else {
