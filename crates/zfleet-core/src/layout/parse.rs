@@ -286,19 +286,23 @@ fn field(sec: &Section<'_>, key: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// The vdevs below the pool in a `config:` tree. The tree's first root is
+/// the pool itself; logs, cache and spares follow as roots of their own.
+fn pool_vdevs(config: &[&str], name: &str) -> Vec<Vdev> {
+    parse_tree(config)
+        .into_iter()
+        .find(|v| v.name == name)
+        .map(|v| v.children)
+        .unwrap_or_default()
+}
+
 /// Pools and their vdev trees from `zpool status [-P]`.
 pub fn parse_status(text: &str) -> Vec<PoolState> {
     sections(text)
         .into_iter()
         .filter_map(|s| {
             let name = field(&s, "pool")?;
-            let tree = parse_tree(&s.config);
-            // The tree's first root is the pool itself; logs/cache/spares follow.
-            let vdevs = tree
-                .into_iter()
-                .find(|v| v.name == name)
-                .map(|v| v.children)
-                .unwrap_or_default();
+            let vdevs = pool_vdevs(&s.config, &name);
             Some(PoolState {
                 state: field(&s, "state").unwrap_or_default(),
                 name,
@@ -320,12 +324,7 @@ pub fn parse_import(text: &str) -> Vec<Importable> {
                 .as_deref()
                 .is_some_and(|t| t.contains("another system"))
                 || action.as_deref().is_some_and(|t| t.contains("'-f'"));
-            let tree = parse_tree(&s.config);
-            let vdevs = tree
-                .into_iter()
-                .find(|v| v.name == name)
-                .map(|v| v.children)
-                .unwrap_or_default();
+            let vdevs = pool_vdevs(&s.config, &name);
             Some(Importable {
                 id: field(&s, "id").unwrap_or_default(),
                 state: field(&s, "state").unwrap_or_default(),
