@@ -10,10 +10,18 @@
 //!   restore code, compared, timed and removed.
 
 pub mod compare;
+pub mod content;
+pub mod drill;
 pub mod entry;
+pub mod quick;
+pub mod run;
 pub mod sample;
+pub mod scrub;
+pub mod snapdir;
 pub mod walk;
 
 pub use compare::{compare, Comparison, Difference, What, Which};
 pub use entry::{Entry, Kind, Line};
 pub use sample::Sample;
+
+pub use run::{run, JobVerify, Level, Options, VerifyReport};
