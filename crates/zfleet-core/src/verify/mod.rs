@@ -12,6 +12,7 @@
 pub mod compare;
 pub mod content;
 pub mod drill;
+pub mod due;
 pub mod entry;
 pub mod quick;
 pub mod run;
