@@ -153,6 +153,11 @@ fn a_healthy_backup_passes_quick_and_content_and_later_changes_on_the_client_are
     assert_eq!(rows.lines().next(), Some("quick|1|0"), "{rows}");
     assert!(rows.contains("content|1|4"), "{rows}");
 
+    let status = zfleet(backup, &f, &["status", "--json"]).json();
+    let row = &status["servers"][0]["rows"][0];
+    assert_eq!(row["verify"]["last_verified_level"], "content", "{row}");
+    assert!(row["verify"]["failing"].is_null(), "{row}");
+
     // Only the snapshot's temporary clones were made, and they are gone.
     assert!(!datasets(backup).contains("zfleet-verify"));
     assert!(!c1
@@ -310,6 +315,9 @@ fn a_drill_restores_compares_and_times_and_leaves_nothing_also_when_killed() {
         .sh("sqlite3 /var/lib/zfleet/state.db \"select ok, drill_seconds > 0, drill_bytes > 3000000 from verifications where level = 'drill'\"")
         .unwrap();
     assert_eq!(rows.trim(), "1|1|1");
+    let status = zfleet(backup, &f, &["status", "--json"]).json();
+    let v = &status["servers"][0]["rows"][0]["verify"];
+    assert!(v["drill_seconds"].as_f64().unwrap() > 0.0, "{v}");
 
     // Killed mid-restore: what it left is recognised and removed next time.
     let mp = mountpoint(c1, PS);
