@@ -363,3 +363,96 @@ fn a_drill_restores_compares_and_times_and_leaves_nothing_also_when_killed() {
     assert_eq!(r["jobs"][0]["drill"]["snapshot"], "s2");
     assert_eq!(datasets(backup), before, "the next run cleaned up");
 }
+
+#[test]
+fn content_through_the_serve_account_reads_only_the_backed_up_snapshot() {
+    let lab = start(
+        &LabSpec::new("verify-serve")
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_backup("backup"))
+            .faketime(false),
+    );
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let key = lab.dir().join("backup_key");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let f = lab.dir().join("fleet.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\nzfleet_path = \"{}\"\n\
+             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
+             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
+             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
+            key.display(),
+            zfleet_bin().display(),
+            lab.user_key().display(),
+            lab.known_hosts().display(),
+            c1.addr(),
+            backup.addr(),
+            public.trim()
+        ),
+    )
+    .unwrap();
+    let (bin_s, f_s) = (zfleet_bin().display().to_string(), f.display().to_string());
+    zfleet(
+        backup,
+        &f,
+        &[
+            "grant",
+            "client1",
+            "--apply",
+            "--zfleet-path",
+            &bin_s,
+            "--config-path",
+            &f_s,
+        ],
+    )
+    .ok();
+    populate(c1);
+    c1.sh(&format!(
+        "zfs snapshot {PS}@s1 && zfs snapshot zroot/persist@other"
+    ))
+    .unwrap();
+    zfleet(backup, &f, &["backup"]).ok();
+    backup.sh("zpool scrub zstorage && sleep 1").unwrap();
+
+    let (run, r) = verify(backup, &f, &["--level", "content"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let content = &r["jobs"][0]["content"];
+    assert_eq!(
+        (content["entries"].as_u64(), content["checksummed"].as_u64()),
+        (Some(9), Some(4)),
+        "{content}"
+    );
+    let log = c1.sh("cat /var/log/zfleet/serve.log").unwrap();
+    assert!(
+        log.contains(&format!(
+            "allowed request=\"zfleet checksum {PS}@s1 --sample 0/1\""
+        )),
+        "{log}"
+    );
+    // The backup key cannot have another dataset's files listed.
+    let out = backup
+        .ssh_as(c1, "zfleet", &key)
+        .arg("zfleet checksum zroot/persist@other --sample 0/1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(out.stdout.is_empty(), "nothing listed");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("zroot/persist@other"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!c1
+        .sh("zfs list -H -o name")
+        .unwrap()
+        .contains("zfleet-verify"));
+}
