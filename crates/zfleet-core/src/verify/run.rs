@@ -186,8 +186,10 @@ pub fn run(
     if let Some(p) = opts.sample {
         Sample::rotation(p, 0).map_err(Error::Usage)?;
     }
+    // A push client is often not reachable from its server (that is why it
+    // pushes); its backups are verified where it can be reached, not here.
     let mut clients: Vec<String> = Vec::new();
-    for j in &plan.jobs {
+    for j in plan.jobs.iter().filter(|j| !j.push) {
         if (only.is_empty() || only.contains(&j.client)) && !clients.contains(&j.client) {
             clients.push(j.client.clone());
         }
@@ -200,7 +202,11 @@ pub fn run(
         .and_then(|h| h.server.as_ref())
         .map_or(4, |r| r.parallel as usize);
     let per_client = parallel::map(&clients, limit, |client| {
-        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| &j.client == client).collect();
+        let jobs: Vec<&Job> = plan
+            .jobs
+            .iter()
+            .filter(|j| &j.client == client && !j.push)
+            .collect();
         let Some(first) = jobs.first() else {
             return Vec::new();
         };
