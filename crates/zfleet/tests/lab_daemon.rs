@@ -104,7 +104,8 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
     let t0 = utc("2026-06-10 01:58:00");
     set_time(&lab, t0);
-    let f = fleet_file(&lab, "daily 02:00", "");
+    // The backup at 02:01 carries the hourly the client takes at 02:00.
+    let f = fleet_file(&lab, "daily 02:01", "");
     let mp = mountpoint(c1, PS);
     c1.sh(&format!("head -c 2M /dev/urandom > '{mp}/a.bin'"))
         .unwrap();
@@ -125,7 +126,7 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
     let server_d = Daemon::start(&lab, backup, &f, &[]);
     let started = server_d.wait_log("daemon backup:", "started", Duration::from_secs(5));
     assert!(
-        started.contains("backup (next in 2m)") || started.contains("backup (next in 1m"),
+        started.contains("backup (next in 3m)") || started.contains("backup (next in 2m"),
         "{started}"
     );
     assert!(
@@ -140,14 +141,28 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
     });
     assert_eq!(states(&v), [format!("client1:{PS}=never")]);
 
-    // The clocks jump to just before 02:00: the daemon notices the jump and
-    // runs the backup when 02:00 comes.
+    // The clocks jump to just before 02:00: the daemons notice the jump, the
+    // client's takes the hourly due at 02:00 at its time...
     set_time(&lab, utc("2026-06-10 01:59:57"));
     server_d.wait_log(
         "clock jumped by +",
         "schedules recomputed",
         Duration::from_secs(10),
     );
+    let at_two = |s: &String| s.starts_with("autosnap_2026-06-10_02:00") && s.ends_with("hourly");
+    let t = std::time::Instant::now();
+    while !snapshots(c1, PS).iter().any(at_two) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no 02:00 hourly on client1: {:?}\n{}",
+            snapshots(c1, PS),
+            client_d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ... and the server's runs the backup when 02:01 comes.
+    assert_eq!(snapshots(backup, &target(PS)), Vec::<String>::new());
+    set_time(&lab, utc("2026-06-10 02:00:57"));
     server_d.wait_log(
         "backup backup: scheduled run",
         "started",
@@ -159,6 +174,27 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
         "{done}"
     );
     assert_eq!(snapshots(backup, &target(PS)), snapshots(c1, PS));
+    assert!(snapshots(backup, &target(PS)).iter().any(at_two));
+    // The client's own metrics: its newest policy snapshot per period.
+    let newest = |period: &str| {
+        metric(
+            c1,
+            "zfleet_snapshot_newest_timestamp_seconds",
+            &[("host", "client1"), ("dataset", PS), ("period", period)],
+        )
+    };
+    let hourly = newest("hourly");
+    assert!(
+        (utc("2026-06-10 02:00:00") as f64..utc("2026-06-10 02:01:00") as f64).contains(&hourly),
+        "{hourly}"
+    );
+    for period in ["daily", "monthly", "yearly"] {
+        let v = newest(period);
+        assert!(
+            (utc("2026-06-10 01:58:00") as f64..utc("2026-06-10 01:59:00") as f64).contains(&v),
+            "{period}: {v}"
+        );
+    }
 
     // The page's own view: ok, nothing behind.
     let v = wait_status(
@@ -174,7 +210,7 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
     let r = row(&v, "client1", PS);
     assert_eq!(r["lag_seconds"], 0);
     assert!(r["bytes_last_run"].as_u64().unwrap() > 2 << 20, "{r}");
-    assert_eq!(r["next_run"].as_i64().unwrap(), utc("2026-06-11 02:00:00"));
+    assert_eq!(r["next_run"].as_i64().unwrap(), utc("2026-06-11 02:01:00"));
 
     // zfleet status from the client (reads the server's state over ssh) and
     // from the server: the same judgement.
@@ -192,7 +228,7 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
         assert_eq!(hosts, ["client1", "backup"]);
     }
     let human = zfleet(c1, &f, &["status"]).ok().stdout;
-    assert!(human.contains("backup (backups daily 02:00)"), "{human}");
+    assert!(human.contains("backup (backups daily 02:01)"), "{human}");
     assert!(
         human
             .lines()
@@ -202,7 +238,7 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
     let check = zfleet(backup, &f, &["check-backups"]);
     assert_eq!((check.code, check.stdout.trim()), (0, "OK: 1 backups ok"));
 
-    check_metrics(backup, &snapshots(c1, PS));
+    check_metrics(backup);
     check_page(&lab, backup);
 
     let took = server_d.stop(Duration::from_secs(20));
@@ -212,7 +248,7 @@ fn scheduled_snapshots_and_backup_then_status_metrics_and_page() {
 
 /// Every metric, parsed with a Prometheus text parser, with its labels and a
 /// plausible value.
-fn check_metrics(backup: &Host, client_snaps: &[String]) {
+fn check_metrics(backup: &Host) {
     let (code, ct, body) = http_get(backup, LISTEN, "/metrics");
     assert_eq!(code, 200);
     assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
@@ -291,9 +327,6 @@ fn check_metrics(backup: &Host, client_snaps: &[String]) {
         ),
         0.0
     );
-    // The server keeps retention only; its newest snapshot per period is the
-    // client's, received.
-    let _ = client_snaps;
     // No failure yet and no transfer running: no samples (the lab tests of
     // failures and transfers find them).
     for name in [
@@ -318,6 +351,25 @@ fn check_metrics(backup: &Host, client_snaps: &[String]) {
         })
         .unwrap();
     assert_eq!(post, 405);
+}
+
+/// One sample of the daemon's metrics on `host`, parsed with a Prometheus
+/// text parser.
+fn metric(host: &Host, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let (code, _, body) = http_get(host, LISTEN, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {name}{labels:?} on {}:\n{body}", host.name()));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a number"),
+    }
 }
 
 /// The page in a real browser: headless Chromium through chromedriver (the

@@ -515,6 +515,11 @@ impl Daemon {
         }
         let stall = self.fleet.daemon.stall_timeout;
         for s in self.shared.transfers.newly_stalled(stall) {
+            // A stream already being stopped may still trickle out what its
+            // pipes held and then stall again: one warning per stop.
+            if !zfleet_core::stop::request_stall(&s.client, &s.dataset) {
+                continue;
+            }
             tracing::warn!(
                 "transfer {}:{}: no progress for {}s after {}; stopping it",
                 s.client,
@@ -522,7 +527,6 @@ impl Daemon {
                 s.idle.as_secs(),
                 zfleet_core::progress::human_bytes(s.bytes)
             );
-            zfleet_core::stop::request_stall(&s.client, &s.dataset);
         }
         zfleet_core::stop::escalate(Duration::from_secs(10));
         for i in 0..self.slots.len() {
