@@ -30,6 +30,7 @@ pub mod stop;
 pub mod text;
 pub mod transfer;
 pub mod unlock;
+pub mod verify;
 pub mod words;
 pub mod zfs;
 

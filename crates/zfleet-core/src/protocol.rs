@@ -11,7 +11,7 @@ pub const SERVE_BANNER: &str = "zfleet-serve 1";
 
 /// What this `serve` can do beyond plain commands, announced on the banner line
 /// (an older server ignores words it does not know).
-pub const SERVE_FEATURES: &[&str] = &["zstd"];
+pub const SERVE_FEATURES: &[&str] = &["zstd", "checksum"];
 
 /// The request prefix that asks `serve` to compress a send's stream in process
 /// (the server decompresses in process too: no `zstd` program, no shell).

@@ -57,7 +57,60 @@ CREATE TABLE bases (
 ALTER TABLE runs ADD COLUMN error_kind TEXT;
 ",
     DAEMON_JOBS,
+    VERIFICATIONS,
 ];
+
+/// `zfleet verify`: one row per job and level run, and where each job's
+/// `--sample` rotation stands.
+const VERIFICATIONS: &str = r"
+CREATE TABLE verifications (
+    id            INTEGER PRIMARY KEY,
+    server        TEXT NOT NULL,
+    client        TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    level         TEXT NOT NULL,
+    started       INTEGER NOT NULL,
+    finished      INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    snapshot      TEXT,
+    checked       INTEGER NOT NULL DEFAULT 0,
+    differing     INTEGER NOT NULL DEFAULT 0,
+    damaged       INTEGER NOT NULL DEFAULT 0,
+    drill_seconds REAL,
+    drill_bytes   INTEGER,
+    error         TEXT
+);
+CREATE INDEX verifications_by_job ON verifications (client, source, level, started);
+CREATE TABLE verify_rotation (
+    server TEXT NOT NULL,
+    client TEXT NOT NULL,
+    source TEXT NOT NULL,
+    runs   INTEGER NOT NULL,
+    PRIMARY KEY (server, client, source)
+);
+";
+
+/// One `zfleet verify` of one job at one level.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct VerificationRecord {
+    pub server: String,
+    pub client: String,
+    pub source: String,
+    /// `quick`, `content` or `drill`.
+    pub level: String,
+    pub started: i64,
+    pub finished: i64,
+    pub ok: bool,
+    pub snapshot: Option<String>,
+    /// Files whose contents were compared.
+    pub checked: u64,
+    pub differing: u64,
+    pub damaged: u64,
+    pub drill_seconds: Option<f64>,
+    pub drill_bytes: Option<u64>,
+    /// What failed, bounded (the first differences or the failed checks).
+    pub error: Option<String>,
+}
 
 /// What `zfleet daemon` plans for each of its jobs (and, for backups, each
 /// client), so that `zfleet status` on another machine can show the next
@@ -299,6 +352,95 @@ impl State {
     }
 }
 
+impl State {
+    pub fn record_verification(&self, v: &VerificationRecord) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "INSERT INTO verifications (server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    v.server,
+                    v.client,
+                    v.source,
+                    v.level,
+                    v.started,
+                    v.finished,
+                    v.ok,
+                    v.snapshot,
+                    v.checked as i64,
+                    v.differing as i64,
+                    v.damaged as i64,
+                    v.drill_seconds,
+                    v.drill_bytes.map(|b| b as i64),
+                    v.error
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Per job and level: the newest verification, and the newest that
+    /// passed (for "last verified").
+    pub fn latest_verifications(
+        &self,
+    ) -> Result<Vec<(VerificationRecord, Option<i64>)>, StateError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error,
+                        (SELECT MAX(o.finished) FROM verifications o WHERE o.server = v.server AND o.client = v.client AND o.source = v.source AND o.level = v.level AND o.ok = 1)
+                 FROM verifications v
+                 WHERE v.id = (SELECT MAX(id) FROM verifications w WHERE w.server = v.server AND w.client = v.client AND w.source = v.source AND w.level = v.level)
+                 ORDER BY client, source, level",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    VerificationRecord {
+                        server: r.get(0)?,
+                        client: r.get(1)?,
+                        source: r.get(2)?,
+                        level: r.get(3)?,
+                        started: r.get(4)?,
+                        finished: r.get(5)?,
+                        ok: r.get(6)?,
+                        snapshot: r.get(7)?,
+                        checked: r.get::<_, i64>(8)?.max(0) as u64,
+                        differing: r.get::<_, i64>(9)?.max(0) as u64,
+                        damaged: r.get::<_, i64>(10)?.max(0) as u64,
+                        drill_seconds: r.get(11)?,
+                        drill_bytes: r.get::<_, Option<i64>>(12)?.map(|b| b.max(0) as u64),
+                        error: r.get(13)?,
+                    },
+                    r.get(14)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The job's `--sample` run number (0 for its first), counted on.
+    pub fn next_rotation(
+        &self,
+        server: &str,
+        client: &str,
+        source: &str,
+    ) -> Result<u64, StateError> {
+        let conn = self.conn();
+        let runs: i64 = conn
+            .query_row(
+                "INSERT INTO verify_rotation (server, client, source, runs) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (server, client, source) DO UPDATE SET runs = runs + 1
+                 RETURNING runs",
+                params![server, client, source],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((runs - 1).max(0) as u64)
+    }
+}
+
 /// `dir`, created 0700 if missing and made 0700 if others may enter it.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -413,6 +555,45 @@ mod tests {
         // Reopening does not re-run migrations or lose data.
         let s = State::open(dir.path()).unwrap();
         assert_eq!(s.recent_runs(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn verifications_and_the_rotation_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        let v = VerificationRecord {
+            server: "vault".into(),
+            client: "alpha".into(),
+            source: "zroot/data".into(),
+            level: "content".into(),
+            started: 10,
+            finished: 20,
+            ok: true,
+            checked: 5,
+            ..VerificationRecord::default()
+        };
+        s.record_verification(&v).unwrap();
+        s.record_verification(&VerificationRecord {
+            started: 30,
+            finished: 40,
+            ok: false,
+            damaged: 1,
+            differing: 1,
+            error: Some("/a: unreadable".into()),
+            ..v.clone()
+        })
+        .unwrap();
+        let latest = s.latest_verifications().unwrap();
+        assert_eq!(latest.len(), 1);
+        assert_eq!(
+            (latest[0].0.finished, latest[0].0.damaged, latest[0].1),
+            (40, 1, Some(20))
+        );
+        let runs: Vec<u64> = (0..3)
+            .map(|_| s.next_rotation("vault", "alpha", "zroot/data").unwrap())
+            .collect();
+        assert_eq!(runs, [0, 1, 2]);
+        assert_eq!(s.next_rotation("vault", "beta", "zroot/data").unwrap(), 0);
     }
 
     fn mode(p: &Path) -> u32 {

@@ -23,6 +23,9 @@ pub mod exit {
     pub const REMOTE: u8 = 4;
     /// zfleet refused to act to protect data (a diverged target, a restore onto data).
     pub const REFUSED: u8 = 5;
+    /// `zfleet verify` found a backup that did not verify (a difference,
+    /// damage, a failed check).
+    pub const VERIFY_FAILED: u8 = 6;
     pub const INTERNAL: u8 = 70;
     /// Another zfleet run holds this host's lock (EX_TEMPFAIL).
     pub const BUSY: u8 = 75;

@@ -55,6 +55,10 @@ listen = "{LISTEN}"
 watch_interval = "2s"
 retries = 1
 retry_delay = "3s"
+# Verification after backups has its own tests (lab_verify); these time backups alone.
+verify_after_backup = "none"
+verify_content_every = "never"
+verify_drill_every = "never"
 
 {c1line}[hosts.client1.backup]
 [hosts.client1.snapshots."zroot/persist"]

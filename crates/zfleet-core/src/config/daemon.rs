@@ -37,6 +37,36 @@ pub struct DaemonConfig {
     pub watch_interval: Duration,
     /// Bytes per second for each transfer the daemon runs; `None`: no limit.
     pub rate_limit: Option<u64>,
+    pub verify: VerifySchedule,
+}
+
+/// What a server's daemon verifies after its backups: `after_backup` every
+/// time, content when the last content check (or drill) is older than
+/// `content_every`, a drill when the last drill is older than `drill_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerifySchedule {
+    pub after_backup: Option<crate::verify::Level>,
+    #[serde(serialize_with = "opt_secs")]
+    pub content_every: Option<Duration>,
+    #[serde(serialize_with = "opt_secs")]
+    pub drill_every: Option<Duration>,
+}
+
+impl Default for VerifySchedule {
+    fn default() -> Self {
+        Self {
+            after_backup: Some(crate::verify::Level::Quick),
+            content_every: Some(Duration::from_secs(7 * 86_400)),
+            drill_every: Some(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for DaemonConfig {
@@ -48,6 +78,7 @@ impl Default for DaemonConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             watch_interval: DEFAULT_WATCH_INTERVAL,
             rate_limit: None,
+            verify: VerifySchedule::default(),
         }
     }
 }

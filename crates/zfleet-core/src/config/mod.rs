@@ -25,7 +25,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 pub use daemon::{
-    DaemonConfig, NotifyKind, NotifyTarget, UrlRef, DEFAULT_BACKUP_SCHEDULE, DEFAULT_STALL_TIMEOUT,
+    DaemonConfig, NotifyKind, NotifyTarget, UrlRef, VerifySchedule, DEFAULT_BACKUP_SCHEDULE,
+    DEFAULT_STALL_TIMEOUT,
 };
 pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
 pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};

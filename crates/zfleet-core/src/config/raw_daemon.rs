@@ -15,6 +15,12 @@ pub struct RawDaemon {
     pub shutdown_timeout: Option<String>,
     pub watch_interval: Option<String>,
     pub rate_limit: Option<String>,
+    /// `quick` (default), `content`, `drill` or `none`.
+    pub verify_after_backup: Option<String>,
+    /// `7d` (default) or `never`.
+    pub verify_content_every: Option<String>,
+    /// `30d` (default) or `never`.
+    pub verify_drill_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

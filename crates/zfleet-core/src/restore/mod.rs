@@ -66,6 +66,9 @@ pub struct Request {
     pub force: bool,
     pub dry_run: bool,
     pub pump: PumpOptions,
+    /// A scratch copy (`zfleet verify --level drill`): never mounted, never
+    /// marked as a client's base, given none of the client's properties.
+    pub scratch: bool,
 }
 
 /// Serialised like a backup's: `"restored"`, or `{"refused": {…}}`.
@@ -286,6 +289,11 @@ fn one(
             refuse(r, report);
             return Ok(());
         }
+    };
+    let planned = if req.scratch {
+        plan::scratch(planned)
+    } else {
+        planned
     };
     let nothing_to_do = planned.disposition == plan::Disposition::AlreadyThere;
     report.plan = Some(planned.clone());

@@ -979,6 +979,28 @@ pub struct PlanOptions {
     pub raw: bool,
 }
 
+/// The plan for a scratch copy (a drill): the same receive and renames, but
+/// the copy is not mounted (it would land on the client's paths), not
+/// marked as anyone's base, and carries no property of the client's.
+pub fn scratch(mut p: RestorePlan) -> RestorePlan {
+    p.steps.retain(|s| {
+        !matches!(
+            s,
+            Step::Mount { .. } | Step::MarkBase { .. } | Step::SafetySnapshot { .. }
+        )
+    });
+    for s in &mut p.steps {
+        if let Step::SetProperties { set, .. } = s {
+            *set = vec![PropertySet {
+                property: "mountpoint".into(),
+                value: "none".into(),
+                why: "a scratch copy is never mounted at the client's paths".into(),
+            }];
+        }
+    }
+    p
+}
+
 /// The temporary dataset a restore of `ds` receives into.
 pub fn temp_name(ds: &DatasetName) -> Result<DatasetName, crate::zfs::NameError> {
     DatasetName::parse(&format!("{ds}{TEMP_SUFFIX}"))

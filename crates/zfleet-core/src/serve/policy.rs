@@ -98,6 +98,14 @@ pub enum OpKind {
     /// `zfs get … all` of one dataset, of which serve passes on only the
     /// properties a backup records (see [`property_shown`]).
     Properties,
+    /// `zfleet checksum SNAPSHOT --sample B/N [--rate BYTES]`: serve itself
+    /// walks the snapshot (read-only) and writes its listing, for `zfleet
+    /// verify --level content` on the backup server.
+    Checksum {
+        snapshot: SnapshotName,
+        sample: crate::verify::Sample,
+        rate: Option<u64>,
+    },
 }
 
 /// The properties of a backed-up dataset that serve shows its backup server:
@@ -157,6 +165,9 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
             Ok(op)
         }
         [ZSTD_PREFIX, ..] => Err(refuse(format!("`{ZSTD_PREFIX}` wraps only `zfs send`"))),
+        ["zfleet", "checksum", target, "--sample", sample, rest @ ..] => {
+            checksum(mode, target, sample, rest)
+        }
         ["zfs", "list", rest @ ..] => list(mode, rest),
         ["zfs", "get", rest @ ..] => get(mode, rest),
         ["zpool", "list", "-H", "-o", "altroot", pool] => {
@@ -268,6 +279,46 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
         ))),
         [] => Err(refuse("an empty command")),
     }
+}
+
+/// A content check reads one allowed snapshot's files; only a backup
+/// server pulling this dataset asks for it.
+fn checksum(mode: &Mode, target: &str, sample: &str, rest: &[&str]) -> Result<Op, Refusal> {
+    if !matches!(mode, Mode::Send { .. }) {
+        return Err(refuse(format!(
+            "{} may not read snapshot contents",
+            mode.who()
+        )));
+    }
+    let snap = snapshot(mode, target)?;
+    let sample = crate::verify::Sample::parse(sample).map_err(refuse)?;
+    let rate = match rest {
+        [] => None,
+        ["--rate", n] => Some(
+            n.parse::<u64>()
+                .map_err(|_| refuse(format!("rate `{n}` is not a number of bytes")))?,
+        ),
+        _ => {
+            return Err(refuse(format!(
+                "`zfleet checksum … {}` is not a request zfleet makes",
+                rest.join(" ")
+            )))
+        }
+    };
+    let mut argv =
+        Argv::new("zfleet").args(["checksum", &snap.to_string(), "--sample", &sample.word()]);
+    if let Some(r) = rate {
+        argv = argv.args(["--rate".to_string(), r.to_string()]);
+    }
+    Ok(op(
+        argv,
+        Stream::None,
+        OpKind::Checksum {
+            snapshot: snap,
+            sample,
+            rate,
+        },
+    ))
 }
 
 fn dataset(mode: &Mode, word: &str) -> Result<DatasetName, Refusal> {
@@ -650,6 +701,58 @@ mod tests {
             assert_eq!(ok(&m, s), s);
         }
         assert_eq!(ok(&m, &format!("sh -c '{PROBE_LINE}'")), "zfs version");
+    }
+
+    /// A content check names one allowed snapshot and a share of its files;
+    /// nothing else about it is the caller's to choose.
+    #[test]
+    fn content_checks() {
+        let m = send_mode();
+        for s in [
+            "zfleet checksum zroot/persistSave@a --sample 0/1",
+            "zfleet checksum zroot/persistSave@a --sample 3/10 --rate 1048576",
+        ] {
+            assert_eq!(ok(&m, s), s);
+        }
+        let op = authorize(
+            &m,
+            &words("zfleet checksum zroot/persistSave@a --sample 3/10"),
+        )
+        .unwrap();
+        assert!(
+            matches!(op.kind, OpKind::Checksum { ref sample, rate: None, .. } if sample.word() == "3/10")
+        );
+        assert!(no(&m, "zfleet checksum zroot/other@a --sample 0/1").contains("zroot/other@a"));
+        assert!(
+            no(&m, "zfleet checksum zroot/persistSave --sample 0/1").contains("zroot/persistSave")
+        );
+        assert!(
+            no(&m, "zfleet checksum zroot/persistSave@a --sample 10/10").contains("not a sample")
+        );
+        assert_eq!(
+            no(
+                &m,
+                "zfleet checksum zroot/persistSave@a --sample 0/1 --path /etc"
+            ),
+            "`zfleet checksum … --path /etc` is not a request zfleet makes"
+        );
+        assert!(no(
+            &m,
+            "zfleet checksum zroot/persistSave@a --sample 0/1 --rate fast"
+        )
+        .contains("rate `fast`"));
+        assert_eq!(
+            no(&m, "zfleet checksum zroot/persistSave@a"),
+            "`zfleet` is not a command zfleet serve runs (only `zfs`)"
+        );
+        let restore = Mode::Restore {
+            server: "vault".into(),
+            datasets: vec![DatasetName::parse("zroot/persistSave").unwrap()],
+        };
+        assert_eq!(
+            no(&restore, "zfleet checksum zroot/persistSave@a --sample 0/1"),
+            "restores from `vault` may not read snapshot contents"
+        );
     }
 
     #[test]

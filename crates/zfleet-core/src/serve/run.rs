@@ -123,6 +123,21 @@ fn run(op: &Op) -> i32 {
     c.args(&op.argv.args).env("LC_ALL", "C");
     match op.kind {
         OpKind::Probe => probe(),
+        OpKind::Checksum {
+            ref snapshot,
+            sample,
+            rate,
+        } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let opts = crate::verify::walk::WalkOptions { sample, rate };
+            match crate::verify::snapdir::write_snapshot_listing(snapshot, opts, &mut out) {
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("zfleet serve: {e}");
+                    1
+                }
+            }
+        }
         OpKind::Tolerate { ref benign } => {
             let out = match c.stdin(Stdio::null()).output() {
                 Ok(o) => o,

@@ -339,6 +339,44 @@ fn newest(snaps: &[&ObjectInfo]) -> Option<SnapAt> {
     })
 }
 
+/// A backup's verifications, from its server's dump.
+fn verify_note(
+    dump: Option<&StateDump>,
+    server: &str,
+    client: &str,
+    source: &str,
+) -> Option<VerifyNote> {
+    let mine: Vec<&super::history::VerifyHistory> = dump?
+        .verifications
+        .iter()
+        .filter(|v| v.server == server && v.client == client && v.source == source)
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let mut n = VerifyNote::default();
+    for v in &mine {
+        if let Some(t) = v.last_success {
+            if n.last_verified.map_or(true, |x| x < t) {
+                n.last_verified = Some(t);
+                n.last_verified_level = Some(v.level.clone());
+            }
+        }
+        if !v.ok && n.failing.is_none() {
+            n.failing = Some(v.error.clone().unwrap_or_else(|| "failed".into()));
+            n.failing_level = Some(v.level.clone());
+        }
+        if v.level != "quick" {
+            n.damaged = n.damaged.max(v.damaged);
+        }
+        if v.level == "drill" {
+            n.drill_seconds = v.drill_seconds;
+            n.drill_at = Some(v.last_run);
+        }
+    }
+    Some(n)
+}
+
 /// The report from what was read. Pure: `now` and `tz` are given.
 pub fn assemble(
     fleet: &Fleet,
@@ -439,6 +477,12 @@ pub fn assemble(
             retry: if *paused { None } else { retry },
             transfer: None,
             late_after,
+            verify: verify_note(
+                obs.dumps.get(&j.server),
+                &j.server,
+                &j.client,
+                j.source.as_str(),
+            ),
         };
         match servers.iter_mut().find(|s| s.server == j.server) {
             Some(s) => s.rows.push(row),
@@ -642,6 +686,7 @@ schedule = "daily 02:00"
         o.dumps.insert(
             "vault".into(),
             StateDump {
+                verifications: Vec::new(),
                 host: "vault".into(),
                 generated: NOW,
                 jobs: vec![

@@ -10,12 +10,31 @@ use serde::{Deserialize, Serialize};
 use super::model::{FailureNote, KindCount, RetryNote};
 use crate::state::{State, StateError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateDump {
     pub host: String,
     pub generated: i64,
     pub jobs: Vec<JobHistory>,
     pub daemon: Vec<DaemonJob>,
+    /// `zfleet verify` per job and level (absent from an older zfleet's dump).
+    #[serde(default)]
+    pub verifications: Vec<VerifyHistory>,
+}
+
+/// The newest `zfleet verify` of one job at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyHistory {
+    pub server: String,
+    pub client: String,
+    pub source: String,
+    pub level: String,
+    pub last_run: i64,
+    pub ok: bool,
+    pub last_success: Option<i64>,
+    pub damaged: u64,
+    pub differing: u64,
+    pub drill_seconds: Option<f64>,
+    pub error: Option<String>,
 }
 
 /// One replication job's history (`backup` on a server, `push` on a client).
@@ -61,14 +80,33 @@ const FAILED: &[&str] = &["failed", "refused", "degraded"];
 
 /// Everything `zfleet status` needs from `state`.
 pub fn dump(state: &State, host: &str, now: i64) -> Result<StateDump, StateError> {
-    state.with_conn(|c| {
+    let mut d = state.with_conn(|c| {
         Ok(StateDump {
             host: host.to_string(),
             generated: now,
             jobs: jobs(c)?,
             daemon: daemon_jobs(c)?,
+            verifications: Vec::new(),
         })
-    })
+    })?;
+    d.verifications = state
+        .latest_verifications()?
+        .into_iter()
+        .map(|(v, last_success)| VerifyHistory {
+            server: v.server,
+            client: v.client,
+            source: v.source,
+            level: v.level,
+            last_run: v.finished,
+            ok: v.ok,
+            last_success,
+            damaged: v.damaged,
+            differing: v.differing,
+            drill_seconds: v.drill_seconds,
+            error: v.error,
+        })
+        .collect();
+    Ok(d)
 }
 
 fn has_error_kind(c: &Connection) -> rusqlite::Result<bool> {

@@ -34,6 +34,14 @@ struct BackupKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLevel {
+    server: String,
+    client: String,
+    dataset: String,
+    level: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     server: String,
     client: String,
@@ -80,6 +88,9 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
     let pool_health = Family::<Pool, Gauge>::default();
     let pool_capacity = Family::<Pool, Ratio>::default();
     let job_running = Family::<Job, Gauge>::default();
+    let verified = Family::<BackupLevel, Gauge>::default();
+    let damaged = g();
+    let drill = Family::<Backup, Ratio>::default();
 
     for row in r.rows() {
         let l = Backup {
@@ -112,6 +123,24 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
             remaining
                 .get_or_create(&l)
                 .set(i64::try_from(rem).unwrap_or(i64::MAX));
+        }
+        if let Some(v) = &row.verify {
+            if let (Some(t), Some(level)) = (v.last_verified, &v.last_verified_level) {
+                verified
+                    .get_or_create(&BackupLevel {
+                        server: row.server.clone(),
+                        client: row.client.clone(),
+                        dataset: row.dataset.clone(),
+                        level: level.clone(),
+                    })
+                    .set(t);
+            }
+            damaged
+                .get_or_create(&l)
+                .set(i64::try_from(v.damaged).unwrap_or(i64::MAX));
+            if let Some(s) = v.drill_seconds {
+                drill.get_or_create(&l).set(s);
+            }
         }
         bytes.get_or_create(&l).inc_by(row.bytes_total);
         for k in &row.failures {
@@ -175,6 +204,21 @@ pub fn encode_report(r: &StatusReport) -> Result<String, std::fmt::Error> {
         }
     }
 
+    reg.register(
+        "zfleet_verify_last_success_timestamp_seconds",
+        "When `zfleet verify` last passed for the backup, by the level it passed at",
+        verified,
+    );
+    reg.register(
+        "zfleet_verify_damaged_files",
+        "Files the newest content check or drill of the backup could not read",
+        damaged,
+    );
+    reg.register(
+        "zfleet_restore_drill_seconds",
+        "Wall time of the newest restore drill of the backup (the recovery time)",
+        drill,
+    );
     reg.register(
         "zfleet_backup_last_success_timestamp_seconds",
         "When the last successful backup run of the dataset finished",
@@ -274,8 +318,20 @@ mod tests {
                 time: 1_779_999_000,
             }),
         }];
+        r.servers[0].rows[1].verify = Some(VerifyNote {
+            last_verified: Some(1_779_990_000),
+            last_verified_level: Some("content".into()),
+            failing: Some("content: /etc/passwd: unreadable on the copy".into()),
+            failing_level: Some("content".into()),
+            damaged: 1,
+            drill_seconds: Some(42.5),
+            drill_at: Some(1_779_000_000),
+        });
         let text = encode_report(&r).unwrap();
         for line in [
+            r#"zfleet_verify_last_success_timestamp_seconds{server="vault",client="bravo",dataset="zroot/persistSave",level="content"} 1779990000"#,
+            r#"zfleet_verify_damaged_files{server="vault",client="bravo",dataset="zroot/persistSave"} 1"#,
+            r#"zfleet_restore_drill_seconds{server="vault",client="bravo",dataset="zroot/persistSave"} 42.5"#,
             r#"zfleet_backup_last_success_timestamp_seconds{server="vault",client="alpha",dataset="zroot/persistSave"} 1779992800"#,
             r#"zfleet_backup_lag_snapshots{server="vault",client="alpha",dataset="zroot/persistSave"} 3"#,
             r#"zfleet_backup_bytes_total{server="vault",client="alpha",dataset="zroot/persistSave"} 41943040"#,

@@ -65,6 +65,25 @@ pub struct BackupRow {
     pub transfer: Option<TransferNote>,
     /// Seconds without a success after which it is late.
     pub late_after: i64,
+    /// What `zfleet verify` last found, when it ran for this backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyNote>,
+}
+
+/// The verification side of a backup row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerifyNote {
+    /// When a verification (any level) last passed, and its level.
+    pub last_verified: Option<i64>,
+    pub last_verified_level: Option<String>,
+    /// The newest verification at some level failed: which, and why.
+    pub failing: Option<String>,
+    pub failing_level: Option<String>,
+    /// Files the newest content or drill check found unreadable.
+    pub damaged: u64,
+    /// The newest drill's restore time, and when it ran.
+    pub drill_seconds: Option<f64>,
+    pub drill_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -292,6 +292,7 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> StatusReport {
         let now = 1_780_000_000;
         let row = |client: &str, state, success: Option<i64>| BackupRow {
+            verify: None,
             server: "vault".into(),
             client: client.into(),
             dataset: "zroot/persistSave".into(),

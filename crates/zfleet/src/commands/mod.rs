@@ -6,6 +6,7 @@ mod check;
 mod check_backups;
 mod check_pools;
 mod check_snapshots;
+mod checksum;
 mod daemon;
 mod disks;
 mod export;
@@ -22,6 +23,7 @@ mod state;
 mod status;
 mod sync;
 mod unlock;
+mod verify;
 
 use clap::Subcommand;
 use zfleet_core::Error;
@@ -48,6 +50,8 @@ pub enum Command {
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
+    Verify(verify::VerifyArgs),
+    Checksum(checksum::ChecksumArgs),
     Daemon(daemon::DaemonArgs),
     Disks(disks::DisksArgs),
     Root(root::RootArgs),
@@ -75,6 +79,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
+        Command::Verify(a) => verify::cmd_verify(&cli.global, &a),
+        Command::Checksum(a) => checksum::cmd_checksum(&cli.global, &a),
         Command::Daemon(a) => daemon::cmd_daemon(&cli.global, &a),
         Command::Disks(a) => disks::cmd_disks(&cli.global, &a),
         Command::Root(a) => root::cmd_root(&cli.global, &a),

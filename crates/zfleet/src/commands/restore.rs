@@ -111,6 +111,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
         force: a.force,
         dry_run: a.dry_run,
         pump: a.stream.pump_options()?,
+        scratch: false,
     };
     let hosts = Hosts::new(&cx);
     let progress = CliProgress::new(g.quiet, a.out.json);

@@ -90,6 +90,20 @@ fn opt_ago(now: i64, t: Option<i64>) -> String {
     t.map_or_else(|| "—".to_string(), |t| ago(now, t))
 }
 
+/// `2 h ago (content)`, or `FAILED (content)` while the newest fails.
+fn verified_cell(r: &BackupRow, now: i64) -> String {
+    let Some(v) = &r.verify else {
+        return "—".to_string();
+    };
+    if let Some(level) = &v.failing_level {
+        return format!("FAILED ({level})");
+    }
+    match (v.last_verified, &v.last_verified_level) {
+        (Some(t), Some(level)) => format!("{} ({level})", ago(now, t)),
+        _ => "—".to_string(),
+    }
+}
+
 fn state_cell(r: &BackupRow, now: i64) -> String {
     let mut s = r.state.describe().to_string();
     if let Some(retry) = &r.retry {
@@ -119,6 +133,8 @@ pub fn print_report(r: &StatusReport) {
             "lag",
             "last run",
             "next run",
+            "verified",
+            "drill",
         ]);
         let mut failures = Vec::new();
         for row in &s.rows {
@@ -138,7 +154,21 @@ pub fn print_report(r: &StatusReport) {
                 lag,
                 row.bytes_last_run.map_or("—".to_string(), render::bytes),
                 row.next_run.map_or("—".to_string(), |t| relative(now, t)),
+                verified_cell(row, now),
+                row.verify
+                    .as_ref()
+                    .and_then(|v| v.drill_seconds)
+                    .map_or("—".to_string(), |s| span(s.ceil() as i64)),
             ]);
+            if let Some(v) = row.verify.as_ref().filter(|v| v.failing.is_some()) {
+                failures.push(format!(
+                    "  {}:{} failed verification ({}): {}",
+                    row.client,
+                    row.dataset,
+                    v.failing_level.as_deref().unwrap_or("?"),
+                    v.failing.as_deref().unwrap_or("")
+                ));
+            }
             if let Some(f) = &row.last_failure {
                 failures.push(format!(
                     "  {}:{} last failed {} ({}): {}",

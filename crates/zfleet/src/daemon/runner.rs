@@ -97,6 +97,11 @@ pub fn run(
                 run_pushes(&rt, &opts, progress, Some(state))
             };
             match r {
+                Ok(r) if kind == Kind::Backup => {
+                    let mut rows = rows(&r);
+                    rows.extend(verify_after(&rt, &r, progress, state));
+                    RunEnd::Rows(rows)
+                }
                 Ok(r) => RunEnd::Rows(rows(&r)),
                 Err(e) => RunEnd::Failed(Failure {
                     kind: zfleet_core::failure::FailureKind::of(&e).word().into(),
@@ -106,6 +111,102 @@ pub fn run(
             }
         }
     }
+}
+
+/// The verification due after a backup run ([daemon] verify_*), of the
+/// clients whose backups all worked. A backup that failed verification is a
+/// failed row (kind `verify`, not retried) whose message names the files, so
+/// it is told like any failure and recovers like one.
+fn verify_after(
+    rt: &Runtime,
+    r: &BackupReport,
+    progress: &dyn Progress,
+    state: &State,
+) -> Vec<RowEnd> {
+    use zfleet_core::verify::{self, due::due};
+    let ok: Vec<String> = r
+        .clients
+        .iter()
+        .filter(|c| c.ok() && !c.jobs.is_empty())
+        .map(|c| c.client.clone())
+        .collect();
+    if ok.is_empty() {
+        return Vec::new();
+    }
+    let latest = state.latest_verifications().unwrap_or_default();
+    // The job that waited longest decides: one level per run.
+    let last = |level: &str| -> Option<i64> {
+        let mut oldest: Option<Option<i64>> = None;
+        for c in r.clients.iter().filter(|c| ok.contains(&c.client)) {
+            for j in &c.jobs {
+                let t = latest
+                    .iter()
+                    .find(|(v, _)| {
+                        v.level == level && v.client == j.client && v.source == j.dataset.as_str()
+                    })
+                    .map(|(v, _)| v.finished);
+                oldest = Some(match oldest {
+                    None => t,
+                    Some(o) => o.min(t),
+                });
+            }
+        }
+        oldest.flatten()
+    };
+    let Some(level) = due(
+        &rt.fleet.daemon.verify,
+        last("content"),
+        last("drill"),
+        rt.now(),
+    ) else {
+        return Vec::new();
+    };
+    let opts = verify::Options {
+        level,
+        rate: rt.fleet.daemon.rate_limit,
+        ..verify::Options::default()
+    };
+    let report = match verify::run(rt, &ok, &opts, progress, Some(state)) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("verify {}: {e}", rt.this_host);
+            return Vec::new();
+        }
+    };
+    tracing::info!(
+        "verify {}: {} backups at level {}, {} failed",
+        rt.this_host,
+        report.jobs.len(),
+        level.word(),
+        report.jobs.iter().filter(|j| !j.ok).count()
+    );
+    report
+        .jobs
+        .iter()
+        .filter(|j| !j.ok)
+        .map(|j| {
+            let mut what: Vec<String> = j
+                .checks
+                .iter()
+                .filter(|c| !c.ok && c.check != "content" && c.check != "drill")
+                .map(|c| c.detail.clone())
+                .collect();
+            what.extend(j.named_files(10));
+            RowEnd {
+                server: j.server.clone(),
+                client: j.client.clone(),
+                dataset: j
+                    .source
+                    .split_once(':')
+                    .map_or(j.source.clone(), |(_, d)| d.to_string()),
+                failure: Some(Failure {
+                    kind: "verify".into(),
+                    message: format!("{} verification failed: {}", level.word(), what.join("; ")),
+                    retry: false,
+                }),
+            }
+        })
+        .collect()
 }
 
 fn internal(message: String) -> Failure {

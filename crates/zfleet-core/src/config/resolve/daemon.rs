@@ -12,6 +12,12 @@ use super::{parse_duration, Ctx};
 use crate::daemon::schedule::{parse_span, Schedule, Timing};
 use crate::daemon::Backoff;
 
+/// `7d`: whole days, which durations elsewhere do not take.
+fn days(s: &str) -> Option<Duration> {
+    let n: u64 = s.strip_suffix('d')?.trim().parse().ok()?;
+    (n > 0).then(|| Duration::from_secs(n * 86_400))
+}
+
 impl Ctx<'_> {
     pub(super) fn daemon(&mut self, d: Option<&RawDaemon>) -> DaemonConfig {
         let Some(d) = d else {
@@ -73,9 +79,11 @@ impl Ctx<'_> {
                 None
             }
         });
+        let verify = self.verify_schedule(d, &p);
         DaemonConfig {
             listen,
             rate_limit,
+            verify,
             stall_timeout,
             backoff: Backoff {
                 first: first.as_secs() as i64,
@@ -84,6 +92,50 @@ impl Ctx<'_> {
             },
             shutdown_timeout,
             watch_interval,
+        }
+    }
+
+    fn verify_schedule(&mut self, d: &RawDaemon, p: &KeyPath) -> VerifySchedule {
+        let def = VerifySchedule::default();
+        let after_backup = match d.verify_after_backup.as_deref() {
+            None => def.after_backup,
+            Some("none") => None,
+            Some(l) => match crate::verify::Level::parse(l) {
+                Ok(l) => Some(l),
+                Err(m) => {
+                    self.err_at_value(
+                        &p.key("verify_after_backup"),
+                        m,
+                        Some("write \"quick\", \"content\", \"drill\" or \"none\"".into()),
+                    );
+                    def.after_backup
+                }
+            },
+        };
+        let mut every =
+            |key: &str, v: &Option<String>, default: Option<Duration>| match v.as_deref() {
+                None => default,
+                Some("never") => None,
+                Some(s) => match days(s).map_or_else(|| parse_duration(s), Ok) {
+                    Ok(d) => Some(d),
+                    Err(m) => {
+                        self.err_at_value(
+                            &p.key(key),
+                            m,
+                            Some("write it like \"7d\", \"12h\" or \"never\"".into()),
+                        );
+                        default
+                    }
+                },
+            };
+        VerifySchedule {
+            after_backup,
+            content_every: every(
+                "verify_content_every",
+                &d.verify_content_every,
+                def.content_every,
+            ),
+            drill_every: every("verify_drill_every", &d.verify_drill_every, def.drill_every),
         }
     }
 
