@@ -18,6 +18,7 @@ pub mod restore;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod syncoid;
 pub mod text;
 pub mod unlock;
 pub mod zfs;
