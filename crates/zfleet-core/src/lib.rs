@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod syncoid;
 pub mod text;
 pub mod transfer;
 pub mod unlock;
