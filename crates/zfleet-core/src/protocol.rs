@@ -92,8 +92,9 @@ impl SyncNaming {
             SyncNaming::Server(server) => sync_snapshot_name(server, unix),
             SyncNaming::Syncoid { prefix } => {
                 let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-                // syncoid writes local time with its offset; UTC says the same.
-                format!("{prefix}{}-GMT+00:00", t.strftime("%Y-%m-%d:%H:%M:%S"))
+                // syncoid writes local time and its offset (without `+`,
+                // which ZFS does not allow in names); UTC says the same.
+                format!("{prefix}{}-GMT00:00", t.strftime("%Y-%m-%d_%H:%M:%S"))
             }
         }
     }
@@ -158,11 +159,11 @@ mod tests {
         assert!(!is_sync_snapshot_of("zfleet_sync_vault_manual", "vault"));
         let s = SyncNaming::syncoid(Some("nightly"), "alpha");
         let name = s.name(1_795_647_600);
-        assert_eq!(name, "syncoid_nightly_alpha_2026-11-25:23:00:00-GMT+00:00");
+        assert_eq!(name, "syncoid_nightly_alpha_2026-11-25_23:00:00-GMT00:00");
         assert!(s.owns(&name));
         // syncoid's own, with its local offset, is the same copy's too.
-        assert!(s.owns("syncoid_nightly_alpha_2026-11-25:23:00:00-GMT-05:00"));
-        assert!(!s.owns("syncoid_alpha_2026-11-25:23:00:00-GMT+00:00"));
+        assert!(s.owns("syncoid_nightly_alpha_2026-11-25_18:00:00-GMT-05:00"));
+        assert!(!s.owns("syncoid_alpha_2026-11-25_23:00:00-GMT00:00"));
         assert!(!SyncNaming::syncoid(None, "alpha").owns(&name));
         assert!(!s.owns("syncoid_nightly_alpha_manual"));
     }

@@ -32,8 +32,8 @@ fn defaults_are_syncoids() {
 /// fields that differ from the defaults, with their new values.
 #[rstest]
 #[case::no_sync_snap(&["--no-sync-snap"], r#"{"sync_snapshot":null}"#)]
-#[case::identifier_eq(&["--identifier=nightly"], r#"{"sync_snapshot":"syncoid_nightly_alpha_2026-11-25:23:00:00-GMT+00:00"}"#)]
-#[case::identifier_sp(&["--identifier", "nightly"], r#"{"sync_snapshot":"syncoid_nightly_alpha_2026-11-25:23:00:00-GMT+00:00"}"#)]
+#[case::identifier_eq(&["--identifier=nightly"], r#"{"sync_snapshot":"syncoid_nightly_alpha_2026-11-25_23:00:00-GMT00:00"}"#)]
+#[case::identifier_sp(&["--identifier", "nightly"], r#"{"sync_snapshot":"syncoid_nightly_alpha_2026-11-25_23:00:00-GMT00:00"}"#)]
 #[case::keep_sync_snap(&["--keep-sync-snap"], r#"{"keep_sync_snapshots":true}"#)]
 #[case::use_hold(&["--use-hold"], r#"{"holds":true}"#)]
 #[case::create_bookmark(&["--create-bookmark"], r#"{"create_bookmark":true}"#)]

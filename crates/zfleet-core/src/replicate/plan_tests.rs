@@ -349,8 +349,8 @@ fn render(c: &Case) -> String {
     Options { one_by_one: true, ..adhoc() }
 ))]
 #[case::adhoc_without_holds_cleans_up_its_sync_snapshots(case(
-    "@syncoid_alpha_2026-01-01:00:00:00-GMT+00:00:1* @syncoid_beta_2026-01-01:00:00:00-GMT+00:00:2 @syncoid_alpha_2026-01-02:00:00:00-GMT+00:00:3",
-    "@syncoid_alpha_2026-01-01:00:00:00-GMT+00:00:1*",
+    "@syncoid_alpha_2026-01-01_00:00:00-GMT00:00:1* @syncoid_beta_2026-01-01_00:00:00-GMT00:00:2 @syncoid_alpha_2026-01-02_00:00:00-GMT00:00:3",
+    "@syncoid_alpha_2026-01-01_00:00:00-GMT00:00:1*",
     adhoc()
 ))]
 #[case::no_common_snapshot_is_destroyed_with_force_delete(case(
