@@ -156,8 +156,24 @@ fn checked(op: &Operand) -> Result<(), Error> {
     Ok(())
 }
 
+/// The arguments as given: clap drops a `--` that comes before all of them,
+/// and syncoid's parser needs it (`zfleet sync -- -odd:pool/ds …` is an
+/// operand, not a flag).
+fn as_given(args: &[String]) -> Vec<String> {
+    let raw: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let n = args.len();
+    if raw.len() > n && raw[raw.len() - n..] == *args && raw[raw.len() - n - 1] == "--" {
+        let mut v = vec!["--".to_string()];
+        v.extend(args.iter().cloned());
+        return v;
+    }
+    args.to_vec()
+}
+
 pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
-    let (own, rest) = take_own(&a.args)?;
+    let (own, rest) = take_own(&as_given(&a.args))?;
     let mut s = match syncoid::parse(&rest).map_err(|e| Error::Usage(e.to_string()))? {
         Invocation::Sync(s) => *s,
         Invocation::Help => {
@@ -260,6 +276,9 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
     }
     let mut refused = false;
     for report in &reports {
+        if s.debug {
+            print_steps(report);
+        }
         refused |= print(report, quiet);
     }
     let code = super::backup::exit_code(&reports);
@@ -309,6 +328,22 @@ fn print(report: &JobReport, quiet: bool) -> bool {
         eprintln!("warning: {} → {}: {w}", report.source, report.target);
     }
     false
+}
+
+/// `--debug`: the steps that ran, a reset partial receive in syncoid's words.
+fn print_steps(report: &JobReport) {
+    for step in &report.steps {
+        match step {
+            zfleet_core::replicate::plan::Step::AbortResume { reason } => outln!(
+                "reset partial receive state of {} ({reason})",
+                report
+                    .target
+                    .split_once(':')
+                    .map_or(report.target.as_str(), |(_, d)| d)
+            ),
+            s => outln!("{} → {}: {}", report.source, report.target, s.describe()),
+        }
+    }
 }
 
 /// `--dumpsnaps`: each dataset's snapshots on both sides before the copy.

@@ -9,4 +9,5 @@ mod common;
 mod replication;
 mod restore;
 mod support;
+mod sync;
 mod unlock;
