@@ -267,3 +267,74 @@ fn dry_run_and_refused_options_change_nothing() {
     assert!(err.contains("`c`"), "{err}");
     assert_eq!(l.sh("zfs list -H -o name -t all -r $P"), before);
 }
+
+/// Over ssh: `--sshkey` replaces the key the fleet file names (a wrong one
+/// here), `--sshport` the port (nothing listens on 2: the failure names the
+/// host); `--json` of one dataset is one report, the data arrives intact.
+#[test]
+fn sshkey_and_sshport_reach_the_remote_side() {
+    let lab = start(
+        &LabSpec::new("syssh")
+            .host(HostSpec::new("a").pool(PoolSpec::new("tank")))
+            .host(HostSpec::new("b").pool(PoolSpec::new("tank"))),
+    );
+    let (a, b) = (lab.host("a").unwrap(), lab.host("b").unwrap());
+    let fleet = lab.dir().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[ssh]\nuser = \"root\"\nidentity = \"/nonexistent/key\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\n{}",
+            lab.known_hosts().display(),
+            common::host_line(b)
+        ),
+    )
+    .unwrap();
+    a.sh("zfs create tank/src && head -c 1048576 /dev/urandom > \"$(zfs get -H -o value mountpoint tank/src)/blob\"")
+        .unwrap();
+    let key = format!("--sshkey={}", lab.user_key().display());
+    let r = common::zfleet(
+        a,
+        &fleet,
+        &[
+            "sync",
+            "--sshport",
+            "2",
+            &key,
+            "tank/src",
+            "root@b:tank/dst",
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("host `b` (root@") && r.stderr.contains(":2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(b
+        .sh("zfs list -H -o name tank/dst 2>/dev/null || true")
+        .unwrap()
+        .is_empty());
+    let r = common::zfleet(
+        a,
+        &fleet,
+        &[
+            "sync",
+            "--json",
+            &key,
+            "--sshport=22",
+            "tank/src",
+            "root@b:tank/dst",
+        ],
+    )
+    .ok();
+    let j = r.json();
+    assert_eq!(j["outcome"], "sent", "{j}");
+    assert_eq!(j["target"], "b:tank/dst");
+    let sum = |h: &Host, ds: &str| {
+        h.sh(&format!(
+            "sha256sum < \"$(zfs get -H -o value mountpoint {ds})/blob\""
+        ))
+        .unwrap()
+    };
+    assert_eq!(sum(b, "tank/dst"), sum(a, "tank/src"));
+}

@@ -93,13 +93,19 @@ pub fn run(
         }
         Step::DestroyTarget { snapshots } => {
             release_own(ends, job, &marker, snapshots)?;
-            ends.run(Side::Target, &cmd::destroy_dataset(&job.target))?;
+            // A just-received file system can be busy for a moment.
+            crate::restore::exec::retry_busy(ends.dst, &cmd::destroy_dataset(&job.target))
+                .map_err(|e| ends.fail(Side::Target, e))?;
             Ok(0)
         }
         Step::DestroySnapshots { snapshots } => {
             release_own(ends, job, &marker, snapshots)?;
             let names: Vec<&str> = snapshots.iter().map(String::as_str).collect();
-            ends.run(Side::Target, &cmd::destroy_snapshots(&job.target, &names))?;
+            crate::restore::exec::retry_busy(
+                ends.dst,
+                &cmd::destroy_snapshots(&job.target, &names),
+            )
+            .map_err(|e| ends.fail(Side::Target, e))?;
             Ok(0)
         }
         Step::Full {

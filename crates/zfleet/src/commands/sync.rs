@@ -271,7 +271,11 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
     let progress = CliProgress::new(quiet, own.json);
     let reports = adhoc::sync(&s_host, &d_host, &settings, &opts, &SystemClock, &progress);
     if own.json {
-        render::json(&reports);
+        // One dataset is one report, as before `-r`; a tree is a list.
+        match reports.as_slice() {
+            [one] if !settings.recursive => render::json(one),
+            all => render::json(&all),
+        }
         return Ok(super::backup::exit_code(&reports));
     }
     let mut refused = false;
