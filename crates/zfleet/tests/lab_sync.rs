@@ -245,7 +245,7 @@ fn sync_snapshot_recursion_exclude_and_cleanup() {
 }
 
 /// `--dry-run` shows the plan for every dataset of `-r` and changes nothing
-/// (no sync snapshot either); an unknown `--sendoptions` letter is refused
+/// (no sync snapshot either), `--dumpsnaps` both sides' snapshots; an unknown `--sendoptions` letter is refused
 /// before anything runs.
 #[test]
 fn dry_run_and_refused_options_change_nothing() {
@@ -259,6 +259,12 @@ fn dry_run_and_refused_options_change_nothing() {
         "{out}"
     );
     assert!(out.contains("full send of @one"), "{out}");
+    // --dumpsnaps lists both sides first: the source's snapshot, no target yet.
+    let out = l.syncoid_ok("--dumpsnaps --dry-run $P/src $P/dst");
+    assert!(
+        out.starts_with("h:tank/src: 1 snapshot(s)\n  tank/src@one\nh:tank/dst: 0 snapshot(s)\n"),
+        "{out}"
+    );
     let (code, _, err) = l.syncoid("--sendoptions=Q $P/src $P/dst");
     assert_eq!(code, 2);
     assert!(err.contains("`Q`"), "{err}");
