@@ -5,6 +5,7 @@ mod render;
 mod cli;
 mod commands;
 mod context;
+mod daemon;
 mod progress;
 
 use std::process::ExitCode;
@@ -45,7 +46,10 @@ fn args() -> Vec<std::ffi::OsString> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(args());
-    cli::init_logging(&cli.global);
+    cli::init_logging(
+        &cli.global,
+        matches!(cli.command, commands::Command::Daemon(_)),
+    );
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
