@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod stop;
+pub mod syncoid;
 pub mod text;
 pub mod transfer;
 pub mod unlock;

@@ -66,6 +66,56 @@ pub fn is_sync_snapshot_of(name: &str, server: &str) -> bool {
         })
 }
 
+/// Whose sync snapshots a job takes, and so which older ones it may clean up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncNaming {
+    /// `zfleet_sync_<server>_<UTC time>`: a server's pull backups.
+    Server(String),
+    /// `syncoid_[<identifier>_]<host>_<time>`, as syncoid names them: `zfleet
+    /// sync` is a drop-in for syncoid, so each cleans up what the other left
+    /// of the same copy, and syncoid's own tests read the names.
+    Syncoid { prefix: String },
+}
+
+impl SyncNaming {
+    /// syncoid's prefix: `syncoid_`, the identifier and `_` if given, the host, `_`.
+    pub fn syncoid(identifier: Option<&str>, host: &str) -> Self {
+        let id = identifier.map(|i| format!("{i}_")).unwrap_or_default();
+        SyncNaming::Syncoid {
+            prefix: format!("syncoid_{id}{host}_"),
+        }
+    }
+
+    /// The snapshot name for a sync snapshot taken at `unix`.
+    pub fn name(&self, unix: i64) -> String {
+        match self {
+            SyncNaming::Server(server) => sync_snapshot_name(server, unix),
+            SyncNaming::Syncoid { prefix } => {
+                let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                // syncoid writes local time and its offset (without `+`,
+                // which ZFS does not allow in names); UTC says the same.
+                format!("{prefix}{}-GMT00:00", t.strftime("%Y-%m-%d_%H:%M:%S"))
+            }
+        }
+    }
+
+    /// Whether `name` is one of these sync snapshots (and nobody else's).
+    pub fn owns(&self, name: &str) -> bool {
+        match self {
+            SyncNaming::Server(server) => is_sync_snapshot_of(name, server),
+            SyncNaming::Syncoid { prefix } => {
+                name.strip_prefix(prefix.as_str()).is_some_and(|stamp| {
+                    stamp.len() >= 19
+                        && stamp[..4].chars().all(|c| c.is_ascii_digit())
+                        && stamp.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '+')
+                        })
+                })
+            }
+        }
+    }
+}
+
 /// The suffix of the temporary dataset a restore receives into.
 pub const RESTORE_TEMP_SUFFIX: &str = "-zfleet-restoring";
 
@@ -107,5 +157,14 @@ mod tests {
             "vault"
         ));
         assert!(!is_sync_snapshot_of("zfleet_sync_vault_manual", "vault"));
+        let s = SyncNaming::syncoid(Some("nightly"), "alpha");
+        let name = s.name(1_795_647_600);
+        assert_eq!(name, "syncoid_nightly_alpha_2026-11-25_23:00:00-GMT00:00");
+        assert!(s.owns(&name));
+        // syncoid's own, with its local offset, is the same copy's too.
+        assert!(s.owns("syncoid_nightly_alpha_2026-11-25_18:00:00-GMT-05:00"));
+        assert!(!s.owns("syncoid_alpha_2026-11-25_23:00:00-GMT00:00"));
+        assert!(!SyncNaming::syncoid(None, "alpha").owns(&name));
+        assert!(!s.owns("syncoid_nightly_alpha_manual"));
     }
 }

@@ -31,8 +31,24 @@ pub mod exit {
     pub const BUSY: u8 = 75;
 }
 
+/// The command line, with `sync` put in front of the rest when zfleet runs
+/// as `syncoid` (a link or copy by that name): a drop-in takes syncoid's
+/// command line as it is.
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
+    if called.as_deref() == Some("syncoid") {
+        args.insert(1, "sync".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args());
     cli::init_logging(
         &cli.global,
         matches!(cli.command, commands::Command::Daemon(_)),

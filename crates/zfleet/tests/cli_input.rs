@@ -68,7 +68,7 @@ fn bad_hosts_users_and_snapshot_names_are_refused_before_anything_runs() {
         (&no_fleet, &["sync", "zroot/ds", "backup@nas\u{a0}1:zroot/copy"],
          "error: `backup@nas\u{a0}1:zroot/copy`: `nas\u{a0}1` is not a host name or address: U+00A0 (`\u{a0}`) is not allowed in an address"),
         (&no_fleet, &["sync", "zroot/ds", "nas:zroot/co\u{1b}[2Jpy"],
-         "error: invalid dataset name `zroot/co\\u{1b}[2Jpy`: control character 0x1b at position 9 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)"),
+         "error: `nas:zroot/co\\u{1b}[2Jpy`: invalid dataset name `zroot/co\\u{1b}[2Jpy`: control character 0x1b at position 9 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)"),
         (&fleet, &["restore", "client1", "--snapshot", "a;id"],
          "error: --snapshot: invalid snapshot name `a;id`: `;` at position 2 is not allowed (use letters, digits, `-`, `_`, `.`, `:`)"),
         (&fleet, &["restore", "client1", "--snapshot", "daily\u{a0}1"],

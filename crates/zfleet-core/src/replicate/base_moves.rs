@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::sides::{Dataset, Point};
-use crate::protocol::{base_bookmark, base_bookmark_prefix, is_sync_snapshot_of};
+use crate::protocol::{base_bookmark, base_bookmark_prefix, SyncNaming};
 
 /// Who the marks belong to and what the sides can do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,9 +22,20 @@ pub struct MoveContext {
     /// The source answers through `zfleet serve`, whose account may destroy
     /// nothing: superseded bookmarks stay until a run with root access.
     pub source_served: bool,
-    /// The server whose older sync snapshots go once the base moved, when
-    /// the job takes sync snapshots.
-    pub sync_server: Option<String>,
+    /// Whose older sync snapshots go once the base moved, when the job
+    /// takes sync snapshots (and does not keep them).
+    pub sync: Option<SyncNaming>,
+    /// Neither side's base is held (`zfleet sync` without `--use-hold`, as
+    /// syncoid): the marker property still says which snapshot is the base.
+    pub no_holds: bool,
+    /// Bookmark the new base on the source under its own name (syncoid's
+    /// `--create-bookmark`); the name is checked by the planner first.
+    pub create_bookmark: bool,
+    /// Destroy target snapshots the source does not have (by guid) once the
+    /// base moved (syncoid's `--delete-target-snapshots`). Only ones older than
+    /// the base are left to destroy: newer ones are divergence, refused or
+    /// rolled back before.
+    pub delete_target_snapshots: bool,
 }
 
 /// One change to one side's marks, in the order they are made.
@@ -45,6 +56,8 @@ pub enum BaseMove {
     Unmark { snapshot: String },
     /// Destroy this server's older sync snapshot.
     DestroySyncSnapshot { snapshot: String },
+    /// Destroy a target snapshot the source no longer has (`--delete-target-snapshots`).
+    DestroyPruned { snapshot: String },
 }
 
 impl BaseMove {
@@ -60,6 +73,9 @@ impl BaseMove {
             BaseMove::Unmark { snapshot } => format!("unmark @{snapshot}"),
             BaseMove::DestroySyncSnapshot { snapshot } => {
                 format!("destroy the old sync snapshot @{snapshot}")
+            }
+            BaseMove::DestroyPruned { snapshot } => {
+                format!("destroy @{snapshot}, which the source no longer has")
             }
         }
     }
@@ -132,9 +148,19 @@ fn side(
         moves.push(BaseMove::Mark {
             snapshot: name.clone(),
         });
-        moves.push(BaseMove::Hold {
-            snapshot: name.clone(),
-        });
+        if !ctx.no_holds {
+            moves.push(BaseMove::Hold {
+                snapshot: name.clone(),
+            });
+        }
+    }
+    if is_source && ctx.create_bookmark {
+        if let Some(bookmark) = own_bookmark(d, here) {
+            moves.push(BaseMove::Bookmark {
+                snapshot: name.clone(),
+                bookmark,
+            });
+        }
     }
     if is_source && ctx.source_bookmarks {
         let want = base_bookmark(&ctx.marker, name);
@@ -160,23 +186,73 @@ fn side(
         if !after.iter().any(|s| &s.name == old) {
             continue;
         }
-        moves.push(BaseMove::Release {
-            snapshot: old.clone(),
-        });
+        if !ctx.no_holds {
+            moves.push(BaseMove::Release {
+                snapshot: old.clone(),
+            });
+        }
         moves.push(BaseMove::Unmark {
             snapshot: old.clone(),
         });
     }
-    if let Some(server) = &ctx.sync_server {
+    if let Some(sync) = &ctx.sync {
         for s in after {
-            if &s.name != name && is_sync_snapshot_of(&s.name, server) {
+            if &s.name != name && sync.owns(&s.name) {
                 moves.push(BaseMove::DestroySyncSnapshot {
                     snapshot: s.name.clone(),
                 });
             }
         }
     }
+    if !is_source && ctx.delete_target_snapshots {
+        for s in after {
+            let synced = ctx.sync.as_ref().is_some_and(|n| n.owns(&s.name));
+            if s.guid != base.guid && s.createtxg < here.createtxg && !synced {
+                moves.push(BaseMove::DestroyPruned {
+                    snapshot: s.name.clone(),
+                });
+            }
+        }
+    }
     moves
+}
+
+/// The name `--create-bookmark` gives the new base's bookmark, as syncoid
+/// picks it: the snapshot's own name, or when a bookmark of another snapshot
+/// has it, the name followed by the first six digits of the guid. `None`
+/// when a bookmark of this snapshot is already there. The planner refuses
+/// before anything runs when both names are taken ([`bookmark_clash`]).
+pub fn own_bookmark(d: &Dataset, snap: &Point) -> Option<String> {
+    let names = bookmark_names(snap);
+    for n in &names {
+        match d.bookmarks.iter().find(|b| &b.name == n) {
+            Some(b) if b.guid == snap.guid => return None,
+            Some(_) => continue,
+            None => return Some(n.clone()),
+        }
+    }
+    None
+}
+
+/// The names `--create-bookmark` can use for `snap`, in the order it tries them.
+fn bookmark_names(snap: &Point) -> [String; 2] {
+    let guid = snap.guid.to_string();
+    [
+        snap.name.clone(),
+        format!("{}{}", snap.name, &guid[..guid.len().min(6)]),
+    ]
+}
+
+/// Both names `--create-bookmark` could give `snap` taken by bookmarks of
+/// other snapshots: the names, for the refusal.
+pub fn bookmark_clash(d: &Dataset, snap: &Point) -> Option<Vec<String>> {
+    let names = bookmark_names(snap);
+    let taken = names.iter().all(|n| {
+        d.bookmarks
+            .iter()
+            .any(|b| &b.name == n && b.guid != snap.guid)
+    });
+    taken.then(|| names.to_vec())
 }
 
 #[cfg(test)]
@@ -197,7 +273,7 @@ mod tests {
             marker: "zfleet:base:vault".into(),
             source_bookmarks: true,
             source_served: false,
-            sync_server: None,
+            ..MoveContext::default()
         }
     }
 
@@ -273,7 +349,7 @@ mod tests {
         };
         let c = MoveContext {
             source_served: true,
-            sync_server: Some("vault".into()),
+            sync: Some(SyncNaming::Server("vault".into())),
             ..ctx()
         };
         assert_eq!(

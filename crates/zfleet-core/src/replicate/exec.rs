@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::failure::{Failure, Side};
 use crate::host::Host;
 use crate::progress::Progress;
-use crate::protocol::{base_marker, sync_snapshot_name};
+use crate::protocol::base_marker;
 use crate::zfs::{cmd, Listing};
 use crate::Error;
 
@@ -87,7 +87,7 @@ fn run(
     if job.sync_snapshot && !opts.dry_run {
         let snap = job
             .source
-            .snapshot(&sync_snapshot_name(&job.marker, clock.now()))
+            .snapshot(&job.sync_naming().name(clock.now()))
             .map_err(|e| ends.fail(Side::Source, e.into()))?;
         ends.run(Side::Source, &cmd::snapshot(&snap))?;
         // An earlier listing lacks it.
@@ -96,10 +96,17 @@ fn run(
     let plan_opts = plan_options(job, opts, &ends, &marker);
     let mut last: Option<Plan> = None;
     for attempt in 1..=MAX_PLANS {
-        let observed = observe(src, dst, job, &marker, listing.take())?;
+        let mut observed = observe(src, dst, job, &marker, listing.take())?;
+        if let Some(f) = &job.snapshot_filter {
+            observed.source.snapshots.retain(|s| f.admits(&s.name));
+            observed.source.marked.retain(|m| f.admits(m));
+        }
         let mut planned = plan::plan(&observed, &plan_opts);
         steps::estimate(&ends, job, planned.steps_mut());
         report.plan = Some(planned.clone());
+        if let Plan::Discard { steps } = &planned {
+            return discard(&ends, job, steps, opts, progress, report);
+        }
         let Some((steps, base_moves, new_base)) = to_run(&planned, report) else {
             return Ok(());
         };
@@ -154,10 +161,33 @@ fn plan_options(job: &JobSpec, opts: &Options, ends: &Ends<'_>, marker: &str) ->
     o.bookmarks &= ends.src_caps.bookmarks;
     o.raw = job.raw && ends.src_caps.raw_send;
     o.moves.marker = marker.to_string();
-    o.moves.source_bookmarks = ends.src_caps.bookmarks;
+    o.moves.source_bookmarks = ends.src_caps.bookmarks && job.base_bookmarks;
     o.moves.source_served = ends.src.is_served();
-    o.moves.sync_server = job.sync_snapshot.then(|| job.marker.clone());
+    o.moves.sync = (job.sync_snapshot && !job.keep_sync_snapshots).then(|| job.sync_naming());
+    o.one_by_one |= job.snapshot_filter.is_some();
     o
+}
+
+/// Nothing to send, but a stale partial receive on the target goes (or,
+/// with `--dry-run`, would go).
+fn discard(
+    ends: &Ends<'_>,
+    job: &JobSpec,
+    steps: &[Step],
+    opts: &Options,
+    progress: &dyn Progress,
+    report: &mut JobReport,
+) -> Result<(), Failure> {
+    if opts.dry_run {
+        report.steps = steps.to_vec();
+        report.outcome = Outcome::Planned;
+        return Ok(());
+    }
+    run_steps(ends, job, steps, opts, progress, report)?;
+    report.outcome = Outcome::NothingToSend {
+        message: Refusal::NoSourceSnapshots.message(&report.source, &report.target),
+    };
+    Ok(())
 }
 
 /// What a plan has the executor run (steps, base moves, the new base), or
@@ -190,6 +220,8 @@ fn to_run<'p>(
             None
         }
         Plan::UpToDate { base, base_moves } => Some((&[], base_moves, base)),
+        // Run by `discard` before this is asked.
+        Plan::Discard { .. } => None,
         Plan::Send {
             steps,
             base_moves,

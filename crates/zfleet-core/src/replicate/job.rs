@@ -6,6 +6,8 @@ use serde::{Serialize, Serializer};
 
 use super::plan::{self, Plan, Refusal, Snap, Step};
 use crate::failure::Failure;
+use crate::protocol::SyncNaming;
+use crate::syncoid::{RecvOptions, SendOptions};
 use crate::transfer::PumpOptions;
 use crate::zfs::DatasetName;
 
@@ -28,6 +30,65 @@ pub struct JobSpec {
     pub sync_snapshot: bool,
     /// zstd on the wire where a side is remote.
     pub compress: bool,
+    /// How sync snapshots are named; `None`: the marker's server's
+    /// (`zfleet_sync_<server>_…`).
+    pub sync_naming: Option<SyncNaming>,
+    /// Leave older sync snapshots in place (syncoid's `--keep-sync-snap`).
+    pub keep_sync_snapshots: bool,
+    /// Receive with `-s` where the dialect can, so a broken stream resumes.
+    pub resumable: bool,
+    /// Receive with `-u` where the dialect can: nothing mounts over the
+    /// server's paths. syncoid mounts what it receives, and so does `zfleet sync`.
+    pub no_mount: bool,
+    /// Extra `zfs send` options (syncoid's `--sendoptions`), for each kind of send.
+    pub send_options: SendOptions,
+    /// Extra `zfs receive` options (syncoid's `--recvoptions`).
+    pub recv_options: RecvOptions,
+    /// Only the source snapshots this lets through are sent.
+    pub snapshot_filter: Option<SnapshotFilter>,
+    /// Bookmark the base on the source (`zfleet_<server>:<snapshot>`) where
+    /// the dialect can. `zfleet sync` does not, as syncoid does not: its
+    /// `--create-bookmark` makes the bookmarks a user asked for.
+    pub base_bookmarks: bool,
+    /// Copy every locally set property of the source (syncoid's
+    /// `--preserve-properties`), on top of `preserve`.
+    pub preserve_local: bool,
+}
+
+/// syncoid's `--include-snaps` and `--exclude-snaps`: regular expressions on
+/// snapshot names (the part after `@`), matched anywhere in the name.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub include: Vec<regex::Regex>,
+    pub exclude: Vec<regex::Regex>,
+}
+
+impl SnapshotFilter {
+    /// Compiles the patterns; one that is not a regular expression is named.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        let compile = |v: &[String]| {
+            v.iter()
+                .map(|p| {
+                    regex::Regex::new(p).map_err(|e| {
+                        format!(
+                            "`{}` is not a regular expression: {e}",
+                            crate::text::printable(p)
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            include: compile(include)?,
+            exclude: compile(exclude)?,
+        })
+    }
+
+    /// syncoid's rule: with includes, a name must match one; then no exclude may match.
+    pub fn admits(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(name)))
+            && !self.exclude.iter().any(|r| r.is_match(name))
+    }
 }
 
 impl JobSpec {
@@ -48,7 +109,23 @@ impl JobSpec {
             preserve: Vec::new(),
             sync_snapshot: false,
             compress: false,
+            sync_naming: None,
+            keep_sync_snapshots: false,
+            resumable: true,
+            no_mount: true,
+            base_bookmarks: true,
+            send_options: SendOptions::default(),
+            recv_options: RecvOptions::default(),
+            snapshot_filter: None,
+            preserve_local: false,
         }
+    }
+
+    /// How this job's sync snapshots are named.
+    pub fn sync_naming(&self) -> SyncNaming {
+        self.sync_naming
+            .clone()
+            .unwrap_or_else(|| SyncNaming::Server(self.marker.clone()))
     }
 
     /// `alpha:zroot/persistSave`, for progress and logs.

@@ -4,6 +4,7 @@
 //! [`job`] holds what a job is given and what it reports; [`backup`] runs a
 //! server's (or a push client's) jobs.
 
+pub mod adhoc;
 pub mod backup;
 pub mod base_moves;
 pub mod exec;

@@ -30,6 +30,18 @@ pub struct Options {
     pub raw: bool,
     /// Who the base marks belong to and what each side can do.
     pub moves: MoveContext,
+    /// Send only the newest snapshot (`-i` from the base, or a full send of
+    /// it), not every one in between (syncoid's `--no-stream`).
+    pub no_stream: bool,
+    /// Send the snapshots one `-i` at a time rather than one `-I` stream:
+    /// needed when some source snapshots are filtered out, since `-I` would
+    /// bring them along.
+    pub one_by_one: bool,
+    /// Discard a partial receive instead of resuming it (`--no-resume`).
+    pub no_resume: bool,
+    /// Destroy a target that shares no snapshot with the source, and target
+    /// snapshots whose names an arriving snapshot needs (`--force-delete`).
+    pub force_delete: bool,
 }
 
 /// Where an incremental starts.
@@ -76,6 +88,12 @@ pub enum Step {
     },
     /// Roll the target back to the common snapshot, destroying what is newer.
     Rollback { to: String, discards: Vec<String> },
+    /// Destroy the target with everything below it (`--force-delete`, when
+    /// it shares nothing with the source), before a full send.
+    DestroyTarget { snapshots: Vec<String> },
+    /// Destroy target snapshots whose names arriving snapshots need
+    /// (`--force-delete`).
+    DestroySnapshots { snapshots: Vec<String> },
     /// The first send: the oldest source snapshot, whole.
     Full {
         snapshot: Snap,
@@ -116,6 +134,18 @@ impl Step {
                         .join(", ")
                 }
             ),
+            Step::DestroyTarget { snapshots } => format!(
+                "destroy the target, which shares no snapshot with the source ({})",
+                plural(snapshots.len(), "snapshot")
+            ),
+            Step::DestroySnapshots { snapshots } => format!(
+                "destroy {} on the target, whose names arriving snapshots need",
+                snapshots
+                    .iter()
+                    .map(|d| format!("@{d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Step::Full { snapshot, .. } => format!("full send of @{}", snapshot.name),
             Step::Incremental {
                 from,
@@ -147,7 +177,10 @@ impl Step {
             Step::Resume { snapshots, .. }
             | Step::Full { snapshots, .. }
             | Step::Incremental { snapshots, .. } => *snapshots,
-            Step::AbortResume { .. } | Step::Rollback { .. } => 0,
+            Step::AbortResume { .. }
+            | Step::Rollback { .. }
+            | Step::DestroyTarget { .. }
+            | Step::DestroySnapshots { .. } => 0,
         }
     }
 
@@ -170,7 +203,10 @@ impl Step {
             | Step::Incremental {
                 estimated_bytes, ..
             } => *estimated_bytes,
-            Step::AbortResume { .. } | Step::Rollback { .. } => None,
+            Step::AbortResume { .. }
+            | Step::Rollback { .. }
+            | Step::DestroyTarget { .. }
+            | Step::DestroySnapshots { .. } => None,
         }
     }
 }
@@ -193,6 +229,14 @@ pub enum Refusal {
     /// The target dataset exists but holds no snapshot, so it was not made by a
     /// replication; a full receive would overwrite it.
     TargetNotEmpty,
+    /// Target snapshots have the names of arriving snapshots, but are others.
+    SnapshotNamesTaken { snapshots: Vec<String> },
+    /// `--create-bookmark`: both names it can give the new base's bookmark
+    /// belong to bookmarks of other snapshots.
+    BookmarkTaken {
+        snapshot: String,
+        names: Vec<String>,
+    },
 }
 
 impl Refusal {
@@ -212,6 +256,15 @@ impl Refusal {
                 plural(target_snapshots.len(), "snapshot")
             ),
             Refusal::TargetNotEmpty => format!("{target} exists but has no snapshots; it was not made by a replication from {source}"),
+            Refusal::SnapshotNamesTaken { snapshots } => format!(
+                "{target} has {} named like snapshots of {source} that would arrive, but they are other snapshots (by guid): {}",
+                plural(snapshots.len(), "snapshot"),
+                snapshots.iter().map(|s| format!("@{s}")).collect::<Vec<_>>().join(", ")
+            ),
+            Refusal::BookmarkTaken { snapshot, names } => format!(
+                "{source}: --create-bookmark cannot bookmark @{snapshot}: {} already name bookmarks of other snapshots",
+                names.iter().map(|n| format!("#{n}")).collect::<Vec<_>>().join(" and ")
+            ),
         }
     }
 
@@ -222,7 +275,13 @@ impl Refusal {
                 "if what the target has beyond the common snapshot can go, run again with --rollback; otherwise copy it elsewhere first"
             }
             Refusal::NoCommonSnapshot { .. } | Refusal::TargetNotEmpty => {
-                "zfleet will not overwrite it; rename or destroy the target yourself if it can go, and the next run sends everything"
+                "zfleet will not overwrite it; rename or destroy the target yourself if it can go (or run zfleet sync with --force-delete), and the next run sends everything"
+            }
+            Refusal::SnapshotNamesTaken { .. } => {
+                "rename or destroy those target snapshots if they can go (zfleet sync --force-delete destroys them), then run again"
+            }
+            Refusal::BookmarkTaken { .. } => {
+                "rename or destroy one of those bookmarks on the source (zfs rename / zfs destroy), or run without --create-bookmark"
             }
         }
     }
@@ -253,12 +312,17 @@ pub enum Plan {
     Refused {
         refusal: Refusal,
     },
+    /// Nothing to send (the source has no snapshot), but the target's
+    /// partial receive is stale and goes.
+    Discard {
+        steps: Vec<Step>,
+    },
 }
 
 impl Plan {
     pub fn steps(&self) -> &[Step] {
         match self {
-            Plan::Send { steps, .. } => steps,
+            Plan::Send { steps, .. } | Plan::Discard { steps } => steps,
             _ => &[],
         }
     }
@@ -274,19 +338,20 @@ impl Plan {
 /// Decides what to send from the source to the target.
 pub fn plan(obs: &Observed, opts: &Options) -> Plan {
     let source = &obs.source;
-    let Some(newest) = source.snapshots.last() else {
-        return Plan::Refused {
-            refusal: Refusal::NoSourceSnapshots,
-        };
-    };
     let mut target = obs.target.clone();
     let mut steps = Vec::new();
 
-    // An interrupted receive comes first: it is resumed, and the plan goes on
-    // from what the target holds once it is; or it is stale and discarded, and
-    // the plan goes on as if it had not been there.
+    // An interrupted receive comes first, even when the source has nothing
+    // to send: it is resumed, and the plan goes on from what the target
+    // holds once it is; or it is stale and discarded, and the plan goes on
+    // as if it had not been there.
     if let Some(r) = target.resume.take() {
-        match resumable(&r, source) {
+        let verdict = if opts.no_resume {
+            Err("--no-resume asks for a new stream".to_string())
+        } else {
+            resumable(&r, source)
+        };
+        match verdict {
             Ok((to, contents)) => {
                 steps.push(Step::Resume {
                     token: r.token.clone(),
@@ -308,42 +373,34 @@ pub fn plan(obs: &Observed, opts: &Options) -> Plan {
         }
     }
 
-    if !target.exists {
-        let oldest = &source.snapshots[0];
-        steps.push(Step::Full {
-            snapshot: Snap::from(oldest),
-            raw: opts.raw,
-            snapshots: 1,
-            estimated_bytes: None,
-        });
-        if oldest.guid != newest.guid {
-            steps.push(incremental(
-                source,
-                Base::snapshot(oldest),
-                oldest.createtxg,
-                newest,
-                true,
-                opts,
-            ));
+    let Some(newest) = source.snapshots.last() else {
+        if steps.is_empty() {
+            return Plan::Refused {
+                refusal: Refusal::NoSourceSnapshots,
+            };
         }
-        return send(None, steps, newest, &target, &[], obs, opts);
-    }
-
-    if target.snapshots.is_empty() {
-        return Plan::Refused {
-            refusal: Refusal::TargetNotEmpty,
-        };
+        return Plan::Discard { steps };
+    };
+    if opts.moves.create_bookmark {
+        if let Some(names) = base_moves::bookmark_clash(source, newest) {
+            return Plan::Refused {
+                refusal: Refusal::BookmarkTaken {
+                    snapshot: newest.name.clone(),
+                    names,
+                },
+            };
+        }
     }
 
     // The newest target snapshot that the source still has, or has a bookmark of.
     let common = target.snapshots.iter().rev().find_map(|t| {
         if let Some(s) = source.snapshots.iter().find(|s| s.guid == t.guid) {
-            return Some((t, Base::snapshot(s), s.createtxg));
+            return Some((t.clone(), Base::snapshot(s), s.createtxg));
         }
         if opts.bookmarks {
             if let Some(b) = source.bookmarks.iter().find(|b| b.guid == t.guid) {
                 return Some((
-                    t,
+                    t.clone(),
                     Base::Bookmark {
                         name: b.name.clone(),
                         guid: b.guid,
@@ -354,12 +411,46 @@ pub fn plan(obs: &Observed, opts: &Options) -> Plan {
         }
         None
     });
-    let Some((common_t, base, base_txg)) = common else {
-        return Plan::Refused {
-            refusal: Refusal::NoCommonSnapshot {
+    if target.exists && common.is_none() {
+        let refusal = if target.snapshots.is_empty() {
+            Refusal::TargetNotEmpty
+        } else {
+            Refusal::NoCommonSnapshot {
                 target_snapshots: target.snapshots.iter().map(|s| s.name.clone()).collect(),
-            },
+            }
         };
+        if !opts.force_delete {
+            return Plan::Refused { refusal };
+        }
+        steps.push(Step::DestroyTarget {
+            snapshots: target.snapshots.iter().map(|s| s.name.clone()).collect(),
+        });
+        target = Dataset::default();
+    }
+
+    let Some((common_t, base, base_txg)) = common.filter(|_| target.exists) else {
+        let first = if opts.no_stream {
+            newest
+        } else {
+            &source.snapshots[0]
+        };
+        steps.push(Step::Full {
+            snapshot: Snap::from(first),
+            raw: opts.raw,
+            snapshots: 1,
+            estimated_bytes: None,
+        });
+        if first.guid != newest.guid {
+            chain(
+                source,
+                Base::snapshot(first),
+                first.createtxg,
+                newest,
+                opts,
+                &mut steps,
+            );
+        }
+        return send(None, steps, newest, &target, &[], obs, opts);
     };
 
     let target_only: Vec<String> = target
@@ -417,29 +508,48 @@ pub fn plan(obs: &Observed, opts: &Options) -> Plan {
         return send(Some(base), steps, newest, &target, &discarded, obs, opts);
     }
 
-    match &base {
+    chain(source, base.clone(), base_txg, newest, opts, &mut steps);
+    send(Some(base), steps, newest, &target, &discarded, obs, opts)
+}
+
+/// The incrementals from `from` to `newest`: one `-I` stream with every
+/// snapshot in between; with `no_stream` one `-i` to the newest; with
+/// `one_by_one` a `-i` per snapshot. `-I` cannot start at a bookmark, so from
+/// one the first snapshot after it goes with `-i`, the rest with `-I`.
+fn chain(
+    source: &Dataset,
+    from: Base,
+    from_txg: u64,
+    newest: &Point,
+    opts: &Options,
+    steps: &mut Vec<Step>,
+) {
+    if opts.no_stream {
+        steps.push(incremental(source, from, from_txg, newest, false, opts));
+        return;
+    }
+    let after = |txg: u64| {
+        source
+            .snapshots
+            .iter()
+            .filter(move |s| s.createtxg > txg && s.createtxg <= newest.createtxg)
+    };
+    if opts.one_by_one {
+        let (mut from, mut from_txg) = (from, from_txg);
+        for s in after(from_txg).collect::<Vec<_>>() {
+            steps.push(incremental(source, from, from_txg, s, false, opts));
+            from = Base::snapshot(s);
+            from_txg = s.createtxg;
+        }
+        return;
+    }
+    match &from {
         Base::Snapshot { .. } => {
-            steps.push(incremental(
-                source,
-                base.clone(),
-                base_txg,
-                newest,
-                true,
-                opts,
-            ));
+            steps.push(incremental(source, from, from_txg, newest, true, opts));
         }
         Base::Bookmark { .. } => {
-            // `-I` cannot start at a bookmark: send the first snapshot after it
-            // with `-i`, then the rest with `-I` from there.
-            if let Some(first) = source.snapshots.iter().find(|s| s.createtxg > base_txg) {
-                steps.push(incremental(
-                    source,
-                    base.clone(),
-                    base_txg,
-                    first,
-                    false,
-                    opts,
-                ));
+            if let Some(first) = after(from_txg).next() {
+                steps.push(incremental(source, from, from_txg, first, false, opts));
                 if first.guid != newest.guid {
                     steps.push(incremental(
                         source,
@@ -453,7 +563,6 @@ pub fn plan(obs: &Observed, opts: &Options) -> Plan {
             }
         }
     }
-    send(Some(base), steps, newest, &target, &discarded, obs, opts)
 }
 
 /// The snapshot a resume token brings, if the source can still send it;
@@ -516,7 +625,7 @@ fn incremental(
 /// plus every source snapshot the streams bring.
 fn send(
     base: Option<Base>,
-    steps: Vec<Step>,
+    mut steps: Vec<Step>,
     newest: &Point,
     target: &Dataset,
     discarded: &[String],
@@ -548,7 +657,10 @@ fn send(
                     .map_or(0, |p| p.createtxg);
                 (from_txg, to.guid, *intermediates)
             }
-            Step::AbortResume { .. } | Step::Rollback { .. } => continue,
+            Step::AbortResume { .. }
+            | Step::Rollback { .. }
+            | Step::DestroyTarget { .. }
+            | Step::DestroySnapshots { .. } => continue,
         };
         let Some(to_txg) = source
             .snapshots
@@ -566,8 +678,43 @@ fn send(
             }
         }
     }
+    // A snapshot cannot arrive where the target has another of its name:
+    // the receive would fail halfway through the plan.
+    let arrived: Vec<&Point> = target_after
+        .iter()
+        .filter(|a| !target.snapshots.iter().any(|t| t.guid == a.guid))
+        .collect();
+    let taken: Vec<String> = target
+        .snapshots
+        .iter()
+        .filter(|t| !discarded.contains(&t.name))
+        .filter(|t| arrived.iter().any(|a| a.name == t.name && a.guid != t.guid))
+        .map(|t| t.name.clone())
+        .collect();
+    if !taken.is_empty() {
+        if !opts.force_delete {
+            return Plan::Refused {
+                refusal: Refusal::SnapshotNamesTaken { snapshots: taken },
+            };
+        }
+        let at = steps
+            .iter()
+            .position(Step::is_transfer)
+            .unwrap_or(steps.len());
+        steps.insert(
+            at,
+            Step::DestroySnapshots {
+                snapshots: taken.clone(),
+            },
+        );
+        target_after.retain(|t| {
+            !(taken.contains(&t.name) && target.snapshots.iter().any(|o| o.guid == t.guid))
+        });
+    }
     let mut target_marked = target.clone();
-    target_marked.marked.retain(|m| !discarded.contains(m));
+    target_marked
+        .marked
+        .retain(|m| !discarded.contains(m) && !taken.contains(m));
     Plan::Send {
         base,
         steps,

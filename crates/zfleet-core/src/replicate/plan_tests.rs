@@ -79,8 +79,22 @@ fn opts() -> Options {
             marker: "zfleet:base:vault".into(),
             source_bookmarks: true,
             source_served: true,
-            sync_server: None,
+            ..MoveContext::default()
         },
+        ..Options::default()
+    }
+}
+
+fn adhoc() -> Options {
+    Options {
+        moves: MoveContext {
+            marker: "zfleet:base:sync".into(),
+            source_bookmarks: false,
+            no_holds: true,
+            sync: Some(crate::protocol::SyncNaming::syncoid(None, "alpha")),
+            ..MoveContext::default()
+        },
+        ..opts()
     }
 }
 
@@ -152,6 +166,12 @@ fn render(c: &Case) -> String {
         }
     };
     match &p {
+        Plan::Discard { steps } => {
+            for s in steps {
+                out.push_str(&format!("step: {}\n", s.describe()));
+            }
+            out.push_str("then nothing to send\n");
+        }
         Plan::UpToDate { base, base_moves } => {
             out.push_str(&format!("up to date at @{} ({})\n", base.name, base.guid));
             moves(&mut out, base_moves);
@@ -283,12 +303,12 @@ fn render(c: &Case) -> String {
 #[case::sync_snapshots_of_another_server_travel_and_stay(case(
     "@a:1* @zfleet_sync_other_2026-01-01_00:00:00:2 @b:3",
     "@a:1*",
-    Options { moves: MoveContext { sync_server: Some("vault".into()), ..opts().moves }, ..opts() }
+    Options { moves: MoveContext { sync: Some(crate::protocol::SyncNaming::Server("vault".into())), ..opts().moves }, ..opts() }
 ))]
 #[case::own_older_sync_snapshots_are_destroyed_on_both_sides(case(
     "@zfleet_sync_vault_2026-01-01_00:00:00:1* @zfleet_sync_vault_2026-01-02_00:00:00:2 @zfleet_sync_vault_2026-01-03_00:00:00:3",
     "@zfleet_sync_vault_2026-01-01_00:00:00:1*",
-    Options { moves: MoveContext { sync_server: Some("vault".into()), ..opts().moves }, ..opts() }
+    Options { moves: MoveContext { sync: Some(crate::protocol::SyncNaming::Server("vault".into())), ..opts().moves }, ..opts() }
 ))]
 #[case::raw_send_of_an_encrypted_source(case("@a:1 @b:2", "-", Options { raw: true, ..opts() }))]
 #[case::raw_incremental(case("@a:1* @b:2", "@a:1*", Options { raw: true, ..opts() }))]
@@ -301,6 +321,82 @@ fn render(c: &Case) -> String {
     "@a:1* #zfleet_vault:a:1 @b:2",
     "@a:1*",
     opts()
+))]
+// zfleet sync's own: syncoid's flags, and the fixes found by trying it.
+#[case::stale_resume_token_goes_even_when_the_source_has_no_snapshot(resuming(
+    "",
+    "@a:1*",
+    refused_token("cannot resume send: 'zroot/data@b' used in the initial send no longer exists")
+))]
+#[case::no_resume_discards_a_valid_token(Case {
+    opts: Options { no_resume: true, ..opts() },
+    ..resuming("@a:1* @b:2", "@a:1*", token("b", 2, Some(1)))
+})]
+#[case::no_stream_sends_only_the_newest(case(
+    "@a:1* @b:2 @c:3 @d:4",
+    "@a:1*",
+    Options { no_stream: true, ..adhoc() }
+))]
+#[case::no_stream_first_send_is_the_newest_whole(case(
+    "@a:1 @b:2 @c:3",
+    "-",
+    Options { no_stream: true, ..adhoc() }
+))]
+#[case::one_by_one_first_send(case("@a:1 @b:2 @c:3", "-", Options { one_by_one: true, ..adhoc() }))]
+#[case::one_by_one_from_a_bookmark(case(
+    "#a:1 @b:2 @c:3",
+    "@a:1",
+    Options { one_by_one: true, ..adhoc() }
+))]
+#[case::adhoc_without_holds_cleans_up_its_sync_snapshots(case(
+    "@syncoid_alpha_2026-01-01_00:00:00-GMT00:00:1* @syncoid_beta_2026-01-01_00:00:00-GMT00:00:2 @syncoid_alpha_2026-01-02_00:00:00-GMT00:00:3",
+    "@syncoid_alpha_2026-01-01_00:00:00-GMT00:00:1*",
+    adhoc()
+))]
+#[case::no_common_snapshot_is_destroyed_with_force_delete(case(
+    "@test:7 @s:8",
+    "@a:1 @b:2",
+    Options { force_delete: true, ..adhoc() }
+))]
+#[case::target_without_snapshots_is_replaced_with_force_delete(case(
+    "@x:7",
+    "",
+    Options { force_delete: true, ..adhoc() }
+))]
+#[case::a_name_taken_on_the_target_is_refused(case(
+    "@s1:2* @duplicate:5 @s2:3",
+    "@duplicate:1 @s1:2*",
+    adhoc()
+))]
+#[case::a_name_taken_on_the_target_goes_with_force_delete(case(
+    "@s1:2* @duplicate:5 @s2:3",
+    "@duplicate:1 @s1:2*",
+    Options { force_delete: true, ..adhoc() }
+))]
+#[case::delete_target_snapshots_the_source_pruned(case(
+    "@b:2* @c:3",
+    "@a:1 @b:2*",
+    Options { moves: MoveContext { delete_target_snapshots: true, ..adhoc().moves }, ..adhoc() }
+))]
+#[case::delete_target_snapshots_still_refuses_divergence(case(
+    "@a:1* @c:3",
+    "@a:1* @b:2",
+    Options { moves: MoveContext { delete_target_snapshots: true, ..adhoc().moves }, ..adhoc() }
+))]
+#[case::create_bookmark_under_the_snapshots_name(case(
+    "@a:1* @b:2",
+    "@a:1*",
+    Options { moves: MoveContext { create_bookmark: true, ..adhoc().moves }, ..adhoc() }
+))]
+#[case::create_bookmark_falls_back_to_the_name_and_guid(case(
+    "@a:1* #b:1 @b:234567890",
+    "@a:1*",
+    Options { moves: MoveContext { create_bookmark: true, ..adhoc().moves }, ..adhoc() }
+))]
+#[case::create_bookmark_refused_when_both_names_are_taken(case(
+    "@a:1* #b:1 #b234567:1 @b:234567890",
+    "@a:1*",
+    Options { moves: MoveContext { create_bookmark: true, ..adhoc().moves }, ..adhoc() }
 ))]
 fn planner(#[case] c: Case) {
     let name = std::thread::current()

@@ -81,6 +81,35 @@ pub fn wanted(
     want
 }
 
+/// Properties fixed when a dataset is made (a received one has the stream's),
+/// and `readonly`, which zfleet sets on what it receives.
+const NOT_SETTABLE: &[&str] = &[
+    "volsize",
+    "volblocksize",
+    "encryption",
+    "keyformat",
+    "keylocation",
+    "pbkdf2iters",
+    "casesensitivity",
+    "normalization",
+    "utf8only",
+    "readonly",
+];
+
+/// syncoid's `--preserve-properties`: every property set locally on the
+/// source that can be set on the target (user properties included, zfleet's
+/// own not).
+pub fn locally_set(source: &[PropertyRow]) -> Vec<String> {
+    source
+        .iter()
+        .filter(|r| matches!(r.source, PropertySource::Local))
+        .filter(|r| {
+            !r.property.starts_with("zfleet:") && !NOT_SETTABLE.contains(&r.property.as_str())
+        })
+        .map(|r| r.property.clone())
+        .collect()
+}
+
 /// Writes what differs on the target; failures become warnings.
 pub(super) fn apply(
     dst: &Host,
@@ -96,7 +125,11 @@ pub(super) fn apply(
             .map(|r| r.value.as_str())
     };
     let mut warnings = Vec::new();
-    for (k, v) in wanted(source, &job.preserve, altroot) {
+    let mut preserve = job.preserve.clone();
+    if job.preserve_local {
+        preserve.extend(locally_set(source));
+    }
+    for (k, v) in wanted(source, &preserve, altroot) {
         if value(&k) == Some(v.as_str()) {
             continue;
         }
@@ -154,6 +187,27 @@ mod tests {
                 "zfleet:src:canmount=on",
                 "zfleet:src:com.example:note=x",
             ]
+        );
+    }
+
+    #[test]
+    fn preserve_properties_takes_what_is_set_locally_and_settable() {
+        let rows = [
+            row("recordsize", "16384", PropertySource::Local),
+            row("xattr", "sa", PropertySource::Local),
+            row("volblocksize", "8192", PropertySource::Local),
+            row("compression", "lz4", PropertySource::Inherited("z".into())),
+            row("atime", "on", PropertySource::Default),
+            row(
+                "net.openoid:var-name",
+                "with whitespace",
+                PropertySource::Local,
+            ),
+            row("zfleet:base:sync", "1", PropertySource::Local),
+        ];
+        assert_eq!(
+            locally_set(&rows),
+            ["recordsize", "xattr", "net.openoid:var-name"]
         );
     }
 

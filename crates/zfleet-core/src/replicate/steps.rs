@@ -8,6 +8,7 @@ use crate::exec::{quote, Argv, RunOptions};
 use crate::failure::{Failure, Side};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
+use crate::syncoid::SendContext;
 use crate::transfer::{self, Stream};
 use crate::zfs::cmd::{self, Send};
 use crate::zfs::{BookmarkName, Caps, DatasetName, ZfsError, ZfsErrorKind};
@@ -68,7 +69,7 @@ pub fn run(
         } => stream(
             ends,
             job,
-            cmd::send_resume(token),
+            with_send_options(cmd::send_resume(token), job, SendContext::Resume),
             *estimated_bytes,
             format!("{} (resumed)", job.label()),
             opts,
@@ -90,6 +91,23 @@ pub fn run(
             )?;
             Ok(0)
         }
+        Step::DestroyTarget { snapshots } => {
+            release_own(ends, job, &marker, snapshots)?;
+            // A just-received file system can be busy for a moment.
+            crate::restore::exec::retry_busy(ends.dst, &cmd::destroy_dataset(&job.target))
+                .map_err(|e| ends.fail(Side::Target, e))?;
+            Ok(0)
+        }
+        Step::DestroySnapshots { snapshots } => {
+            release_own(ends, job, &marker, snapshots)?;
+            let names: Vec<&str> = snapshots.iter().map(String::as_str).collect();
+            crate::restore::exec::retry_busy(
+                ends.dst,
+                &cmd::destroy_snapshots(&job.target, &names),
+            )
+            .map_err(|e| ends.fail(Side::Target, e))?;
+            Ok(0)
+        }
         Step::Full {
             snapshot,
             raw,
@@ -105,7 +123,7 @@ pub fn run(
             let n = stream(
                 ends,
                 job,
-                cmd::send(ends.src_caps, &s),
+                with_send_options(cmd::send(ends.src_caps, &s), job, SendContext::Snapshot),
                 *estimated_bytes,
                 format!("{} full @{}", job.label(), snapshot.name),
                 opts,
@@ -127,15 +145,15 @@ pub fn run(
             ..
         } => {
             let s = send_of(ends, job, from, &to.name, *intermediates, *raw)?;
-            let sep = if matches!(from, Base::Bookmark { .. }) {
-                "#"
+            let (sep, ctx) = if matches!(from, Base::Bookmark { .. }) {
+                ("#", SendContext::Bookmark)
             } else {
-                "@"
+                ("@", SendContext::Snapshot)
             };
             stream(
                 ends,
                 job,
-                cmd::send(ends.src_caps, &s),
+                with_send_options(cmd::send(ends.src_caps, &s), job, ctx),
                 *estimated_bytes,
                 format!("{} {sep}{} → @{}", job.label(), from.name(), to.name),
                 opts,
@@ -143,6 +161,75 @@ pub fn run(
             )
         }
     }
+}
+
+/// zfleet's own holds on target snapshots about to be destroyed; anyone
+/// else's make the destroy fail, as they should.
+fn release_own(
+    ends: &Ends<'_>,
+    job: &JobSpec,
+    marker: &str,
+    snapshots: &[String],
+) -> Result<(), Failure> {
+    for d in snapshots {
+        let s = job
+            .target
+            .snapshot(d)
+            .map_err(|e| ends.fail(Side::Target, e.into()))?;
+        tolerate(
+            ends.run(Side::Target, &cmd::release(marker, &[&s])),
+            &[ZfsErrorKind::NoSuchHold, ZfsErrorKind::Unsupported],
+        )?;
+    }
+    Ok(())
+}
+
+/// `--sendoptions` of this kind of send, after `send`, less any letter
+/// zfleet's own choice already put there.
+fn with_send_options(send: Argv, job: &JobSpec, ctx: SendContext) -> Argv {
+    let extra = job.send_options.argv(ctx);
+    if extra.is_empty() {
+        return send;
+    }
+    let (verb, rest) = send
+        .args
+        .split_first()
+        .map_or((None, &[][..]), |(v, r)| (Some(v), r));
+    let mut out = Argv::new(send.program.clone()).args(verb.cloned());
+    let mut i = 0;
+    while i < extra.len() {
+        let w = &extra[i];
+        // `-X` takes a value; no default of zfleet's does.
+        if w == "-X" {
+            out = out.args(extra[i..(i + 2).min(extra.len())].iter().cloned());
+            i += 2;
+            continue;
+        }
+        if !rest.contains(w) {
+            out = out.arg(w.clone());
+        }
+        i += 1;
+    }
+    out.args(rest.iter().cloned())
+}
+
+/// The receive for this job: zfleet's, with `-s` only where the job resumes,
+/// `-u` only where it does not mount, and `--recvoptions` before the target.
+fn receive_of(ends: &Ends<'_>, job: &JobSpec) -> Argv {
+    let base = cmd::receive(ends.dst_caps, &job.target);
+    let mut out = Argv::new(base.program.clone());
+    for w in base.args.iter().take(base.args.len().saturating_sub(1)) {
+        if (w == "-s" && !job.resumable) || (w == "-u" && !job.no_mount) {
+            continue;
+        }
+        out = out.arg(w.clone());
+    }
+    for w in job.recv_options.argv() {
+        if !(w.starts_with('-') && w.len() == 2 && out.args.contains(&w)) {
+            out = out.arg(w);
+        }
+    }
+    out.arg(job.target.as_str())
 }
 
 fn send_of(
@@ -179,7 +266,7 @@ fn stream(
 ) -> Result<u64, Failure> {
     let s = Stream {
         send,
-        receive: cmd::receive(ends.dst_caps, &job.target),
+        receive: receive_of(ends, job),
         estimate,
         label,
         compress: job.compress,
@@ -302,7 +389,9 @@ impl BaseMove {
             BaseMove::DestroyBookmark { bookmark } => cmd::destroy_bookmark(&bm(bookmark)?),
             BaseMove::Release { snapshot } => cmd::release(marker, &[&snap(snapshot)?]),
             BaseMove::Unmark { snapshot } => cmd::inherit(marker, &snap(snapshot)?.to_string()),
-            BaseMove::DestroySyncSnapshot { snapshot } => cmd::destroy_snapshot(&snap(snapshot)?),
+            BaseMove::DestroySyncSnapshot { snapshot } | BaseMove::DestroyPruned { snapshot } => {
+                cmd::destroy_snapshot(&snap(snapshot)?)
+            }
         })
     }
 
@@ -315,9 +404,9 @@ impl BaseMove {
             BaseMove::Hold { .. } => &[ZfsErrorKind::HoldExists, ZfsErrorKind::Unsupported],
             BaseMove::Release { .. } => &[ZfsErrorKind::NoSuchHold, ZfsErrorKind::Unsupported],
             BaseMove::Bookmark { .. } => &[ZfsErrorKind::AlreadyExists],
-            BaseMove::DestroyBookmark { .. } | BaseMove::DestroySyncSnapshot { .. } => {
-                &[ZfsErrorKind::DoesNotExist { name: None }]
-            }
+            BaseMove::DestroyBookmark { .. }
+            | BaseMove::DestroySyncSnapshot { .. }
+            | BaseMove::DestroyPruned { .. } => &[ZfsErrorKind::DoesNotExist { name: None }],
         }
     }
 }

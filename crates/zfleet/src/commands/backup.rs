@@ -156,6 +156,12 @@ pub fn print_plans(r: &BackupReport) {
                     outln!("  nothing to send: {message}");
                 }
             }
+            Some(Plan::Discard { steps }) => {
+                outln!("  nothing to send yet; the target's stale partial receive goes:");
+                for s in steps {
+                    outln!("    {}", s.describe());
+                }
+            }
             Some(Plan::UpToDate { base, base_moves }) => {
                 outln!("  up to date at @{} (guid {:#x})", base.name, base.guid);
                 print_moves(src_host, dst_host, base_moves);

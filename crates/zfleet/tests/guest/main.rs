@@ -10,4 +10,5 @@ mod disks;
 mod replication;
 mod restore;
 mod support;
+mod sync;
 mod unlock;
