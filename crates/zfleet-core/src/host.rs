@@ -5,10 +5,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::{Fleet, SshEndpoint};
-use crate::exec::{
-    Argv, Endpoint, ExecError, Output, RunOptions, SshOptions, SshSessions, SshTarget,
+use crate::exec::{Argv, Endpoint, Output, RunOptions, SshOptions, SshSessions, SshTarget};
+use crate::zfs::{
+    caps, cmd, Caps, DatasetName, Listing, PoolName, PropertyRow, ZfsError, ZfsErrorKind,
 };
-use crate::zfs::{caps, cmd, Caps, DatasetName, Listing, PoolName, ZfsError, ZfsErrorKind};
 use crate::Error;
 
 /// Limit for commands that only read state. Transfers have their own.
@@ -95,7 +95,7 @@ impl Host {
         }
         let out = self.query(&caps::probe())?;
         let text = out.stdout_text();
-        let (served, text) = match text.strip_prefix(crate::serve::SERVE_BANNER) {
+        let (served, text) = match text.strip_prefix(crate::protocol::SERVE_BANNER) {
             Some(rest) => {
                 let (banner, rest) = rest.split_once('\n').unwrap_or((rest, ""));
                 let features = banner.split_whitespace().map(str::to_string).collect();
@@ -125,6 +125,17 @@ impl Host {
             .get()
             .and_then(Option::as_ref)
             .is_some_and(|f| f.iter().any(|w| w == "zstd"))
+    }
+
+    /// Every property of `ds` with its source, in one command.
+    pub fn properties(&self, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
+        let argv = cmd::get_properties(&[], &[ds]);
+        let out = self.query(&argv)?;
+        crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
+            host: self.name.clone(),
+            cmdline: argv.to_string(),
+            source,
+        })
     }
 
     /// Imported pools.
@@ -213,9 +224,5 @@ impl Host {
             })) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    pub fn is_reachable_error(e: &ExecError) -> bool {
-        matches!(e, ExecError::Unreachable { .. })
     }
 }

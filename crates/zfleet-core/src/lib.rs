@@ -5,21 +5,27 @@
 //! reads real state in as few `zfs` calls as possible, planning is a pure
 //! function of (config, observation, now), and execution runs the plan.
 
+pub mod clock;
 pub mod config;
 pub mod exec;
 pub mod export;
+pub mod failure;
 pub mod grant;
 pub mod host;
 pub mod lock;
 pub mod parallel;
 pub mod progress;
+pub mod protocol;
 pub mod replicate;
 pub mod restore;
+pub mod runtime;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
 pub mod text;
+pub mod transfer;
 pub mod unlock;
+pub mod words;
 pub mod zfs;
 
 mod error;
