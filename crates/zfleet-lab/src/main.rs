@@ -43,6 +43,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// `zfleet restore` of one dataset against the raw `ssh server zfs send |
+    /// zfs recv` pipe on the client, same snapshot, same run.
+    Restore {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        /// MiB of random data in the dataset.
+        #[arg(long, default_value_t = 512)]
+        megabytes: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// On the OpenZFS guest: zfleet sync against syncoid and the raw pipe.
     Syncoid {
         #[arg(long)]
@@ -198,6 +209,16 @@ fn main() -> ExitCode {
             megabytes,
             reps,
         }) => zfleet_lab::bench::throughput(&zfleet_lab::bench::ThroughputOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes,
+            reps,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Restore {
+            zfleet,
+            megabytes,
+            reps,
+        }) => zfleet_lab::bench::restore(&zfleet_lab::bench::RestoreOptions {
             zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             megabytes,
             reps,
