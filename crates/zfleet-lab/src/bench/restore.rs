@@ -19,24 +19,27 @@ pub struct RestoreOptions {
 const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
 
 /// The client's dataset gone (and any restore's leftovers), so that each run
-/// restores into a dataset that does not exist.
+/// restores into a dataset that does not exist. The server's base holds on
+/// the client's snapshots go first: `destroy -r` stops at a held snapshot.
 fn clear(client: &Host) -> Result<()> {
     client.sh(&format!(
-        "for i in $(seq 50); do zfs list {PS} >/dev/null 2>&1 || break; zfs destroy -rf {PS} 2>/dev/null || sleep 0.2; done; \
+        "for s in $(zfs list -H -o name -t snapshot -r {PS} 2>/dev/null); do zfs release zfleet:base:backup $s 2>/dev/null || true; done; \
+         for i in $(seq 50); do zfs list {PS} >/dev/null 2>&1 || break; zfs destroy -rf {PS} 2>/dev/null || sleep 0.2; done; \
          zfs list {PS} >/dev/null 2>&1 && exit 1; \
          for d in $(zfs list -H -o name -d 1 zroot | grep -F 'zroot/persistSave.' ); do zfs destroy -rf $d; done; true"
     ))?;
     Ok(())
 }
 
-/// Same digest of the files on both sides, or the run did not restore.
-fn check_restored(client: &Host, backup: &Host, mp: &str) -> Result<()> {
-    let sum = |h: &Host, path: &str| h.sh(&format!("sha256sum '{path}/data.bin' | cut -d' ' -f1"));
-    let src_mp = backup
-        .sh(&format!("zfs get -H -o value mountpoint {TARGET}"))?
-        .trim()
-        .to_string();
-    let (a, b) = (sum(client, mp)?, sum(backup, &src_mp)?);
+/// Same digest of the files on both sides, or the run did not restore. The
+/// paths are read from zfs: lab pools are imported with an altroot.
+fn check_restored(client: &Host, backup: &Host) -> Result<()> {
+    let sum = |h: &Host, ds: &str| {
+        h.sh(&format!(
+            "zfs mount {ds} 2>/dev/null; sha256sum \"$(zfs get -H -o value mountpoint {ds})/data.bin\" | cut -d' ' -f1"
+        ))
+    };
+    let (a, b) = (sum(client, PS)?, sum(backup, TARGET)?);
     if a.trim() != b.trim() || a.trim().is_empty() {
         bail!(
             "the restored data.bin ({}) is not the backup's ({})",
@@ -109,8 +112,7 @@ pub fn restore(opts: &RestoreOptions) -> Result<()> {
                     &format!("{zf} --config {cfg} --host client1 -q restore client1"),
                 )?
             };
-            check_restored(c1, backup, "/persist/save")
-                .with_context(|| format!("{tool}, run {}", rep + 1))?;
+            check_restored(c1, backup).with_context(|| format!("{tool}, run {}", rep + 1))?;
             println!(
                 "  run {}: {tool:6} {secs:6.2} s  {:7.1} MiB/s",
                 rep + 1,
