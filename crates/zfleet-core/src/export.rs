@@ -1,5 +1,8 @@
 //! The fleet in other tools' terms: the Tailscale policy that matches who
-//! backs up whom, so the network allows exactly what the fleet file says.
+//! backs up whom, so the network allows exactly what the fleet file says,
+//! and systemd units that run zfleet on a host ([`systemd`]).
+
+pub mod systemd;
 
 use serde_json::{json, Value};
 

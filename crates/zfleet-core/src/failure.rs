@@ -107,6 +107,23 @@ impl FailureKind {
         }
     }
 
+    /// The kind as one stable word, as it is serialised (`unreachable`,
+    /// `no_space`, …): the state database's `error_kind`, the metrics'
+    /// `kind` label, the notifications' `kind`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Auth => "auth",
+            FailureKind::HostKey => "host_key",
+            FailureKind::Zfs { .. } => "zfs",
+            FailureKind::Diverged => "diverged",
+            FailureKind::NoSpace => "no_space",
+            FailureKind::Stalled => "stalled",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Internal => "internal",
+        }
+    }
+
     /// The host could not be talked to at all: the rest of its jobs would
     /// fail the same way, each after a full timeout.
     pub fn is_connection(&self) -> bool {
@@ -227,6 +244,25 @@ mod tests {
         });
         assert_eq!(k(&timeout), FailureKind::Stalled);
         assert_eq!(k(&Error::Internal("bug".into())), FailureKind::Internal);
+    }
+
+    #[test]
+    fn words_are_the_serialised_kinds() {
+        for k in [
+            FailureKind::Unreachable,
+            FailureKind::Auth,
+            FailureKind::HostKey,
+            FailureKind::Zfs {
+                zfs: ZfsErrorKind::Other,
+            },
+            FailureKind::Diverged,
+            FailureKind::NoSpace,
+            FailureKind::Stalled,
+            FailureKind::Interrupted,
+            FailureKind::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(&k).unwrap()["kind"], k.word());
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod exec;
 pub mod export;
 pub mod failure;
@@ -22,6 +23,8 @@ pub mod runtime;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod status;
+pub mod stop;
 pub mod text;
 pub mod transfer;
 pub mod unlock;

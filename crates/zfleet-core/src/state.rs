@@ -56,7 +56,26 @@ CREATE TABLE bases (
 -- `host-key-mismatch`): `error` is for people and bounded.
 ALTER TABLE runs ADD COLUMN error_kind TEXT;
 ",
+    DAEMON_JOBS,
 ];
+
+/// What `zfleet daemon` plans for each of its jobs (and, for backups, each
+/// client), so that `zfleet status` on another machine can show the next
+/// run and a pending retry. Kept apart from `runs`: runs are history, this
+/// is the daemon's present.
+const DAEMON_JOBS: &str = r"
+CREATE TABLE daemon_jobs (
+    job           TEXT NOT NULL,
+    client        TEXT NOT NULL DEFAULT '',
+    next_run      INTEGER,
+    retry_attempt INTEGER,
+    retry_at      INTEGER,
+    running_since INTEGER,
+    pid           INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    PRIMARY KEY (job, client)
+);
+";
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RunRecord {
@@ -233,6 +252,15 @@ impl State {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` on the database, for queries that belong to other modules
+    /// (the status summary) rather than to this file.
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
+        f(&self.conn()).map_err(|e| self.err(e))
     }
 
     pub fn record_base(&self, b: &BaseRecord) -> Result<(), StateError> {

@@ -201,7 +201,7 @@ fn errors_name_file_line_key() {
             "[hosts.alpha]\nadress = \"x\"\n",
             "fleet.toml:2:1: hosts.alpha.adress: unknown key; expected one of `address`, `user`, `port`, `identity`, `known_hosts`, `connect_timeout`, `backup`, `server`, `snapshots`, `unlock`\n  hint: did you mean `address`?",
         ),
-        ("[fleet]\nbackup_usr = \"z\"\n", "fleet.toml:2:1: fleet.backup_usr: unknown key; expected one of `backup_user`, `backup_identity`, `state_dir`\n  hint: did you mean `backup_user`?"),
+        ("[fleet]\nbackup_usr = \"z\"\n", "fleet.toml:2:1: fleet.backup_usr: unknown key; expected one of `backup_user`, `backup_identity`, `state_dir`, `zfleet_path`\n  hint: did you mean `backup_user`?"),
         ("[templates.t]\nhorly = 3\n", "fleet.toml:2:1: templates.t.horly: unknown key; expected one of `use_template`, `recursive`, `process_children_only`, `autosnap`, `autoprune`, `frequently`, `frequent_period`, `hourly`, `daily`, `weekly`, `monthly`, `yearly`, `hourly_min`, `daily_hour`, `daily_min`, `weekly_wday`, `weekly_hour`, `weekly_min`, `monthly_mday`, `monthly_hour`, `monthly_min`, `yearly_mon`, `yearly_mday`, `yearly_hour`, `yearly_min`, `pre_snapshot_script`, `post_snapshot_script`, `pre_pruning_script`, `pruning_script`, `script_timeout`, `no_inconsistent_snapshot`, `force_post_snapshot_script`, `monitor`, `monitor_dont_warn`, `monitor_dont_crit`, `frequently_warn`, `frequently_crit`, `hourly_warn`, `hourly_crit`, `daily_warn`, `daily_crit`, `weekly_warn`, `weekly_crit`, `monthly_warn`, `monthly_crit`, `yearly_warn`, `yearly_crit`, `capacity_warn`, `capacity_crit`\n  hint: did you mean `hourly`?"),
         // duplicate host
         (

@@ -174,10 +174,112 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     step("What the backup server now holds");
     zfleet(backup, bin, &fleet, &["list", "--snapshots", "backup"])?;
 
+    step("Always on: zfleet daemon on the backup server runs its scheduled backup (daily 02:00) by itself");
+    // The status commands run `zfleet state` on the server; tell them where it is.
+    std::fs::write(
+        &fleet,
+        seed_fleet_toml(
+            &lab,
+            &format!(
+                "\n[fleet]\nzfleet_path = \"{}\"\n\n[daemon]\nlisten = \"127.0.0.1:9811\"\n",
+                bin.display()
+            ),
+        ),
+    )?;
+    // The next night, seconds before two: the clients have taken their
+    // snapshots, the server's daemon waits for its schedule.
+    let night: i64 = 1_795_744_785; // 2026-11-27 01:59:45 UTC
+    for h in lab.hosts() {
+        h.set_time(night)?;
+    }
+    for c in [c1, c2] {
+        sh(
+            c,
+            "cd \"$(zfs get -H -o value mountpoint zroot/persistSave)\" && date > night.txt",
+        )?;
+        zfleet(c, bin, &fleet, &["-q", "run"])?;
+    }
+    let log = lab.dir().join("daemon-backup.log");
+    let pidfile = lab.dir().join("daemon-backup.pid");
+    println!("[backup]$ zfleet daemon    (log: {})", log.display());
+    let mut daemon = backup
+        .command("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > '{}'; exec '{}' --config '{}' --host backup daemon >>'{}' 2>&1 </dev/null",
+                pidfile.display(),
+                bin.display(),
+                fleet.display(),
+                log.display()
+            ),
+        ])
+        .spawn()
+        .context("cannot start the daemon")?;
+    let waited = Instant::now();
+    let mut shown = 0;
+    let mut done = false;
+    while waited.elapsed().as_secs() < 120 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for l in text.lines().skip(shown) {
+            println!("  {l}");
+            done |= l.contains("backup backup: done");
+        }
+        shown = text.lines().count();
+        if done {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    if !done {
+        bail!(
+            "the daemon did not run its scheduled backup; its log is {}",
+            log.display()
+        );
+    }
+
+    step("zfleet status: where every backup stands (from client1, reading the server's state over ssh)");
+    zfleet(c1, bin, &fleet, &["status"])?;
+
+    step("The daemon's status page and metrics");
+    let metrics = backup.with_network(|| http_get("127.0.0.1:9811", "/metrics"))??;
+    for l in metrics.lines().filter(|l| {
+        l.starts_with("zfleet_backup_last_success")
+            || l.starts_with("zfleet_backup_lag_snapshots")
+            || l.starts_with("zfleet_pool_health")
+    }) {
+        println!("  {l}");
+    }
+    println!(
+        "  the status page is http://127.0.0.1:9811/ in the backup host's network: `nsenter --target {} --net -- curl -s http://127.0.0.1:9811/`\n  (`zfleet-lab sim up` keeps a lab running, to open the page in a browser there)",
+        backup.pid()
+    );
+    let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    sh(backup, &format!("kill -TERM {}", pid.trim()))?;
+    let _ = daemon.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    for l in text.lines().skip(shown) {
+        println!("  {l}");
+    }
+
     lab.teardown()?;
     println!(
         "\nDemo finished in {:.1}s; the lab is torn down.",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `GET path` over plain HTTP/1.0, for the demo's look at the daemon.
+fn http_get(addr: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_string()))
 }

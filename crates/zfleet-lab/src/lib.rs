@@ -6,6 +6,7 @@
 //! zfs-fuse lacks (encryption, raw sends, bookmarks, resume tokens, holds, allow).
 
 pub mod bench;
+pub mod bench_daemon;
 pub mod demo;
 pub mod fleet;
 pub mod guest;

@@ -123,6 +123,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         datasets: usize,
     },
+    /// `zfleet status` over N clients × M datasets: wall time and ssh connections per host.
+    Status {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        hosts: usize,
+        #[arg(long, default_value_t = 3)]
+        datasets: usize,
+    },
+    /// Idle daemons on a backup server and a client: CPU share and RSS over MINUTES.
+    DaemonIdle {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 9)]
+        hosts: usize,
+        #[arg(long, default_value_t = 3)]
+        datasets: usize,
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -281,6 +301,30 @@ fn main() -> ExitCode {
             zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             hosts,
             datasets,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Status {
+            zfleet,
+            hosts,
+            datasets,
+        }) => zfleet_lab::bench_daemon::status(&zfleet_lab::bench_daemon::FleetOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            hosts,
+            datasets,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::DaemonIdle {
+            zfleet,
+            hosts,
+            datasets,
+            minutes,
+        }) => zfleet_lab::bench_daemon::daemon_idle(&zfleet_lab::bench_daemon::IdleOptions {
+            fleet: zfleet_lab::bench_daemon::FleetOptions {
+                zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+                hosts,
+                datasets,
+            },
+            minutes,
         })
         .map(|()| ExitCode::SUCCESS),
         Top::Guest(args) => zfleet_lab::guest::cli::run(args).map(|()| ExitCode::SUCCESS),

@@ -49,20 +49,23 @@ pub struct OutputArgs {
 }
 
 /// Logs go to stderr; stdout is for data. `ZFLEET_LOG` (tracing's filter
-/// syntax) overrides -v/-q.
-pub fn init_logging(g: &GlobalArgs) {
+/// syntax) overrides -v/-q. The daemon logs every event (info) by default,
+/// without colours or times: journald adds its own.
+pub fn init_logging(g: &GlobalArgs, daemon: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let level = match (g.quiet, g.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
+    let level = match (g.quiet, g.verbose, daemon) {
+        (true, _, _) => "error",
+        (false, 0, false) => "warn",
+        (false, 0, true) | (false, 1, _) => "info",
+        (false, _, _) => "debug",
     };
     let filter = EnvFilter::try_from_env("ZFLEET_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(!daemon && std::io::stderr().is_terminal())
         .without_time()
         .try_init();
 }

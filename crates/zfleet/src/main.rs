@@ -5,6 +5,7 @@ mod render;
 mod cli;
 mod commands;
 mod context;
+mod daemon;
 mod progress;
 
 use std::process::ExitCode;
@@ -29,7 +30,10 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(&cli.global);
+    cli::init_logging(
+        &cli.global,
+        matches!(cli.command, commands::Command::Daemon(_)),
+    );
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -41,10 +41,15 @@ fn docs_cli_md_is_the_help_of_every_command() {
     doc.push_str(&top);
     doc.push_str("```\n");
     for cmd in subcommands(&top) {
-        doc.push_str(&format!(
-            "\n## zfleet {cmd}\n\n```text\n{}```\n",
-            help(&[&cmd])
-        ));
+        let h = help(&[&cmd]);
+        doc.push_str(&format!("\n## zfleet {cmd}\n\n```text\n{h}```\n"));
+        // Commands with commands of their own (`export systemd`): each one too.
+        for sub in subcommands(&h) {
+            doc.push_str(&format!(
+                "\n### zfleet {cmd} {sub}\n\n```text\n{}```\n",
+                help(&[&cmd, &sub])
+            ));
+        }
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
     if std::env::var_os("ZFLEET_UPDATE_DOCS").is_some() {

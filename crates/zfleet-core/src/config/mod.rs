@@ -6,11 +6,13 @@
 //! result, [`Fleet`], is plain data that planners consume; [`Fleet::jobs`] and
 //! [`Fleet::policies`] are the expansion `zfleet check` prints.
 
+mod daemon;
 mod error;
 mod expand;
 mod extras;
 mod policy;
 mod raw;
+mod raw_daemon;
 mod resolve;
 mod secret_ref;
 
@@ -20,6 +22,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+pub use daemon::{
+    DaemonConfig, NotifyKind, NotifyTarget, UrlRef, DEFAULT_BACKUP_SCHEDULE, DEFAULT_STALL_TIMEOUT,
+};
 pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
 pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};
 pub use extras::{parse_age, HookCommand, Hooks, Monitor, RawAge, DEFAULT_SCRIPT_TIMEOUT};
@@ -27,6 +32,7 @@ pub use policy::{Period, Policy, Recursive};
 pub use resolve::{valid_address, valid_host_name, valid_user};
 pub use secret_ref::SecretRef;
 
+use crate::daemon::Timing;
 use crate::zfs::DatasetName;
 
 /// Where `zfleet` looks when neither `--config` nor `ZFLEET_CONFIG` is given.
@@ -54,6 +60,10 @@ pub struct Fleet {
     pub state_dir: PathBuf,
     pub templates: IndexMap<String, Policy>,
     pub hosts: IndexMap<String, HostConfig>,
+    /// The program `zfleet status` runs on other hosts to read their state.
+    pub zfleet_path: String,
+    pub daemon: DaemonConfig,
+    pub notify: IndexMap<String, NotifyTarget>,
 }
 
 /// How to reach a machine over ssh.
@@ -98,6 +108,10 @@ pub struct ClientRole {
     pub push: bool,
     /// The key a push client sends with (for `zfleet grant` on its servers).
     pub public_key: Option<String>,
+    /// When a push client's daemon pushes.
+    pub schedule: Timing,
+    /// Seconds without a success before its backups are late (on every server).
+    pub late_after: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,6 +131,11 @@ pub struct ServerRole {
     pub compress: Compression,
     /// The key this server pulls with (for `zfleet grant` on its clients).
     pub public_key: Option<String>,
+    /// When the daemon runs this server's backups.
+    pub schedule: Timing,
+    /// Seconds without a success before a backup is late (default: twice
+    /// the schedule's interval).
+    pub late_after: Option<i64>,
 }
 
 /// Compression of the stream on the wire, on top of what ZFS sends.

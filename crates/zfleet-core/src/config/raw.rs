@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::extras::{HookCommand, RawAge, RawTimeout};
 use super::policy::Period;
+use super::raw_daemon::{RawDaemon, RawNotify};
 use crate::zfs::DatasetName;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +24,11 @@ pub struct RawFleet {
     pub snapshots: IndexMap<String, RawPolicy>,
     #[serde(default)]
     pub hosts: IndexMap<String, RawHost>,
+    /// `zfleet daemon`'s settings (see `raw_daemon`).
+    pub daemon: Option<RawDaemon>,
+    /// Where the daemon sends notifications (see `raw_daemon`).
+    #[serde(default)]
+    pub notify: IndexMap<String, RawNotify>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +37,8 @@ pub struct RawFleetSettings {
     pub backup_user: Option<String>,
     pub backup_identity: Option<String>,
     pub state_dir: Option<String>,
+    /// The zfleet program on the other hosts (`zfleet status` runs it there).
+    pub zfleet_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -67,6 +75,10 @@ pub struct RawClient {
     pub user: Option<String>,
     pub push: Option<bool>,
     pub public_key: Option<String>,
+    /// A push client's schedule, and its lateness threshold on every server.
+    pub schedule: Option<String>,
+    pub jitter: Option<String>,
+    pub late_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +95,10 @@ pub struct RawServer {
     pub sync_snapshot: Option<bool>,
     pub compress: Option<String>,
     pub public_key: Option<String>,
+    /// When the daemon runs this server's backups.
+    pub schedule: Option<String>,
+    pub jitter: Option<String>,
+    pub late_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

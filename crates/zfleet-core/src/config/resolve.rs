@@ -22,6 +22,8 @@ use super::secret_ref::SecretRef;
 use super::*;
 use crate::zfs::DatasetName;
 
+mod daemon;
+
 pub(super) fn parse(src: &str, file: &Path) -> Result<Fleet, ConfigErrors> {
     let doc = DeTable::parse(src)
         .map_err(|e| ConfigErrors(vec![toml_error(src, file, &e, &KeyPath::root())]))?;
@@ -529,6 +531,20 @@ impl Ctx<'_> {
             let host = self.host(&hp, name, h, &raw, &base, &fleet_policies);
             hosts.insert(name.clone(), host);
         }
+        let zfleet_path = raw
+            .fleet
+            .zfleet_path
+            .clone()
+            .unwrap_or_else(|| "zfleet".into());
+        if zfleet_path.is_empty() || zfleet_path.contains(char::is_whitespace) {
+            self.err_at_value(
+                &p.key("fleet").key("zfleet_path"),
+                "must be a program name or path without spaces",
+                None,
+            );
+        }
+        let daemon = self.daemon(raw.daemon.as_ref());
+        let notify = self.notify_targets(&raw.notify);
         let fleet = Fleet {
             file: self.file.to_path_buf(),
             backup_user,
@@ -536,6 +552,9 @@ impl Ctx<'_> {
             state_dir,
             templates,
             hosts,
+            zfleet_path,
+            daemon,
+            notify,
         };
         self.cross_checks(&fleet, &raw);
         fleet
@@ -865,6 +884,13 @@ impl Ctx<'_> {
             user: c.user.clone(),
             push: c.push.unwrap_or(false),
             public_key: self.public_key(&p.key("public_key"), c.public_key.as_ref()),
+            schedule: self.timing(
+                p,
+                c.schedule.as_ref(),
+                c.jitter.as_ref(),
+                DEFAULT_BACKUP_SCHEDULE,
+            ),
+            late_after: self.late_after(p, c.late_after.as_ref()),
         }
     }
 
@@ -971,6 +997,13 @@ impl Ctx<'_> {
             sync_snapshot: s.sync_snapshot.unwrap_or(false),
             compress,
             public_key: self.public_key(&p.key("public_key"), s.public_key.as_ref()),
+            schedule: self.timing(
+                p,
+                s.schedule.as_ref(),
+                s.jitter.as_ref(),
+                DEFAULT_BACKUP_SCHEDULE,
+            ),
+            late_after: self.late_after(p, s.late_after.as_ref()),
         }
     }
 

@@ -172,6 +172,24 @@ fn run_peer(
                 job.server.clone(),
             )
         };
+        // A shutdown (the daemon's SIGTERM) starts no new job; what was
+        // not started is left for the next run.
+        if crate::stop::stopping() {
+            let failure = Failure {
+                side: Some(Side::Here),
+                ..Failure::new(
+                    FailureKind::Interrupted,
+                    "not started: zfleet is stopping".to_string(),
+                )
+            };
+            reports.push(JobReport::new(
+                &spec,
+                &source.name,
+                &target.name,
+                Outcome::Failed(failure),
+            ));
+            continue;
+        }
         let started = clock.now();
         let run_id = state.filter(|_| !opts.dry_run).and_then(|s| {
             s.start_run(&RunRecord {
@@ -256,7 +274,11 @@ fn record(s: &State, id: i64, job: &Job, report: &JobReport, now: i64) {
         Outcome::Failed(f) => ("failed", Some(f.message.as_str())),
         Outcome::Degraded { message } => ("degraded", Some(message.as_str())),
     };
-    if let Err(e) = s.finish_run(id, now, report.bytes, report.snapshots, result, error) {
+    // The kind is what status, metrics and notifications go by.
+    let kind = report.failure().map(|f| f.kind.word());
+    if let Err(e) =
+        s.finish_run_failed(id, now, report.bytes, report.snapshots, result, kind, error)
+    {
         tracing::warn!("{e}");
     }
     // A degraded job sent its snapshots and moved its base all the same.

@@ -77,6 +77,9 @@ pub fn transfer(
         )
         .map_err(|e| start_failed(Side::Source, src, e))?;
     let send_err = sender.stderr_reader();
+    // A shutdown or a stall watchdog (the daemon) may end the sender from
+    // outside; the receiver then sees the stream end early.
+    let stop = crate::stop::register(&stream.label, sender.id(), receiver.id());
     let (Some(out), Some(mut sink)) = (sender.take_stdout(), receiver.take_stdin()) else {
         return Err(Failure::internal("the send or receive process has no pipe"));
     };
@@ -110,7 +113,13 @@ pub fn transfer(
     }
     let send_status = wait(&mut sender);
     let recv_status = wait(&mut receiver);
-    let mut send_stderr = join(send_err);
+    // A killed ssh client has handed its stderr to the master connection,
+    // which keeps it open while the remote process lives (a stopped `zfs
+    // send` lives on): its end of file may never come.
+    let stopped_from_outside = stop.reason().is_some();
+    let send_grace = (killed_sender || stopped_from_outside).then_some(STDERR_GRACE);
+    let recv_grace = stopped_from_outside.then_some(STDERR_GRACE);
+    let mut send_stderr = join(send_err, send_grace);
     let mut send_end = ProcessEnd::new(src, Side::Source, &send, send_status, killed_sender);
     if wire.send_status_on_stderr() {
         // `sh -c 'zfs send … | zstd'` exits with zstd's status; the real one
@@ -123,7 +132,7 @@ pub fn transfer(
     }
     send_end.stderr = send_stderr;
     let mut recv_end = ProcessEnd::new(dst, Side::Target, &recv, recv_status, false);
-    recv_end.stderr = join(recv_err);
+    recv_end.stderr = join(recv_err, recv_grace);
     // Only a failed ssh session raises the question whether its host went away.
     for (end, host) in [(&mut send_end, src), (&mut recv_end, dst)] {
         if end.status == End::Code(255) {
@@ -146,18 +155,63 @@ pub fn transfer(
         sender: send_end,
         receiver: recv_end,
     };
-    let result = attribute(&ended);
+    let result = match (attribute(&ended), stop.reason()) {
+        (Err(f), Some(why)) => Err(stopped(f, why, &src.name, ended.bytes())),
+        (r, _) => r,
+    };
     t.finish(ended.bytes(), result.is_ok());
     result
 }
 
 const PIPE_SIZE: usize = 1 << 20;
 
+/// A stream that zfleet itself ended: the kind says why, not how the sender died.
+fn stopped(f: Failure, why: crate::stop::StopReason, src: &str, bytes: u64) -> Failure {
+    let (kind, message) = match why {
+        crate::stop::StopReason::Shutdown => (
+            FailureKind::Interrupted,
+            format!(
+                "stopped after {}: zfleet is shutting down; the next run continues",
+                human_bytes(bytes)
+            ),
+        ),
+        crate::stop::StopReason::Stalled => (
+            FailureKind::Stalled,
+            format!(
+                "stopped after {}: the stream from {src} made no progress",
+                human_bytes(bytes)
+            ),
+        ),
+    };
+    Failure {
+        kind,
+        message,
+        side: f.side.or(Some(Side::Source)),
+        host: f.host.or_else(|| Some(src.to_string())),
+        bytes,
+    }
+}
+
 fn wait(c: &mut ChildGuard) -> Option<ExitStatus> {
     c.wait_timeout(None).ok().flatten()
 }
 
-fn join(h: Option<std::thread::JoinHandle<Vec<u8>>>) -> String {
+/// How long the stderr of a process zfleet ended may take to close.
+const STDERR_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The stderr a reader collected; with a `grace`, whatever it holds once
+/// that has passed is given up (the reader thread ends with its pipe).
+fn join(h: Option<std::thread::JoinHandle<Vec<u8>>>, grace: Option<std::time::Duration>) -> String {
+    let h = match (h, grace) {
+        (Some(h), Some(grace)) => {
+            let until = std::time::Instant::now() + grace;
+            while !h.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            h.is_finished().then_some(h)
+        }
+        (h, _) => h,
+    };
     h.and_then(|h| h.join().ok())
         .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
         .unwrap_or_default()

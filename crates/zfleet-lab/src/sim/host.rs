@@ -222,6 +222,25 @@ impl Host {
         })
     }
 
+    /// Like [`Host::with_network`], but the thread runs on by itself: for a
+    /// server inside the host (a test's HTTP receiver) that lives while the
+    /// test goes on. Join the handle to get `f`'s result.
+    pub fn spawn_in_network<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<Result<T>>> {
+        let path = format!("/proc/{}/ns/net", self.pid());
+        let ns = fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        Ok(std::thread::spawn(move || -> Result<T> {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .with_context(|| format!("cannot enter the network namespace {path}"))?;
+            Ok(f())
+        }))
+    }
+
     /// Whether the host runs under libfaketime.
     pub fn faketime(&self) -> bool {
         self.faketime

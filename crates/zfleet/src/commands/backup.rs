@@ -1,5 +1,6 @@
 use clap::Args;
 use zfleet_core::failure::FailureKind;
+use zfleet_core::lock::{Lock, LockError};
 use zfleet_core::replicate::backup::{run_backups, run_pushes, BackupReport};
 use zfleet_core::replicate::plan::Plan;
 use zfleet_core::replicate::{JobReport, Options, Outcome};
@@ -44,6 +45,11 @@ pub struct BackupArgs {
     /// Clients backed up at the same time (default: the server's `parallel`).
     #[arg(long)]
     parallel: Option<usize>,
+    /// When another zfleet run (the daemon, a timer) holds this host's backup
+    /// lock, wait this long for it (`30s`, `5m`) before giving up with exit
+    /// code 75.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::run::parse_wait)]
+    wait: std::time::Duration,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -54,6 +60,23 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
         None
     } else {
         Some(State::open(&cx.fleet.state_dir).map_err(|e| Error::Internal(e.to_string()))?)
+    };
+    // The daemon takes the same lock: one backup run per host at a time.
+    let _lock = if a.dry_run {
+        None
+    } else {
+        let name = crate::daemon::lock_name(crate::daemon::Kind::Backup, &cx.this_host);
+        match Lock::acquire(&cx.fleet.state_dir, &name, a.wait) {
+            Ok(l) => Some(l),
+            Err(e @ LockError::Busy { .. }) => {
+                eprintln!("zfleet: {e}; not running (exit 75)");
+                eprintln!(
+                    "  hint: the daemon may be backing up now; pass --wait 30m to wait for it"
+                );
+                return Ok(crate::exit::BUSY);
+            }
+            Err(e @ LockError::Io { .. }) => return Err(Error::Internal(e.to_string())),
+        }
     };
     let opts = Options {
         plan: a.transfer.plan_options(),

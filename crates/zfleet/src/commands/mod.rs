@@ -3,8 +3,10 @@
 
 mod backup;
 mod check;
+mod check_backups;
 mod check_pools;
 mod check_snapshots;
+mod daemon;
 mod export;
 mod grant;
 mod import;
@@ -14,6 +16,8 @@ mod restore;
 mod run;
 mod serve;
 mod snapshot;
+mod state;
+mod status;
 mod sync;
 mod unlock;
 
@@ -36,9 +40,13 @@ pub enum Command {
     Run(run::RunArgs),
     CheckSnapshots(check_snapshots::CheckSnapshotsArgs),
     CheckPools(check_pools::CheckPoolsArgs),
+    CheckBackups(check_backups::CheckBackupsArgs),
+    Status(status::StatusArgs),
+    State(state::StateArgs),
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
+    Daemon(daemon::DaemonArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -57,8 +65,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run(a) => run::cmd_run(&cli.global, &a),
         Command::CheckSnapshots(a) => check_snapshots::cmd_check_snapshots(&cli.global, &a),
         Command::CheckPools(a) => check_pools::cmd_check_pools(&cli.global, &a),
+        Command::CheckBackups(a) => check_backups::cmd_check_backups(&cli.global, &a),
+        Command::Status(a) => status::cmd_status(&cli.global, &a),
+        Command::State(a) => state::cmd_state(&cli.global, &a),
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
+        Command::Daemon(a) => daemon::cmd_daemon(&cli.global, &a),
     }
 }

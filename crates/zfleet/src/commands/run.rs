@@ -39,7 +39,7 @@ pub struct SnapshotCommon {
     pub out: OutputArgs,
 }
 
-fn parse_wait(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_wait(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s
         .parse()
         .map_err(|_| format!("`{s}` is not a duration; write it like \"30s\" or \"5m\""))?;

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod browser;
+pub mod daemon;
+
 use zfleet_lab::sim::{Host, Lab, LabSpec};
 
 pub fn zfleet_bin() -> PathBuf {
