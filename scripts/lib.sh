@@ -38,3 +38,18 @@ ensure_rust() {
 
 # What the simulated-host lab needs.
 LAB_PACKAGES=(zfs-fuse openssh-server openssh-client faketime iproute2 util-linux procps sqlite3 zstd sudo)
+
+# The peers `zfleet-lab bench fleet` compares against: syncoid (Debian's
+# sanoid package, with what it pipes through) and zfs-autobackup 3.3 from
+# PyPI, where the bench looks for it (it installs it there itself otherwise).
+BENCH_PACKAGES=(sanoid mbuffer lzop pv python3-pip)
+ZFS_AUTOBACKUP_VERSION=3.3
+ZFS_AUTOBACKUP_DIR=/var/cache/zfleet-lab/zfs-autobackup-$ZFS_AUTOBACKUP_VERSION
+install_bench_peers() {
+    install_packages "${BENCH_PACKAGES[@]}"
+    if [ ! -x "$ZFS_AUTOBACKUP_DIR/bin/zfs-autobackup" ]; then
+        echo "== installing zfs-autobackup $ZFS_AUTOBACKUP_VERSION from PyPI into $ZFS_AUTOBACKUP_DIR"
+        /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+            --target "$ZFS_AUTOBACKUP_DIR" "zfs-autobackup==$ZFS_AUTOBACKUP_VERSION" colorama
+    fi
+}

@@ -13,6 +13,11 @@ pub const SERVE_BANNER: &str = "zfleet-serve 1";
 /// (an older server ignores words it does not know).
 pub const SERVE_FEATURES: &[&str] = &["zstd", "checksum"];
 
+/// The most commands `zfleet serve` takes chained with `&&` in one request:
+/// the longest base move (mark, hold, bookmark, release, unmark, destroy the
+/// old bookmark) and the property read that ends it after a send.
+pub const SERVE_MAX_CHAINED: usize = 8;
+
 /// The request prefix that asks `serve` to compress a send's stream in process
 /// (the server decompresses in process too: no `zstd` program, no shell).
 pub const ZSTD_PREFIX: &str = "zfleet-zstd";

@@ -9,6 +9,15 @@ use anyhow::{bail, Context, Result};
 
 use crate::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
 
+mod fleet;
+mod measure;
+mod restore;
+mod scale;
+
+pub use fleet::{fleet, FleetOptions, Peer, AUTOBACKUP_DIR, AUTOBACKUP_VERSION};
+pub use restore::{restore, RestoreOptions};
+pub use scale::{scale, ScaleOptions};
+
 const PS: &str = "zroot/persistSave";
 
 pub struct ThroughputOptions {

@@ -43,6 +43,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// `zfleet restore` of one dataset against the raw `ssh server zfs send |
+    /// zfs recv` pipe on the client, same snapshot, same run.
+    Restore {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        /// MiB of random data in the dataset.
+        #[arg(long, default_value_t = 512)]
+        megabytes: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// On the OpenZFS guest: zfleet sync against syncoid and the raw pipe.
     Syncoid {
         #[arg(long)]
@@ -51,6 +62,57 @@ enum BenchCommand {
         megabytes: u64,
         #[arg(long, default_value_t = 3)]
         reps: usize,
+    },
+    /// The nightly workload: N clients × D datasets with a fresh snapshot of a
+    /// few new MiB each, pulled by zfleet, syncoid (once per dataset) and
+    /// zfs-autobackup (once per client) side by side, plus the first backup of
+    /// a new host.
+    Fleet {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        clients: usize,
+        #[arg(long, default_value_t = 3)]
+        datasets: usize,
+        /// MiB of new random data per dataset and repetition.
+        #[arg(long, default_value_t = 2)]
+        delta: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Peers to run, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "zfleet,syncoid,zfs-autobackup"
+        )]
+        peers: Vec<PeerArg>,
+        /// Datasets of the new host whose first backup is measured (0: skip).
+        #[arg(long, default_value_t = 10)]
+        new_host_datasets: usize,
+        /// MiB of random data in each of the new host's datasets.
+        #[arg(long, default_value_t = 8)]
+        new_host_mib: u64,
+        /// Print the zfs/zpool calls each peer made on one client and on the
+        /// server in the last repetition.
+        #[arg(long)]
+        show_calls: bool,
+    },
+    /// How `zfleet backup` grows with the fleet: a nightly run and a run with
+    /// nothing new for each host count, on one lab of the largest.
+    Scale {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        /// Host counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,20,50,100")]
+        hosts: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        datasets: usize,
+        /// MiB of new random data per dataset in each nightly run.
+        #[arg(long, default_value_t = 2)]
+        delta: u64,
+        /// zfs-fuse's ARC limit per host, MiB.
+        #[arg(long, default_value_t = 16)]
+        max_arc: u32,
     },
     /// A backup run with nothing new: wall time, ssh connections, remote commands per host.
     NoChange {
@@ -81,6 +143,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         minutes: u64,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PeerArg {
+    Zfleet,
+    Syncoid,
+    #[value(name = "zfs-autobackup")]
+    ZfsAutobackup,
+}
+
+impl From<PeerArg> for zfleet_lab::bench::Peer {
+    fn from(p: PeerArg) -> Self {
+        match p {
+            PeerArg::Zfleet => zfleet_lab::bench::Peer::Zfleet,
+            PeerArg::Syncoid => zfleet_lab::bench::Peer::Syncoid,
+            PeerArg::ZfsAutobackup => zfleet_lab::bench::Peer::Autobackup,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -154,6 +234,16 @@ fn main() -> ExitCode {
             reps,
         })
         .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Restore {
+            zfleet,
+            megabytes,
+            reps,
+        }) => zfleet_lab::bench::restore(&zfleet_lab::bench::RestoreOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes,
+            reps,
+        })
+        .map(|()| ExitCode::SUCCESS),
         Top::Bench(BenchCommand::Syncoid {
             zfleet,
             megabytes,
@@ -164,6 +254,45 @@ fn main() -> ExitCode {
             reps,
         })
         .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Fleet {
+            zfleet,
+            clients,
+            datasets,
+            delta,
+            reps,
+            peers,
+            new_host_datasets,
+            new_host_mib,
+            show_calls,
+        }) => zfleet_lab::bench::fleet(&zfleet_lab::bench::FleetOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            clients,
+            datasets,
+            delta_mib: delta,
+            reps,
+            peers: peers.into_iter().map(Into::into).collect(),
+            new_host_datasets,
+            new_host_mib,
+            show_calls,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Scale {
+            zfleet,
+            mut hosts,
+            datasets,
+            delta,
+            max_arc,
+        }) => {
+            hosts.sort_unstable();
+            zfleet_lab::bench::scale(&zfleet_lab::bench::ScaleOptions {
+                zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+                hosts,
+                datasets,
+                delta_mib: delta,
+                max_arc_mib: max_arc,
+            })
+            .map(|()| ExitCode::SUCCESS)
+        }
         Top::Bench(BenchCommand::NoChange {
             zfleet,
             hosts,

@@ -20,7 +20,6 @@ use crate::host::Host;
 use crate::progress::Progress;
 use crate::protocol::base_marker;
 use crate::zfs::{cmd, Listing};
-use crate::Error;
 
 /// Plans made for one job before it gives up on a world that keeps changing.
 const MAX_PLANS: usize = 3;
@@ -254,8 +253,11 @@ fn run_steps(
 }
 
 /// Moves the base marks on both sides at the same time (on a remote host
-/// every command is a round trip), and after a send copies the properties,
-/// whose source is read meanwhile.
+/// every command is a round trip), and after a send copies the properties.
+/// Each side's properties are read in the same round trip as its base moves,
+/// and what differs is written in one more: an incremental of an up-to-date
+/// job costs the source its stream and this one command (its listing is
+/// shared by all of the client's jobs), and the target the same.
 fn finish(
     ends: &Ends<'_>,
     job: &JobSpec,
@@ -266,42 +268,58 @@ fn finish(
     report: &mut JobReport,
 ) -> Result<(), Failure> {
     let now = clock.now();
-    let (src_moved, dst_moved, props) = std::thread::scope(|s| {
-        let props = sent.then(|| s.spawn(|| properties::read_source(ends.src, &job.source)));
+    let (src_reads, dst_reads) = if sent {
+        (
+            properties::source_reads(&job.source).to_vec(),
+            vec![properties::target_read(&job.target)],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let (src_moved, dst_moved) = std::thread::scope(|s| {
         let src_moved = s.spawn(|| {
-            steps::make_moves(
+            steps::make_moves_then(
                 ends.src,
                 Side::Source,
                 &job.source,
                 &moves.source,
                 marker,
                 now,
+                &src_reads,
             )
         });
-        let dst_moved = steps::make_moves(
+        let dst_moved = steps::make_moves_then(
             ends.dst,
             Side::Target,
             &job.target,
             &moves.target,
             marker,
             now,
+            &dst_reads,
         );
         let panicked = || Failure::internal("moving the base panicked");
         let src_moved = src_moved.join().unwrap_or_else(|_| Err(panicked()));
-        let props = props.map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::Internal("reading properties panicked".into())))
-        });
-        (src_moved, dst_moved, props)
+        (src_moved, dst_moved)
     });
-    src_moved?;
-    dst_moved?;
-    if let Some(props) = props {
+    let src_read = src_moved?;
+    let dst_read = dst_moved?;
+    if sent {
+        let cmdline = |reads: &[crate::exec::Argv]| {
+            reads
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" && ")
+        };
+        let source = src_read
+            .and_then(|text| properties::parse_source(ends.src, &text, &cmdline(&src_reads)));
+        let current = dst_read
+            .and_then(|text| properties::parse_target(ends.dst, &text, &cmdline(&dst_reads)));
         // A backup without its properties restores with the wrong mountpoint
         // and record size: that is not a success, whatever was sent.
-        let not_copied = match props
-            .and_then(|(rows, altroot)| properties::apply(ends.dst, job, &rows, altroot.as_deref()))
-        {
+        let not_copied = match source.and_then(|(rows, altroot)| {
+            current.map(|cur| properties::apply(ends.dst, job, &rows, altroot.as_deref(), &cur))
+        }) {
             Ok(w) if w.is_empty() => None,
             Ok(w) => Some(w.join("; ")),
             Err(e) => Some(e.to_string()),

@@ -2,41 +2,30 @@
 //! client's own recorded for restores.
 
 use super::job::JobSpec;
-use crate::exec::RunOptions;
+use crate::exec::{quote, Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::protocol::RECORDED_PREFIX;
 use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};
 use crate::Error;
 
-/// The source's properties and its pool's altroot, in one command: `zfs get`
-/// shows a mountpoint with the altroot in front (a pool imported with `-R`,
-/// as installers and the lab do), and what is recorded for a restore must be
-/// the path the client itself uses.
-pub(super) fn read_source(
+/// The source's properties and its pool's altroot, read after a send at the
+/// end of the source's base moves (one round trip for both): `zfs get` shows
+/// a mountpoint with the altroot in front (a pool imported with `-R`, as
+/// installers and the lab do), and what is recorded for a restore must be
+/// the path the client itself uses. Two commands, in this order.
+pub(super) fn source_reads(ds: &DatasetName) -> [Argv; 2] {
+    [
+        cmd::get_properties(&[], &[ds]),
+        cmd::zpool().args(["list", "-H", "-o", "altroot", ds.pool().as_str()]),
+    ]
+}
+
+/// What [`source_reads`] printed: the property rows, then the altroot line.
+pub(super) fn parse_source(
     h: &Host,
-    ds: &DatasetName,
+    text: &str,
+    cmdline: &str,
 ) -> Result<(Vec<PropertyRow>, Option<String>), Error> {
-    let get = cmd::get_properties(&[], &[ds]);
-    let altroot = cmd::zpool().args(["list", "-H", "-o", "altroot", ds.pool().as_str()]);
-    let argv = if h.is_served() {
-        // zfleet serve takes plain commands chained with `&&`, never a shell
-        // line; it knows both of these.
-        get.arg("&&")
-            .arg(altroot.program.clone())
-            .args(altroot.args.iter().cloned())
-    } else {
-        let line = |a: &crate::exec::Argv| {
-            crate::exec::quote::remote_command_line(a.words())
-                .map_err(|e| Error::Internal(e.to_string()))
-        };
-        crate::exec::Argv::new("sh").arg("-c").arg(format!(
-            "{} && {}",
-            line(&get)?,
-            line(&altroot)?
-        ))
-    };
-    let out = h.query(&argv)?;
-    let text = out.stdout_text();
     let (rows, last) = text
         .trim_end()
         .rsplit_once('\n')
@@ -44,7 +33,7 @@ pub(super) fn read_source(
     let altroot = Some(last.trim()).filter(|a| !a.is_empty() && *a != "-" && *a != "/");
     let rows = crate::zfs::parse::properties(rows).map_err(|source| Error::Parse {
         host: h.name.clone(),
-        cmdline: argv.to_string(),
+        cmdline: cmdline.to_string(),
         source,
     })?;
     Ok((rows, altroot.map(str::to_string)))
@@ -110,37 +99,118 @@ pub fn locally_set(source: &[PropertyRow]) -> Vec<String> {
         .collect()
 }
 
-/// Writes what differs on the target; failures become warnings.
+/// The target's current properties, read at the end of its base moves.
+pub(super) fn target_read(ds: &DatasetName) -> Argv {
+    cmd::get_properties(&[], &[ds])
+}
+
+/// What [`target_read`] printed.
+pub(super) fn parse_target(h: &Host, text: &str, cmdline: &str) -> Result<Vec<PropertyRow>, Error> {
+    crate::zfs::parse::properties(text).map_err(|source| Error::Parse {
+        host: h.name.clone(),
+        cmdline: cmdline.to_string(),
+        source,
+    })
+}
+
+/// Writes what differs from `current` on the target, all of it in one round
+/// trip; failures become warnings, one per property.
 pub(super) fn apply(
     dst: &Host,
     job: &JobSpec,
     source: &[PropertyRow],
     altroot: Option<&str>,
-) -> Result<Vec<String>, Error> {
-    let current = dst.properties(&job.target)?;
+    current: &[PropertyRow],
+) -> Vec<String> {
     let value = |name: &str| {
         current
             .iter()
             .find(|r| r.property == name)
             .map(|r| r.value.as_str())
     };
-    let mut warnings = Vec::new();
     let mut preserve = job.preserve.clone();
     if job.preserve_local {
         preserve.extend(locally_set(source));
     }
-    for (k, v) in wanted(source, &preserve, altroot) {
-        if value(&k) == Some(v.as_str()) {
-            continue;
-        }
-        if let Err(e) = dst.endpoint().run(
-            &cmd::set(&k, &v, job.target.as_str()),
-            &RunOptions::timeout(QUERY_TIMEOUT),
-        ) {
-            warnings.push(format!("{k}={v} not set on {}: {e}", job.target));
-        }
+    let sets: Vec<(String, String)> = wanted(source, &preserve, altroot)
+        .into_iter()
+        .filter(|(k, v)| value(k) != Some(v.as_str()))
+        .collect();
+    let argvs: Vec<Argv> = sets
+        .iter()
+        .map(|(k, v)| cmd::set(k, v, job.target.as_str()))
+        .collect();
+    write_all(dst, &argvs)
+        .into_iter()
+        .map(|(i, why)| {
+            let (k, v) = sets
+                .get(i)
+                .map_or(("?", "?"), |(k, v)| (k.as_str(), v.as_str()));
+            format!("{k}={v} not set on {} ({}): {why}", job.target, dst.name)
+        })
+        .collect()
+}
+
+const FAILED_SET: &str = "zfleet-failed-set:";
+
+/// Runs every write, each whether or not the others worked, in one command
+/// line: a shell line on a plain host, a chain for `zfleet serve` (which
+/// stops at the first failure; then each runs alone, so that every failure
+/// is known). Returns the index of each that failed, with why.
+fn write_all(h: &Host, argvs: &[Argv]) -> Vec<(usize, String)> {
+    let opts = RunOptions::timeout(QUERY_TIMEOUT);
+    let one_by_one = |argvs: &[Argv]| -> Vec<(usize, String)> {
+        argvs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| h.endpoint().run(a, &opts).err().map(|e| (i, e.to_string())))
+            .collect()
+    };
+    if argvs.len() < 2 {
+        return one_by_one(argvs);
     }
-    Ok(warnings)
+    if h.is_served() {
+        let Some((first, rest)) = argvs.split_first() else {
+            return Vec::new();
+        };
+        let mut chain = first.clone();
+        for a in rest {
+            chain = chain
+                .arg("&&")
+                .arg(a.program.clone())
+                .args(a.args.iter().cloned());
+        }
+        return match h.endpoint().run(&chain, &opts) {
+            Ok(_) => Vec::new(),
+            Err(_) => one_by_one(argvs),
+        };
+    }
+    let mut script = String::new();
+    for (i, a) in argvs.iter().enumerate() {
+        let Ok(line) = quote::remote_command_line(a.words()) else {
+            return one_by_one(argvs);
+        };
+        script.push_str(&format!(
+            "out=$({line} 2>&1 >/dev/null) || printf '{FAILED_SET}%s\\n%s\\n' {i} \"$out\" >&2\n"
+        ));
+    }
+    let argv = Argv::new("sh").arg("-c").arg(script);
+    match h.endpoint().run_unchecked(&argv, &opts) {
+        Ok(out) => failed_sets(&out.stderr_text()),
+        Err(e) => (0..argvs.len()).map(|i| (i, e.to_string())).collect(),
+    }
+}
+
+/// The writes a [`write_all`] shell line reported failed, with what each said.
+fn failed_sets(stderr: &str) -> Vec<(usize, String)> {
+    stderr
+        .split(FAILED_SET)
+        .skip(1)
+        .filter_map(|chunk| {
+            let (i, said) = chunk.split_once('\n').unwrap_or((chunk, ""));
+            Some((i.trim().parse().ok()?, said.trim_end().to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -154,6 +224,25 @@ mod tests {
             value: v.into(),
             source: src,
         }
+    }
+
+    #[test]
+    fn each_failed_write_and_what_it_said() {
+        let stderr = "zfleet-failed-set:1\ncannot set property for 'z/a': permission denied\nzfleet-failed-set:3\ncannot set property for 'z/a': invalid property\n  second line\n";
+        assert_eq!(
+            failed_sets(stderr),
+            [
+                (
+                    1,
+                    "cannot set property for 'z/a': permission denied".to_string()
+                ),
+                (
+                    3,
+                    "cannot set property for 'z/a': invalid property\n  second line".to_string()
+                )
+            ]
+        );
+        assert_eq!(failed_sets(""), []);
     }
 
     #[test]

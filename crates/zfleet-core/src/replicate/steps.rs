@@ -427,30 +427,35 @@ pub fn make_moves(
     marker: &str,
     now: i64,
 ) -> Result<(), Failure> {
-    let run = |argv: &Argv| {
-        host.endpoint()
-            .run(argv, &RunOptions::timeout(QUERY_TIMEOUT))
-            .map(drop)
-            .map_err(|e| Failure::on(side, &host.name, &Error::Zfs(ZfsError::from(e))))
-    };
+    make_moves_then(host, side, ds, moves, marker, now, &[]).map(drop)
+}
+
+/// [`make_moves`], and then `reads` (commands that change nothing) in the
+/// same round trip: what they printed, or why they failed. A failed read
+/// leaves the moves made; only a failed move is the `Err`.
+pub fn make_moves_then(
+    host: &Host,
+    side: Side,
+    ds: &DatasetName,
+    moves: &[BaseMove],
+    marker: &str,
+    now: i64,
+    reads: &[Argv],
+) -> Result<Result<String, Error>, Failure> {
     let fail = |e: Error| Failure::on(side, &host.name, &e);
     let argvs = moves
         .iter()
         .map(|m| m.argv(ds, marker, now))
         .collect::<Result<Vec<_>, _>>()
         .map_err(fail)?;
+    if host.is_served() {
+        return served_moves_then(host, side, &argvs, reads);
+    }
     let mut rest: &[BaseMove] = moves;
     let mut rest_argv: &[Argv] = &argvs;
-    while let Some((first, others)) = rest_argv.split_first() {
-        if host.is_served() {
-            let mut joined = first.clone();
-            for a in others {
-                joined = joined
-                    .arg("&&")
-                    .arg(a.program.clone())
-                    .args(a.args.iter().cloned());
-            }
-            return run(&joined);
+    loop {
+        if rest_argv.is_empty() && reads.is_empty() {
+            return Ok(Ok(String::new()));
         }
         let mut script = String::new();
         for (i, a) in rest_argv.iter().enumerate() {
@@ -460,13 +465,22 @@ pub fn make_moves(
                 "out=$({line} 2>&1 >/dev/null) || {{ echo {FAILED_STEP}{i}:$? >&2; printf '%s\\n' \"$out\" >&2; exit 1; }}\n"
             ));
         }
+        // The reads print to stdout, and on failure their own stderr first.
+        for a in reads {
+            let line = quote::remote_command_line(a.words())
+                .map_err(|e| fail(Error::Internal(e.to_string())))?;
+            script.push_str(&format!(
+                "{line} || {{ echo {FAILED_STEP}{}:$? >&2; exit 1; }}\n",
+                rest_argv.len()
+            ));
+        }
         let argv = Argv::new("sh").arg("-c").arg(script);
         let out = host
             .endpoint()
             .run_unchecked(&argv, &RunOptions::timeout(QUERY_TIMEOUT))
             .map_err(|e| fail(e.into()))?;
         if out.status.success() {
-            return Ok(());
+            return Ok(Ok(out.stdout_text()));
         }
         let stderr = out.stderr_text();
         let Some((i, said)) = failed_step(&stderr) else {
@@ -474,6 +488,24 @@ pub fn make_moves(
                 host.endpoint().failure(&argv, &out),
             ))));
         };
+        if i >= rest_argv.len() {
+            // Every move was made; a read failed, and said so before the marker.
+            let (before, after) = stderr.split_once(FAILED_STEP).unwrap_or((&stderr, ""));
+            let code = after
+                .lines()
+                .next()
+                .and_then(|l| l.split(':').nth(1))
+                .unwrap_or("1")
+                .trim();
+            return Ok(Err(Error::Zfs(ZfsError::from(
+                crate::exec::ExecError::Failed {
+                    host: host.name.clone(),
+                    cmdline: argv.to_string(),
+                    status: format!("exit status {code}"),
+                    stderr: before.trim_end().to_string(),
+                },
+            ))));
+        }
         let (Some(m), Some(a)) = (rest.get(i), rest_argv.get(i)) else {
             return Err(fail(Error::Internal(format!("no move {i} in {argv}"))));
         };
@@ -490,7 +522,52 @@ pub fn make_moves(
         rest = &rest[i + 1..];
         rest_argv = &rest_argv[i + 1..];
     }
-    Ok(())
+}
+
+/// The moves and reads as one chain for `zfleet serve`, which runs each
+/// command in turn and stops at the first that fails (past the harmless
+/// failures it knows). When the chain fails, or is longer than serve takes,
+/// the moves and the reads run as two chains, so that a failed read is not
+/// taken for a failed move.
+fn served_moves_then(
+    host: &Host,
+    side: Side,
+    moves: &[Argv],
+    reads: &[Argv],
+) -> Result<Result<String, Error>, Failure> {
+    let chain = |argvs: &[&Argv]| -> Option<Argv> {
+        let (first, others) = argvs.split_first()?;
+        let mut joined = (*first).clone();
+        for a in others {
+            joined = joined
+                .arg("&&")
+                .arg(a.program.clone())
+                .args(a.args.iter().cloned());
+        }
+        Some(joined)
+    };
+    let opts = RunOptions::timeout(QUERY_TIMEOUT);
+    let all: Vec<&Argv> = moves.iter().chain(reads).collect();
+    if !moves.is_empty() && !reads.is_empty() && all.len() <= crate::protocol::SERVE_MAX_CHAINED {
+        if let Some(joined) = chain(&all) {
+            if let Ok(out) = host.endpoint().run(&joined, &opts) {
+                return Ok(Ok(out.stdout_text()));
+            }
+        }
+    }
+    if let Some(joined) = chain(&moves.iter().collect::<Vec<_>>()) {
+        host.endpoint()
+            .run(&joined, &opts)
+            .map_err(|e| Failure::on(side, &host.name, &Error::Zfs(ZfsError::from(e))))?;
+    }
+    let Some(joined) = chain(&reads.iter().collect::<Vec<_>>()) else {
+        return Ok(Ok(String::new()));
+    };
+    Ok(host
+        .endpoint()
+        .run(&joined, &opts)
+        .map(|o| o.stdout_text())
+        .map_err(|e| Error::Zfs(ZfsError::from(e))))
 }
 
 /// Which move the shell line stopped at, and what it said.

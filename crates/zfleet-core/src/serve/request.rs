@@ -6,7 +6,7 @@ use super::Refusal;
 
 /// Longer than any request zfleet makes (the longest is a chained base move).
 pub const MAX_REQUEST: usize = 4096;
-const MAX_COMMANDS: usize = 8;
+const MAX_COMMANDS: usize = crate::protocol::SERVE_MAX_CHAINED;
 
 pub fn parse(raw: &str) -> Result<Vec<Vec<String>>, Refusal> {
     if raw.trim().is_empty() {

@@ -36,10 +36,23 @@ pub struct Index {
 impl Index {
     pub fn new(listing: &Listing) -> Self {
         let mut datasets: BTreeMap<DatasetName, Vec<Snap>> = BTreeMap::new();
+        // A dataset's snapshots come one after another in a listing: gather
+        // them in `run` and touch the map once per dataset, not per snapshot.
+        let mut run: Option<(&DatasetName, Vec<Snap>)> = None;
+        let mut flush = |run: Option<(&DatasetName, Vec<Snap>)>| {
+            if let Some((d, snaps)) = run {
+                match datasets.get_mut(d) {
+                    Some(v) => v.extend(snaps),
+                    None => {
+                        datasets.insert(d.clone(), snaps);
+                    }
+                }
+            }
+        };
         for o in &listing.objects {
             match (&o.name, o.kind) {
                 (ObjectName::Dataset(d), ObjectType::Filesystem | ObjectType::Volume) => {
-                    datasets.entry(d.clone()).or_default();
+                    flush(run.replace((d, Vec::new())));
                 }
                 (ObjectName::Snapshot(s), ObjectType::Snapshot) => {
                     let bases = o
@@ -48,18 +61,23 @@ impl Index {
                         .filter_map(|k| k.strip_prefix(BASE_PREFIX))
                         .map(str::to_string)
                         .collect();
-                    datasets.entry(s.dataset.clone()).or_default().push(Snap {
+                    let snap = Snap {
                         auto: AutoName::parse(&s.name),
                         name: s.name.clone(),
                         creation: o.creation,
                         createtxg: o.createtxg,
                         userrefs: o.userrefs.unwrap_or(0),
                         bases,
-                    });
+                    };
+                    match &mut run {
+                        Some((d, snaps)) if *d == &s.dataset => snaps.push(snap),
+                        _ => flush(run.replace((&s.dataset, vec![snap]))),
+                    }
                 }
                 _ => {}
             }
         }
+        flush(run);
         for snaps in datasets.values_mut() {
             snaps.sort_by_key(|s| s.createtxg);
         }

@@ -41,8 +41,8 @@ impl fmt::Display for NameKind {
     }
 }
 
-fn allowed_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+fn allowed_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
 }
 
 /// Checks one component (between `/`, or after `@`/`#`). Returns the reason it is
@@ -55,7 +55,11 @@ fn check_component(component: &str, offset: usize) -> Result<(), String> {
     if component == "." || component == ".." {
         return Err(format!("component `{component}` is not allowed"));
     }
-    if let Some((i, c)) = component.char_indices().find(|&(_, c)| !allowed_char(c)) {
+    // Bytes, not chars: every allowed character is ASCII, so the first byte
+    // refused starts the character to report. Listings of 100,000 snapshots
+    // go through here.
+    if let Some(i) = component.bytes().position(|b| !allowed_byte(b)) {
+        let c = component[i..].chars().next().unwrap_or('\u{fffd}');
         let shown = crate::text::describe_char(c);
         return Err(format!(
             "{shown} at position {} is not allowed (use letters, digits, `-`, `_`, `.`, `:`)",
@@ -89,7 +93,7 @@ impl PoolName {
 
     /// The pool's root dataset, which has the pool's name.
     pub fn dataset(&self) -> DatasetName {
-        DatasetName(self.0.clone())
+        DatasetName(self.0.as_str().into())
     }
 }
 
@@ -98,11 +102,13 @@ fn check_pool(pool: &str, _whole: &str) -> Result<(), String> {
     if !pool.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err("a pool name must begin with a letter".into());
     }
-    let lower = pool.to_ascii_lowercase();
-    if RESERVED_POOL_NAMES
-        .iter()
-        .any(|r| lower == *r || (matches!(*r, "raidz" | "draid") && lower.starts_with(r)))
-    {
+    let starts_with = |r: &str| {
+        pool.get(..r.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(r))
+    };
+    if RESERVED_POOL_NAMES.iter().any(|r| {
+        pool.eq_ignore_ascii_case(r) || (matches!(*r, "raidz" | "draid") && starts_with(r))
+    }) {
         return Err(format!("`{pool}` is a reserved word in ZFS"));
     }
     let b = pool.as_bytes();
@@ -115,18 +121,20 @@ fn check_pool(pool: &str, _whole: &str) -> Result<(), String> {
 /// A filesystem or volume name such as `zroot/persistSave`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct DatasetName(String);
+// Shared, not owned: every snapshot in a listing, plan and report holds its
+// dataset's name, and a clone is then a count, not a copy.
+pub struct DatasetName(std::sync::Arc<str>);
 
 impl DatasetName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         check_dataset(s).map_err(|r| err(NameKind::Dataset, s, r))?;
-        Ok(Self(s.to_string()))
+        Ok(Self(s.into()))
     }
 
     /// For names written in zfleet's own source, which the tests check.
     pub(crate) fn trusted(s: &str) -> Self {
         debug_assert!(Self::parse(s).is_ok(), "{s}");
-        Self(s.to_string())
+        Self(s.into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -147,9 +155,7 @@ impl DatasetName {
     }
 
     pub fn parent(&self) -> Option<DatasetName> {
-        self.0
-            .rsplit_once('/')
-            .map(|(p, _)| DatasetName(p.to_string()))
+        self.0.rsplit_once('/').map(|(p, _)| DatasetName(p.into()))
     }
 
     /// Appends a relative path (already valid components). Fails on a too-long result.
@@ -163,13 +169,16 @@ impl DatasetName {
     /// True if `self` is `other` or lies below it.
     pub fn is_within(&self, other: &DatasetName) -> bool {
         self.0 == other.0
-            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(other.as_str())
+                && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 
     pub fn snapshot(&self, snap: &str) -> Result<SnapshotName, NameError> {
-        let whole = format!("{}@{}", self.0, snap);
-        check_component(snap, self.0.len() + 1).map_err(|r| err(NameKind::Snapshot, &whole, r))?;
-        check_len(&whole).map_err(|r| err(NameKind::Snapshot, &whole, r))?;
+        let whole = || format!("{}@{}", self.0, snap);
+        check_component(snap, self.0.len() + 1)
+            .map_err(|r| err(NameKind::Snapshot, &whole(), r))?;
+        check_len_of(self.0.len() + 1 + snap.len())
+            .map_err(|r| err(NameKind::Snapshot, &whole(), r))?;
         Ok(SnapshotName {
             dataset: self.clone(),
             name: snap.to_string(),
@@ -178,10 +187,13 @@ impl DatasetName {
 }
 
 fn check_len(s: &str) -> Result<(), String> {
-    if s.len() > MAX_NAME_LEN {
+    check_len_of(s.len())
+}
+
+fn check_len_of(len: usize) -> Result<(), String> {
+    if len > MAX_NAME_LEN {
         return Err(format!(
-            "{} characters long, ZFS allows at most {MAX_NAME_LEN}",
-            s.len()
+            "{len} characters long, ZFS allows at most {MAX_NAME_LEN}"
         ));
     }
     Ok(())
@@ -240,7 +252,7 @@ impl TryFrom<String> for DatasetName {
 }
 impl From<DatasetName> for String {
     fn from(n: DatasetName) -> String {
-        n.0
+        n.0.as_ref().to_string()
     }
 }
 impl TryFrom<String> for PoolName {
@@ -366,6 +378,41 @@ impl ObjectName {
         }
     }
 
+    /// [`ObjectName::parse`] for a listing, where a dataset's snapshots follow
+    /// it: when the dataset part is `last`'s, it is not checked again. Any name
+    /// the fast path does not accept goes through `parse`, so the result and
+    /// every error are `parse`'s.
+    pub(crate) fn parse_after(s: &str, last: &mut Option<DatasetName>) -> Result<Self, NameError> {
+        let Some(i) = s.find(['@', '#']) else {
+            let d = DatasetName::parse(s)?;
+            *last = Some(d.clone());
+            return Ok(ObjectName::Dataset(d));
+        };
+        let (ds, short) = (&s[..i], &s[i + 1..]);
+        if short.contains(['@', '#'])
+            || check_component(short, i + 1).is_err()
+            || check_len(s).is_err()
+        {
+            return Self::parse(s);
+        }
+        let dataset = match last {
+            Some(d) if d.as_str() == ds => d.clone(),
+            _ => match DatasetName::parse(ds) {
+                Ok(d) => {
+                    *last = Some(d.clone());
+                    d
+                }
+                Err(_) => return Self::parse(s),
+            },
+        };
+        let name = short.to_string();
+        Ok(if s.as_bytes()[i] == b'@' {
+            ObjectName::Snapshot(SnapshotName { dataset, name })
+        } else {
+            ObjectName::Bookmark(BookmarkName { dataset, name })
+        })
+    }
+
     pub fn dataset(&self) -> &DatasetName {
         match self {
             ObjectName::Dataset(d) => d,
@@ -481,6 +528,50 @@ mod tests {
             ObjectName::parse("zroot/x@b").unwrap(),
             ObjectName::Snapshot(_)
         ));
+    }
+
+    #[test]
+    fn parse_after_agrees_with_parse() {
+        let names = [
+            "zroot",
+            "zroot/a",
+            "zroot/a@s1",
+            "zroot/a@s2",
+            "zroot/a#b1",
+            "zroot/b@s1",
+            "zroot/a/c@s",
+            "zroot/a@",
+            "zroot/a@x y",
+            "zroot/a@b@c",
+            "zroot/a#b@c",
+            "zroot/a@b#c",
+            "zroot/my data@s",
+            "zroot/my data",
+            "zroot/a@s1",
+            "1pool/a@s",
+            "mirror@s",
+            "@s",
+            "#b",
+            "",
+        ];
+        let long = format!("zroot/a@{}", "s".repeat(250));
+        let mut last = None;
+        for s in names.iter().copied().chain([long.as_str()]) {
+            assert_eq!(
+                ObjectName::parse_after(s, &mut last),
+                ObjectName::parse(s),
+                "{s}"
+            );
+        }
+        // A remembered dataset is only reused for exactly its name.
+        let mut last = Some(DatasetName::parse("zroot/a").unwrap());
+        assert_eq!(
+            ObjectName::parse_after("zroot/ab@s", &mut last)
+                .unwrap()
+                .dataset()
+                .as_str(),
+            "zroot/ab"
+        );
     }
 
     #[test]

@@ -40,6 +40,44 @@ pub fn rows(text: &str, columns: usize) -> Result<Vec<(usize, Vec<&str>)>, Parse
     Ok(out)
 }
 
+/// `str::lines` for listings of 100,000 objects: `memchr` straight to the
+/// byte. `str`'s own char searchers compare every match with a call to
+/// `memcmp`, which cost more than the rest of parsing together.
+fn lines(text: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        Some(match line.as_bytes().last() {
+            Some(b'\r') => &line[..line.len() - 1],
+            _ => line,
+        })
+    })
+}
+
+/// Splits `line` into at most `n` fields at tabs, into `out`; the last field
+/// keeps any further tabs, as `splitn` would.
+fn split_tabs<'t>(line: &'t str, n: usize, out: &mut Vec<&'t str>) {
+    out.clear();
+    let mut rest = line;
+    while out.len() + 1 < n {
+        match memchr::memchr(b'\t', rest.as_bytes()) {
+            Some(i) => {
+                out.push(&rest[..i]);
+                rest = &rest[i + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push(rest);
+}
+
 fn number(line: usize, field: &str, what: &str, text: &str) -> Result<Option<u64>, ParseError> {
     if field == "-" {
         return Ok(None);
@@ -123,15 +161,87 @@ pub struct Listing {
     pub unsupported: Vec<Unsupported>,
 }
 
+/// `name`, `property` and `value` of a `zfs get -H -o name,property,value`
+/// line; the value keeps any further tabs.
+fn get_fields(line: &str) -> Option<(&str, &str, &str)> {
+    let tab = |s: &str| memchr::memchr(b'\t', s.as_bytes());
+    let a = tab(line)?;
+    let rest = &line[a + 1..];
+    let b = tab(rest)?;
+    Some((&line[..a], &rest[..b], &rest[b + 1..]))
+}
+
+/// One object of a `zfs get` listing as its lines arrive: the values of
+/// [`LIST_PROPERTIES`] after the name (`-` until seen), the line it began on.
+struct Seen<'t> {
+    name: &'t str,
+    line: usize,
+    fields: [&'t str; 7],
+}
+
+impl<'t> Seen<'t> {
+    fn new(name: &'t str, line: usize) -> Self {
+        Seen {
+            name,
+            line,
+            fields: ["-"; 7],
+        }
+    }
+
+    /// Records one property; a later value wins, as a map insert would.
+    fn set(&mut self, prop: &str, value: &'t str, extra: &[String], extras: &mut [&'t str]) {
+        let slot = match prop {
+            "type" => Some(0),
+            "guid" => Some(1),
+            "createtxg" => Some(2),
+            "creation" => Some(3),
+            "used" => Some(4),
+            "referenced" => Some(5),
+            "userrefs" => Some(6),
+            _ => None,
+        };
+        if let Some(k) = slot {
+            self.fields[k] = value;
+        }
+        if let Some(k) = extra.iter().position(|e| e == prop) {
+            extras[k] = value;
+        }
+    }
+
+    fn finish(
+        &self,
+        l: &mut Listing,
+        extra: &[String],
+        extras: &[&'t str],
+        last: &mut Option<DatasetName>,
+    ) -> Result<(), ParseError> {
+        let props = extra.iter().map(String::as_str).zip(extras.iter().copied());
+        l.push(self.line, self.name, self.name, &self.fields, props, last)
+    }
+}
+
 impl Listing {
     /// Parses `zfs list -H -p -o <LIST_PROPERTIES>,<extra…>` (OpenZFS).
     pub fn from_list(text: &str, extra: &[String]) -> Result<Self, ParseError> {
         let mut l = Listing::default();
         let n = LIST_PROPERTIES.len();
-        for (line, f) in rows(text, n + extra.len())? {
-            let raw = text.lines().nth(line - 1).unwrap_or_default();
+        let columns = n + extra.len();
+        let mut last = None;
+        let mut f: Vec<&str> = Vec::with_capacity(columns);
+        for (i, raw) in lines(text).enumerate() {
+            if raw.is_empty() {
+                continue;
+            }
+            split_tabs(raw, columns, &mut f);
+            if f.len() != columns {
+                return Err(ParseError {
+                    line: i + 1,
+                    message: format!("expected {columns} tab-separated fields, found {}", f.len()),
+                    text: raw.to_string(),
+                });
+            }
             let props = extra.iter().zip(&f[n..]).map(|(k, v)| (k.as_str(), *v));
-            l.push(line, raw, f[0], &f[1..n], props)?;
+            l.push(i + 1, raw, f[0], &f[1..n], props, &mut last)?;
         }
         Ok(l)
     }
@@ -140,20 +250,70 @@ impl Listing {
     /// get exact numbers from dialects without `zfs list -p` (zfs-fuse). Lines
     /// come grouped by object; a property may be missing for some objects.
     pub fn from_get(text: &str, extra: &[String]) -> Result<Self, ParseError> {
-        let mut l = Listing::default();
-        // name → (first line, property → value), keeping first-seen order.
-        // zfs prints an object's properties together, so the lookup mostly
-        // hits the last object; a hash map keeps 100k objects cheap.
-        let mut order: Vec<&str> = Vec::new();
-        type Props<'t> = (usize, Vec<(&'t str, &'t str)>);
-        let mut props: std::collections::HashMap<&str, Props<'_>> =
-            std::collections::HashMap::new();
-        for (i, line) in text.lines().enumerate() {
+        match Self::from_get_grouped(text, extra) {
+            Some(l) => Ok(l),
+            None => Self::from_get_scattered(text, extra),
+        }
+    }
+
+    /// [`Listing::from_get`] for output as zfs prints it, each object's lines
+    /// together: one pass, each object finished when the next begins. `None`
+    /// when an object's lines are apart or anything is wrong;
+    /// [`Listing::from_get_scattered`] then gives the answer and the error.
+    fn from_get_grouped(text: &str, extra: &[String]) -> Option<Self> {
+        let mut l = Listing {
+            objects: Vec::with_capacity(text.len() / 512),
+            unsupported: Vec::new(),
+        };
+        // Only to notice an object whose lines are apart. Faster than the
+        // default hasher, and still seeded per process, so names a user
+        // chooses cannot be made to collide.
+        let mut names: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                text.len() / 512,
+                Default::default(),
+            );
+        let mut last = None;
+        let mut cur: Option<Seen<'_>> = None;
+        let mut extras: Vec<&str> = vec!["-"; extra.len()];
+        for (i, line) in lines(text).enumerate() {
             if line.is_empty() {
                 continue;
             }
-            let mut f = line.splitn(3, '\t');
-            let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) else {
+            let (name, prop, value) = get_fields(line)?;
+            match &mut cur {
+                Some(c) if c.name == name => c.set(prop, value, extra, &mut extras),
+                _ => {
+                    if let Some(c) = cur.take() {
+                        c.finish(&mut l, extra, &extras, &mut last).ok()?;
+                    }
+                    if !names.insert(name) {
+                        return None;
+                    }
+                    extras.fill("-");
+                    let mut c = Seen::new(name, i + 1);
+                    c.set(prop, value, extra, &mut extras);
+                    cur = Some(c);
+                }
+            }
+        }
+        if let Some(c) = cur {
+            c.finish(&mut l, extra, &extras, &mut last).ok()?;
+        }
+        Some(l)
+    }
+
+    /// [`Listing::from_get`] for any order of lines: grouped by name first.
+    fn from_get_scattered(text: &str, extra: &[String]) -> Result<Self, ParseError> {
+        let mut seen: Vec<Seen<'_>> = Vec::new();
+        // Seen[k]'s extra properties are `extras[k * extra.len()..]`.
+        let mut extras: Vec<&str> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, line) in lines(text).enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let Some((name, prop, value)) = get_fields(line) else {
                 return Err(ParseError {
                     line: i + 1,
                     message: format!(
@@ -163,32 +323,23 @@ impl Listing {
                     text: line.to_string(),
                 });
             };
-            let entry = props.entry(name).or_insert_with(|| {
-                order.push(name);
-                (i + 1, Vec::with_capacity(8))
-            });
-            entry.1.push((prop, value));
+            let next = seen.len();
+            let at = *index.entry(name).or_insert(next);
+            if at == next {
+                seen.push(Seen::new(name, i + 1));
+                extras.extend(std::iter::repeat("-").take(extra.len()));
+            }
+            let n = extra.len();
+            seen[at].set(prop, value, extra, &mut extras[at * n..(at + 1) * n]);
         }
-        for name in order {
-            let (line, p) = &props[name];
-            // The last value wins, as a map insert would.
-            let get = |k: &str| {
-                p.iter()
-                    .rev()
-                    .find(|(pk, _)| *pk == k)
-                    .map_or("-", |(_, v)| *v)
-            };
-            let fields = [
-                get("type"),
-                get("guid"),
-                get("createtxg"),
-                get("creation"),
-                get("used"),
-                get("referenced"),
-                get("userrefs"),
-            ];
-            let props = extra.iter().map(|k| (k.as_str(), get(k)));
-            l.push(*line, name, name, &fields, props)?;
+        let mut l = Listing {
+            objects: Vec::with_capacity(seen.len()),
+            unsupported: Vec::new(),
+        };
+        let mut last = None;
+        let n = extra.len();
+        for (at, o) in seen.into_iter().enumerate() {
+            o.finish(&mut l, extra, &extras[at * n..(at + 1) * n], &mut last)?;
         }
         Ok(l)
     }
@@ -200,8 +351,9 @@ impl Listing {
         name: &str,
         f: &[&str],
         props: impl Iterator<Item = (&'a str, &'a str)>,
+        last: &mut Option<DatasetName>,
     ) -> Result<(), ParseError> {
-        let name = match ObjectName::parse(name) {
+        let name = match ObjectName::parse_after(name, last) {
             Ok(n) => n,
             Err(e) => {
                 self.unsupported.push(Unsupported {
@@ -430,6 +582,55 @@ mod tests {
         );
         let e = properties("a\tb\tc\tweird\n").unwrap_err();
         assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn an_object_whose_lines_are_apart_is_still_one_object() {
+        let extra = vec!["zfleet:base:vault".to_string()];
+        let grouped = "zroot/a\ttype\tfilesystem\nzroot/a\tguid\t1\nzroot/a\tcreatetxg\t1\nzroot/a\tcreation\t5\n\
+                       zroot/a@s\ttype\tsnapshot\nzroot/a@s\tguid\t2\nzroot/a@s\tcreatetxg\t2\nzroot/a@s\tcreation\t6\nzroot/a@s\tzfleet:base:vault\t9\n";
+        // The same lines, the dataset's guid and creation moved to the end.
+        let apart = "zroot/a\ttype\tfilesystem\nzroot/a\tcreatetxg\t1\n\
+                     zroot/a@s\ttype\tsnapshot\nzroot/a@s\tguid\t2\nzroot/a@s\tcreatetxg\t2\nzroot/a@s\tcreation\t6\nzroot/a@s\tzfleet:base:vault\t9\n\
+                     zroot/a\tguid\t1\nzroot/a\tcreation\t5\n";
+        let a = Listing::from_get(grouped, &extra).unwrap();
+        assert_eq!(a.objects.len(), 2);
+        assert_eq!(a, Listing::from_get(apart, &extra).unwrap());
+        assert_eq!(a, Listing::from_get_scattered(grouped, &extra).unwrap());
+        // An error is the general path's, with the line the object began on.
+        let e = Listing::from_get("zroot/a\ttype\tfilesystem\nzroot/a\tcreatetxg\t1\n", &[])
+            .unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (1, "guid is missing"));
+        let e = Listing::from_get("zroot/a\ttype\n", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: expected 3 tab-separated fields, found 2: \"zroot/a\\ttype\""
+        );
+    }
+
+    #[test]
+    fn line_and_field_splitting_match_std() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\nb",
+            "a\n\nb\n",
+            "\r\n",
+            "x\ty\tz\tw\r\n\t\t\n",
+        ] {
+            let ours: Vec<&str> = lines(text).collect();
+            let std: Vec<&str> = text.lines().collect();
+            assert_eq!(ours, std, "{text:?}");
+            for line in std {
+                for n in 1..5 {
+                    let mut f = Vec::new();
+                    split_tabs(line, n, &mut f);
+                    assert_eq!(f, line.splitn(n, '\t').collect::<Vec<_>>(), "{line:?} {n}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct Host {
     addr: Ipv4Addr,
     dir: PathBuf,
     faketime: bool,
+    max_arc_mib: Option<u32>,
     pools: Vec<PoolSpec>,
     shared: Arc<Shared>,
     pub(crate) tree: NsTree,
@@ -156,6 +157,7 @@ impl Host {
             addr,
             dir,
             faketime: spec.faketime,
+            max_arc_mib: spec.max_arc_mib,
             pools: spec.pools.clone(),
             shared,
             tree,
@@ -619,12 +621,17 @@ rm -f "$1""#;
         // file, so the shell does; setsid(1) keeps the pid (it does not fork when
         // its caller leads no process group).
         let script = r#"rm -f /run/zfs/zfs_socket "$1"
-setsid zfs-fuse --no-daemon --no-kstat-mount -p "$1" </dev/null >>"$2" 2>&1 &
-echo "$!" > "$1""#;
+pid=$1 log=$2
+shift 2
+setsid zfs-fuse --no-daemon --no-kstat-mount "$@" -p "$pid" </dev/null >>"$log" 2>&1 &
+echo "$!" > "$pid""#;
         let mut cmd = self.command("/bin/sh");
         cmd.args(["-c", script, "sh"])
             .arg(self.zfs_pidfile())
             .arg(self.zfs_log());
+        if let Some(mib) = self.max_arc_mib {
+            cmd.arg("--max-arc-size").arg(mib.to_string());
+        }
         self.run(&mut cmd).map(drop)
     }
 

@@ -33,6 +33,9 @@ pub struct HostSpec {
     /// Run the host's zfs-fuse and commands under libfaketime so tests can set
     /// its clock with [`Host::set_time`](super::Host::set_time).
     pub faketime: bool,
+    /// zfs-fuse's ARC limit in MiB (`--max-arc-size`, 16 at least); `None`
+    /// leaves zfs-fuse's default, which lets each daemon grow past 100 MiB.
+    pub max_arc_mib: Option<u32>,
 }
 
 /// A pool on one sparse file vdev.
@@ -155,7 +158,14 @@ impl HostSpec {
             name: name.into(),
             pools: Vec::new(),
             faketime: false,
+            max_arc_mib: None,
         }
+    }
+
+    /// Caps zfs-fuse's ARC, for labs of many hosts.
+    pub fn max_arc_mib(mut self, mib: u32) -> Self {
+        self.max_arc_mib = Some(mib.max(16));
+        self
     }
 
     pub fn pool(mut self, pool: PoolSpec) -> Self {
