@@ -5,10 +5,12 @@ mod backup;
 mod check;
 mod check_pools;
 mod check_snapshots;
+mod completions;
 mod export;
 mod grant;
 mod import;
 mod list;
+mod man;
 mod prune;
 mod restore;
 mod run;
@@ -39,6 +41,8 @@ pub enum Command {
     Import(import::ImportArgs),
     Unlock(unlock::UnlockArgs),
     Restore(restore::RestoreArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -60,5 +64,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => import::cmd_import(&cli.global, &a),
         Command::Unlock(a) => unlock::cmd_unlock(&cli.global, &a),
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
+        Command::Completions(a) => completions::cmd_completions(&cli.global, &a),
+        Command::Man(a) => man::cmd_man(&cli.global, &a),
     }
 }
