@@ -10,6 +10,7 @@ pub mod exec;
 pub mod export;
 pub mod grant;
 pub mod host;
+pub mod init;
 pub mod lock;
 pub mod parallel;
 pub mod progress;

@@ -123,6 +123,10 @@ impl Doc {
                     .filter(|(h, _)| !first.contains(&h.as_str())),
             );
         for (header, s) in ordered {
+            // A table with nothing in it is made by its sub-tables anyway.
+            if s.keys.is_empty() && s.comments.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "{header}  # {}", short_origins(&s.origin));
             for c in &s.comments {
                 let _ = writeln!(out, "# {c}");

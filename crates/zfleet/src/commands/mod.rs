@@ -9,6 +9,7 @@ mod completions;
 mod export;
 mod grant;
 mod import;
+mod init;
 mod list;
 mod man;
 mod prune;
@@ -43,6 +44,7 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
+    Init(init::InitArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -66,5 +68,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Restore(a) => restore::cmd_restore(&cli.global, &a),
         Command::Completions(a) => completions::cmd_completions(&cli.global, &a),
         Command::Man(a) => man::cmd_man(&cli.global, &a),
+        Command::Init(a) => init::cmd_init(&cli.global, &a),
     }
 }
