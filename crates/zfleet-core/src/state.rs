@@ -23,7 +23,8 @@ pub struct State {
 }
 
 /// Schema versions in order; `user_version` says how many have been applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE runs (
     id        INTEGER PRIMARY KEY,
     kind      TEXT NOT NULL,
@@ -49,7 +50,13 @@ CREATE TABLE bases (
     recorded INTEGER NOT NULL,
     PRIMARY KEY (server, client, source)
 );
-"];
+",
+    r"
+-- What kind of failure ended a run, as a stable word (`wrong-passphrase`,
+-- `host-key-mismatch`): `error` is for people and bounded.
+ALTER TABLE runs ADD COLUMN error_kind TEXT;
+",
+];
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RunRecord {
@@ -65,6 +72,7 @@ pub struct RunRecord {
     pub snapshots: u64,
     pub result: String,
     pub error: Option<String>,
+    pub error_kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -80,14 +88,20 @@ pub struct BaseRecord {
 
 impl State {
     /// Opens (creating if needed) `<dir>/state.db`.
+    ///
+    /// The database says which hosts were unlocked when and why an unlock
+    /// failed, so only its owner may read it: the file (and SQLite's `-wal` and
+    /// `-shm` next to it, which SQLite creates with the file's mode) is 0600,
+    /// the directory 0700, also when an older zfleet made them readable.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let path = dir.join("state.db");
         let err = |source| StateError {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let io_err = |e: std::io::Error| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
+        private_dir(dir).map_err(io_err)?;
+        private_file(&path).map_err(io_err)?;
         let conn = Connection::open(&path).map_err(err)?;
         // Several zfleet processes (a timer run, a manual run, status) may use
         // the file at once.
@@ -170,9 +184,26 @@ impl State {
         result: &str,
         error: Option<&str>,
     ) -> Result<(), StateError> {
+        self.finish_run_failed(id, finished, bytes, snapshots, result, None, error)
+    }
+
+    /// [`finish_run`](Self::finish_run) with the kind of failure that ended
+    /// the run. `error` must already be fit to keep: bounded, and free of
+    /// secrets and of raw remote output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run_failed(
+        &self,
+        id: i64,
+        finished: i64,
+        bytes: u64,
+        snapshots: u64,
+        result: &str,
+        error_kind: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StateError> {
         self.conn().execute(
-                "UPDATE runs SET finished = ?2, bytes = ?3, snapshots = ?4, result = ?5, error = ?6 WHERE id = ?1",
-                params![id, finished, bytes as i64, snapshots as i64, result, error],
+                "UPDATE runs SET finished = ?2, bytes = ?3, snapshots = ?4, result = ?5, error = ?6, error_kind = ?7 WHERE id = ?1",
+                params![id, finished, bytes as i64, snapshots as i64, result, error, error_kind],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -180,7 +211,7 @@ impl State {
 
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, kind, server, client, source, target, started, finished, bytes, snapshots, result, error FROM runs ORDER BY id DESC LIMIT ?1")
+        let mut st = conn.prepare("SELECT id, kind, server, client, source, target, started, finished, bytes, snapshots, result, error, error_kind FROM runs ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([limit as i64], |r| {
@@ -197,6 +228,7 @@ impl State {
                     snapshots: r.get::<_, i64>(9)?.max(0) as u64,
                     result: r.get(10)?,
                     error: r.get(11)?,
+                    error_kind: r.get(12)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -237,6 +269,64 @@ impl State {
             .optional()
             .map_err(|e| self.err(e))
     }
+}
+
+/// `dir`, created 0700 if missing and made 0700 if others may enter it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    // Parents as anything else makes them; only the state directory is private.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    restrict(dir, 0o700)
+}
+
+/// `path` (and SQLite's files next to it), created 0600 if missing and made
+/// 0600 if others may read them.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match restrict(Path::new(&p), 0o600) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Takes away group and other permissions from `path` if it has any. Not
+/// being allowed to (someone else owns it) is worth a warning, not a failed
+/// run: the state is no less private than it was.
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(
+                "{} is readable by others (mode {:o}) and could not be made {mode:o}: {e}",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -295,5 +385,53 @@ mod tests {
         // Reopening does not re-run migrations or lose data.
         let s = State::open(dir.path()).unwrap();
         assert_eq!(s.recent_runs(10).unwrap().len(), 1);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn only_the_owner_may_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("var/lib/zfleet");
+        let s = State::open(&dir).unwrap();
+        let id = s
+            .start_run(&RunRecord {
+                kind: "unlock".into(),
+                client: Some("alpha".into()),
+                started: 1,
+                ..RunRecord::default()
+            })
+            .unwrap();
+        s.finish_run_failed(
+            id,
+            2,
+            0,
+            0,
+            "failed",
+            Some("host-key-mismatch"),
+            Some("the initrd presented another key"),
+        )
+        .unwrap();
+        let db = dir.join("state.db");
+        assert_eq!((mode(&dir), mode(&db)), (0o700, 0o600));
+        // WAL mode: SQLite gives its side files the database's mode.
+        for side in ["state.db-wal", "state.db-shm"] {
+            assert_eq!(mode(&dir.join(side)), 0o600, "{side}");
+        }
+        let run = &s.recent_runs(1).unwrap()[0];
+        assert_eq!(run.error_kind.as_deref(), Some("host-key-mismatch"));
+        drop(s);
+
+        // What an older zfleet left readable is closed on the next open.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = State::open(&dir).unwrap();
+        assert_eq!((mode(&dir), mode(&db)), (0o700, 0o600));
+        // Directories above it are not zfleet's to change.
+        assert_ne!(mode(&top.path().join("var")) & 0o077, 0);
     }
 }

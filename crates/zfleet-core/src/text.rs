@@ -1,14 +1,25 @@
 //! Text that came from a user or a remote host, made safe to show on a
 //! terminal: control characters (newlines, ESC sequences, bidi overrides) are
 //! written as escapes, so a value cannot forge output lines or recolour and
-//! retitle the terminal.
+//! retitle the terminal. An initrd that prints `ESC[2K ESC[1G … unlocked`
+//! would otherwise repaint zfleet's table; what it said is shown as
+//! `\u{1b}[2K\u{1b}[1G … unlocked`.
 
 use std::borrow::Cow;
 
-/// Characters that change how a terminal shows what follows them.
+/// Characters that change how a terminal shows what follows them, or that
+/// hide text: controls, bidi marks, embeddings, overrides and isolates,
+/// zero-width characters, line and paragraph separators, the BOM.
 fn unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// `s` with every control character escaped (`\n`, `\u{1b}`); borrowed when
@@ -45,6 +56,32 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One line for a table cell or a database field: the lines of `s` (ssh's
+/// messages may span several), trimmed and joined with a space, then
+/// [`printable`].
+pub fn one_line(s: &str) -> String {
+    let joined = s
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    printable(&joined).into_owned()
+}
+
+/// At most `max` characters of `s` (at least one), the last of them `…` when
+/// `s` is longer.
+pub fn bounded(s: &str, max: usize) -> Cow<'_, str> {
+    if s.chars().nth(max).is_none() {
+        return Cow::Borrowed(s);
+    }
+    let cut = s
+        .char_indices()
+        .nth(max.saturating_sub(1))
+        .map_or(s.len(), |(i, _)| i);
+    Cow::Owned(format!("{}…", &s[..cut]))
+}
+
 /// One character as a "this is not allowed" message shows it: printable
 /// ASCII as itself in backticks, anything else by name or code point, so a
 /// no-break space does not look like a space.
@@ -72,6 +109,46 @@ mod tests {
         assert_eq!(printable("a\nb\u{1b}[2Jc"), "a\\nb\\u{1b}[2Jc");
         assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(printable_lines("one\ntwo\u{7}"), "one\ntwo\\u{7}");
+    }
+
+    /// What an initrd or a provider may print to repaint or hide a line.
+    #[test]
+    fn terminal_tricks_are_shown_not_obeyed() {
+        for (input, want) in [
+            (
+                "\u{1b}[2K\u{1b}[1Gbravo  unlocked",
+                "\\u{1b}[2K\\u{1b}[1Gbravo  unlocked",
+            ),
+            ("fake\rline", "fake\\rline"),
+            (
+                "c1 \u{9b}2K csi, del \u{7f}",
+                "c1 \\u{9b}2K csi, del \\u{7f}",
+            ),
+            (
+                "zero\u{200b}width \u{feff}bom \u{2028}ls",
+                "zero\\u{200b}width \\u{feff}bom \\u{2028}ls",
+            ),
+            (
+                "plain: ünïcode 'quoted' \\ kept",
+                "plain: ünïcode 'quoted' \\ kept",
+            ),
+        ] {
+            assert_eq!(printable(input), want);
+            // Escaping twice changes nothing: callers may do it on the way out.
+            assert_eq!(printable(want), want);
+        }
+        assert_eq!(
+            one_line("Warning: x\r\n  host key changed \u{1b}[31m\n\n"),
+            "Warning: x host key changed \\u{1b}[31m"
+        );
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("abcd", 3), "ab…");
+        assert_eq!(bounded("äöüß", 2), "ä…");
+        assert_eq!(bounded("", 0), "");
     }
 
     #[test]

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 use common::{fleet_file, start, zfleet, zfleet_bin, Run};
 use zfleet_lab::sim::{Host, Lab, LabSpec};
 
-const PASSPHRASE: &str = "correct horse battery staple 8";
-
 /// The forced command of the simulated initrd. `@DIR@` is its directory,
 /// `@HOST@` the host's. The passphrase is compared in the shell (`[` is a
 /// builtin), so it never appears in a process's arguments.
@@ -37,6 +35,21 @@ while [ "$tries" -lt 3 ]; do
   fi
   tries=$((tries + 1))
   echo attempt >> "$d/attempts"
+  # A hostile or broken initrd prints back what it read, in every form an
+  # echo takes, and paints "unlocked" over the line zfleet's table is on.
+  if [ -e "$d/echo" ]; then
+    printf 'You typed: %s\n' "$line"
+    printf 'You typed: %s   \n' "$line"
+    printf 'latin-1: %s\n' "$(printf '%s' "$line" | iconv -f UTF-8 -t LATIN1)"
+    printf '%s' "$line" | cut -b1-17
+    printf '%s\n' "$line" | cut -b18-
+    # Split inside the first multi-byte character, in two writes.
+    printf '%s' "$line" | head -c 3
+    sleep 0.2
+    printf '%s\n' "$line" | tail -c +4
+    printf '\033[2K\033[1G%s  luks-initrd  unlocked\n' "$(hostname)"
+    [ -e "$d/fail-after-echo" ] && exit 1
+  fi
   sleep 0.3
   if [ "$line" = "$(cat "$d/expected")" ]; then
     echo accepted >> "$d/accepted"
@@ -51,7 +64,11 @@ while [ "$tries" -lt 3 ]; do
     /usr/sbin/sshd -f @HOST@/ssh/sshd_config -E @HOST@/ssh/sshd.log
     exit 0
   fi
-  echo "No key available with this passphrase." >&2
+  if [ -e "$d/echo" ]; then
+    echo "No key available with this passphrase: $line" >&2
+  else
+    echo "No key available with this passphrase." >&2
+  fi
 done
 exit 2
 "#;
@@ -223,11 +240,11 @@ fn lab_with_unlock(secret_for: impl Fn(&str) -> String, extra: &str) -> (Lab, Pa
     (lab, fleet)
 }
 
-/// [`lab_with_unlock`] where every host's passphrase is [`PASSPHRASE`], from
-/// one file; also returns that secret reference.
-fn lab_with_shared_secret() -> (Lab, PathBuf, String) {
+/// [`lab_with_unlock`] where every host's passphrase is `pw`, from one file;
+/// also returns that secret reference.
+fn lab_with_shared_secret(pw: &str) -> (Lab, PathBuf, String) {
     let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
-    let secret = secret_file(&lab, "shared", PASSPHRASE);
+    let secret = secret_file(&lab, "shared", pw);
     let text = std::fs::read_to_string(&fleet)
         .unwrap()
         .replace("secret = \"\"", &format!("secret = \"{secret}\""));
@@ -304,7 +321,11 @@ fn processes() -> Vec<(u32, u32, Vec<u8>, Vec<u8>)> {
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    contains_bytes(hay, needle.as_bytes())
+}
+
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Runs zfleet on `host` while scanning every process's cmdline and environ
@@ -386,7 +407,7 @@ fn run_scanning(
 }
 
 /// Every file below `dir` except `allowed`, searched for `secret`.
-fn files_containing(dir: &Path, secret: &str, allowed: &[PathBuf]) -> Vec<PathBuf> {
+fn files_containing(dir: &Path, secret: &[u8], allowed: &[PathBuf]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -402,7 +423,7 @@ fn files_containing(dir: &Path, secret: &str, allowed: &[PathBuf]) -> Vec<PathBu
                 }
             } else if ft.is_file() && !allowed.contains(&p) {
                 if let Ok(bytes) = std::fs::read(&p) {
-                    if contains(&bytes, secret) {
+                    if contains_bytes(&bytes, secret) {
                         found.push(p);
                     }
                 }
@@ -412,13 +433,194 @@ fn files_containing(dir: &Path, secret: &str, allowed: &[PathBuf]) -> Vec<PathBu
     found
 }
 
+/// A passphrase no other test (and no earlier run) uses, so that finding it
+/// anywhere can only mean this run leaked it.
+///
+/// It has the shapes that slipped through redaction: spaces at both ends
+/// (lost when lines were trimmed), characters outside ASCII that Latin-1 has
+/// (an echo re-encoded), and a random middle that [`leak_forms`] also looks
+/// for in halves (an echo split across lines).
+fn passphrase() -> String {
+    let mut b = [0u8; 8];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    format!(" Zürich {:016x} straße ", u64::from_le_bytes(b))
+}
+
+fn latin1(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(c as u32).ok()).collect()
+}
+
+/// `pw` in every form a leak of it would take: as it is, trimmed, in Latin-1,
+/// and each half of its random middle.
+fn leak_forms(pw: &str) -> Vec<Vec<u8>> {
+    let mut forms = vec![pw.as_bytes().to_vec(), pw.trim().as_bytes().to_vec()];
+    forms.extend(latin1(pw));
+    forms.extend(latin1(pw.trim()));
+    if let Some(token) = pw
+        .split_whitespace()
+        .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        forms.push(token.as_bytes()[..8].to_vec());
+        forms.push(token.as_bytes()[8..].to_vec());
+    }
+    forms
+}
+
+/// Runs zfleet like [`zfleet`]; also returns its stdout and stderr as bytes
+/// (a leak in another encoding would not survive decoding into [`Run`]).
+fn zfleet_raw(host: &Host, fleet: &Path, args: &[&str]) -> (Run, Vec<u8>) {
+    let out = host
+        .command(zfleet_bin())
+        .arg("--config")
+        .arg(fleet)
+        .arg("--host")
+        .arg(host.name())
+        .args(args)
+        .output()
+        .unwrap();
+    let mut raw = out.stdout.clone();
+    raw.extend_from_slice(&out.stderr);
+    (Run::from(out), raw)
+}
+
+/// Asserts that no form of `pw` ([`leak_forms`]) is in `output` (zfleet's
+/// stdout and stderr: the table or `--json`, and the log), in what the state
+/// database of `backup` (where zfleet runs) says, or in any file of the lab —
+/// every file under each host's state directory included — but `allowed`.
+fn assert_no_leak(lab: &Lab, pw: &str, output: &[u8], allowed: &[PathBuf]) {
+    let forms = leak_forms(pw);
+    for f in &forms {
+        assert!(
+            !contains_bytes(output, f),
+            "{:?} is in zfleet's output:\n{}",
+            String::from_utf8_lossy(f),
+            String::from_utf8_lossy(output)
+        );
+    }
+    let state_dir = lab.host("backup").unwrap().dir().join("var-lib-zfleet");
+    if state_dir.join("state.db").exists() {
+        let state = zfleet_core::state::State::open(&state_dir).unwrap();
+        for run in state.recent_runs(1000).unwrap() {
+            let error = run.error.unwrap_or_default();
+            for f in &forms {
+                assert!(
+                    !contains_bytes(error.as_bytes(), f),
+                    "{:?} is in the state database: {error}",
+                    String::from_utf8_lossy(f)
+                );
+            }
+        }
+    }
+    for f in &forms {
+        let leaks = files_containing(lab.dir(), f, allowed);
+        assert!(
+            leaks.is_empty(),
+            "{:?} is in {leaks:?}",
+            String::from_utf8_lossy(f)
+        );
+    }
+}
+
+/// The unlock runs in `backup`'s state database, newest first: (host,
+/// result, error kind, error).
+fn recorded(lab: &Lab) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let dir = lab.host("backup").unwrap().dir().join("var-lib-zfleet");
+    zfleet_core::state::State::open(&dir)
+        .unwrap()
+        .recent_runs(100)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "unlock")
+        .map(|r| {
+            (
+                r.client.unwrap_or_default(),
+                r.result,
+                r.error_kind,
+                r.error,
+            )
+        })
+        .collect()
+}
+
+/// A `cmd:` provider for `host` that prints `secret` and records each call
+/// with the number of logins the host's initrd had accepted by then: a fetch
+/// recorded with no new login happened before the initrd's key was verified.
+/// It leaves a child behind that holds its stdout and stderr for 30 s, as
+/// `op` and scripts that start helpers do. Returns the reference, the file of
+/// calls, and the file holding the secret (for [`assert_no_leak`]).
+fn recording_provider(lab: &Lab, host: &Host, secret: &str) -> (String, PathBuf, PathBuf) {
+    let calls = lab.dir().join(format!("secrets/{}.calls", host.name()));
+    let value = lab.dir().join(format!("secrets/{}.value", host.name()));
+    write(&value, &format!("{secret}\n"), 0o600);
+    let script = lab.dir().join(format!("secrets/{}.provider", host.name()));
+    write(
+        &script,
+        &format!(
+            "#!/bin/sh\necho \"fetch after $(grep -c 'Accepted publickey' {log} 2>/dev/null) logins\" >> {calls}\nsleep 30 &\ncat {value}\n",
+            log = host.dir().join("initrd/sshd.log").display(),
+            calls = calls.display(),
+            value = value.display()
+        ),
+        0o755,
+    );
+    (format!("cmd:{}", script.display()), calls, value)
+}
+
+/// The logins each recorded fetch saw.
+fn fetches(calls: &Path) -> Vec<usize> {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn set_secret(fleet: &Path, host: &str, secret: &str) {
+    let text = std::fs::read_to_string(fleet).unwrap();
+    let head = format!("[hosts.{host}.unlock]\nmethod = \"luks-initrd\"\nsecret = \"");
+    let start = text.find(&head).unwrap() + head.len();
+    let end = start + text[start..].find('"').unwrap();
+    let mut out = text.clone();
+    out.replace_range(start..end, secret);
+    std::fs::write(fleet, out).unwrap();
+}
+
+/// What plain ssh with the pinned options zfleet used to pass makes of the
+/// initrd of `host`: whether it logged in (the forced askpass ran and found
+/// no passphrase on stdin) rather than refusing the key (255).
+fn plain_ssh_accepts(lab: &Lab, from: &Host, host: &str) -> bool {
+    let pin = lab.dir().join("initrd_known_hosts").join(host);
+    let out = from
+        .command("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", pin.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+        ])
+        .arg("-i")
+        .arg(lab.user_key())
+        .args(["-l", "root", &format!("{host}-initrd"), "true"])
+        .output()
+        .unwrap();
+    out.status.code() != Some(255)
+}
+
 #[test]
 fn right_passphrase_unlocks_and_nothing_leaks() {
+    let pw = passphrase();
     let secret_path = |lab: &Lab| lab.dir().join("secrets/client1");
     let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
     // The fleet above has empty secrets; rewrite it with a file secret now
     // that the lab directory is known.
-    let secret = secret_file(&lab, "client1", PASSPHRASE);
+    let secret = secret_file(&lab, "client1", &pw);
     let text = std::fs::read_to_string(&fleet).unwrap().replacen(
         "secret = \"\"",
         &format!("secret = \"{secret}\""),
@@ -426,7 +628,7 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
     );
     std::fs::write(&fleet, text).unwrap();
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let initrd = Initrd::start(c1, PASSPHRASE);
+    let initrd = Initrd::start(c1, &pw);
     pin(&lab, &fleet, &initrd);
 
     let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]);
@@ -439,7 +641,7 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
         &fleet,
         &["-vv", "unlock", "--json", "client1"],
         &[],
-        PASSPHRASE,
+        &pw,
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
@@ -462,15 +664,21 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
     assert_eq!(initrd.connections() - conns_before, 1);
     // Logs at -vv say what happened, never the secret.
     assert!(run.stderr.contains("passphrase sent"), "{}", run.stderr);
-    assert!(!run.stdout.contains(PASSPHRASE) && !run.stderr.contains(PASSPHRASE));
-    // No file of the lab holds it but the two that must: the secret file and
-    // the simulated initrd's own copy.
-    let leaks = files_containing(
-        lab.dir(),
-        PASSPHRASE,
+    // Nothing zfleet printed holds it, and no file of the lab but the two that
+    // must: the secret file and the simulated initrd's own copy.
+    assert_no_leak(
+        &lab,
+        &pw,
+        format!("{}{}", run.stdout, run.stderr).as_bytes(),
         &[secret_path(&lab), initrd.dir.join("expected")],
     );
-    assert!(leaks.is_empty(), "the secret is in {leaks:?}");
+    // Who unlocked what, when, is for root alone.
+    let state_dir = backup.dir().join("var-lib-zfleet");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode(&state_dir), mode(&state_dir.join("state.db"))),
+        (0o700, 0o600)
+    );
 
     let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]).ok();
     assert_eq!(report(&st.json(), "client1")["state"], "up");
@@ -499,8 +707,11 @@ fn right_passphrase_unlocks_and_nothing_leaks() {
 
 #[test]
 fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
+    let pw = passphrase();
+    let wrong = passphrase();
     let (lab, fleet) = lab_with_unlock(|_| String::new(), "");
-    let secret = secret_file(&lab, "client1", "not the passphrase");
+    let secret = secret_file(&lab, "client1", &wrong);
+    let allowed = [lab.dir().join("secrets/client1")];
     let text = std::fs::read_to_string(&fleet).unwrap().replacen(
         "secret = \"\"",
         &format!("secret = \"{secret}\""),
@@ -508,10 +719,11 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
     );
     std::fs::write(&fleet, text).unwrap();
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let initrd = Initrd::start(c1, PASSPHRASE);
+    let initrd = Initrd::start(c1, &pw);
     pin(&lab, &fleet, &initrd);
 
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
+    assert_no_leak(&lab, &wrong, &raw, &allowed);
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("client1  luks-initrd  wrong passphrase  wrong passphrase: the initrd of client1 rejected it (No key available with this passphrase.); sent 1 time, retries = 0"),
@@ -529,11 +741,12 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
     assert_eq!(initrd.attempts(), 1, "retries = 0: sent exactly once");
     assert_eq!(initrd.sessions(), 1);
 
-    let run = zfleet(
+    let (run, raw) = zfleet_raw(
         backup,
         &fleet,
         &["unlock", "--json", "--retries", "1", "client1"],
     );
+    assert_no_leak(&lab, &wrong, &raw, &allowed);
     assert_eq!(run.code, 4);
     let v = run.json();
     let r = report(&v, "client1");
@@ -541,9 +754,25 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
         (r["outcome"].as_str(), r["step"].as_str()),
         (Some("rejected"), Some("send"))
     );
+    assert_eq!(r["kind"], "wrong-passphrase");
     assert_eq!(r["attempts"], 2);
     assert_eq!(initrd.attempts(), 3, "one more try, not more");
     assert_eq!(initrd.accepted(), 0);
+    // The database keeps the kind, and the message as shown.
+    let runs = recorded(&lab);
+    assert_eq!(runs.len(), 2);
+    for (host, result, kind, error) in &runs {
+        assert_eq!(
+            (host.as_str(), result.as_str(), kind.as_deref()),
+            ("client1", "rejected", Some("wrong-passphrase"))
+        );
+        assert!(
+            error.as_deref().unwrap_or_default().starts_with(
+                "wrong passphrase: the initrd of client1 rejected it (No key available with this passphrase.)"
+            ),
+            "{error:?}"
+        );
+    }
 
     // Still waiting in its initrd.
     let st = zfleet(backup, &fleet, &["unlock", "--status", "--json", "client1"]);
@@ -552,6 +781,7 @@ fn wrong_passphrase_is_reported_and_only_retried_as_configured() {
 
 #[test]
 fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
+    let pw = passphrase();
     // A command provider that leaves a mark when asked.
     let marker = std::env::temp_dir().join(format!("zfleet-unlock-asked-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
@@ -559,10 +789,7 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
     let script = lab.dir().join("secrets/provider");
     write(
         &script,
-        &format!(
-            "#!/bin/sh\ntouch {}\necho '{PASSPHRASE}'\n",
-            marker.display()
-        ),
+        &format!("#!/bin/sh\ntouch {}\necho '{pw}'\n", marker.display()),
         0o755,
     );
     let text = std::fs::read_to_string(&fleet).unwrap().replacen(
@@ -572,7 +799,8 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
     );
     std::fs::write(&fleet, text).unwrap();
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let initrd = Initrd::start(c1, PASSPHRASE);
+    let initrd = Initrd::start(c1, &pw);
+    let allowed = [script.clone(), initrd.dir.join("expected")];
 
     // Nothing pinned yet: refused, with the way to pin.
     let run = zfleet(backup, &fleet, &["unlock", "client1"]);
@@ -592,7 +820,8 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
     pin(&lab, &fleet, &initrd);
     initrd.rekey();
     let conns = initrd.connections();
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock", "client1"]);
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("failed (host key)")
@@ -620,7 +849,9 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
 
     // Re-pinning after checking the new fingerprint makes it work.
     pin(&lab, &fleet, &initrd);
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]).ok();
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
+    let run = run.ok();
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert!(run.stdout.contains("unlocked"), "{}", run.stdout);
     assert!(marker.exists());
     let _ = std::fs::remove_file(&marker);
@@ -628,21 +859,29 @@ fn changed_initrd_key_is_refused_before_any_secret_is_fetched() {
 
 #[test]
 fn unreachable_host_times_out_with_its_name_and_others_proceed() {
-    let (lab, fleet, _) = lab_with_shared_secret();
+    let pw = passphrase();
+    let (lab, fleet, _) = lab_with_shared_secret(&pw);
+    let shared = lab.dir().join("secrets/shared");
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
         lab.host("backup").unwrap(),
     );
-    let i1 = Initrd::start(c1, PASSPHRASE);
-    let i2 = Initrd::start(c2, PASSPHRASE);
+    let i1 = Initrd::start(c1, &pw);
+    let i2 = Initrd::start(c2, &pw);
     pin(&lab, &fleet, &i1);
     pin(&lab, &fleet, &i2);
     c2.link_down().unwrap();
 
     let started = Instant::now();
-    let run = zfleet(backup, &fleet, &["unlock"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock"]);
     let took = started.elapsed();
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[shared, i1.dir.join("expected"), i2.dir.join("expected")],
+    );
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("client1  luks-initrd  unlocked"),
@@ -666,6 +905,7 @@ fn unreachable_host_times_out_with_its_name_and_others_proceed() {
 
 #[test]
 fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
+    let pw = passphrase();
     let (lab, fleet) = lab_with_unlock(|_| "op://lab/initrd/passphrase".into(), "");
     // A stand-in `op` on PATH that follows `op read REF`.
     let bin = lab.dir().join("bin");
@@ -678,14 +918,14 @@ fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
         ),
         0o755,
     );
-    write(&bin.join("item"), PASSPHRASE, 0o600);
+    write(&bin.join("item"), &pw, 0o600);
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
         lab.host("backup").unwrap(),
     );
-    let i1 = Initrd::start(c1, PASSPHRASE);
-    let i2 = Initrd::start(c2, PASSPHRASE);
+    let i1 = Initrd::start(c1, &pw);
+    let i2 = Initrd::start(c2, &pw);
     pin(&lab, &fleet, &i1);
     pin(&lab, &fleet, &i2);
 
@@ -704,6 +944,18 @@ fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
         .args(["unlock", "--json"])
         .output()
         .unwrap();
+    let mut raw = out.stdout.clone();
+    raw.extend_from_slice(&out.stderr);
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[
+            bin.join("item"),
+            i1.dir.join("expected"),
+            i2.dir.join("expected"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -725,24 +977,32 @@ fn hosts_in_parallel_with_one_secret_fetch_from_1password() {
 
 #[test]
 fn env_secret_stays_out_of_every_child_environment() {
+    let pw = passphrase();
     let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_PASSPHRASE".into(), "");
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let initrd = Initrd::start(c1, PASSPHRASE);
+    let initrd = Initrd::start(c1, &pw);
     pin(&lab, &fleet, &initrd);
     let (run, ssh_seen) = run_scanning(
         backup,
         &fleet,
         &["unlock", "client1"],
-        &[("ZFLEET_LAB_PASSPHRASE", PASSPHRASE)],
-        PASSPHRASE,
+        &[("ZFLEET_LAB_PASSPHRASE", pw.as_str())],
+        &pw,
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(ssh_seen > 0);
     assert_eq!(initrd.accepted(), 1);
+    assert_no_leak(
+        &lab,
+        &pw,
+        format!("{}{}", run.stdout, run.stderr).as_bytes(),
+        &[initrd.dir.join("expected")],
+    );
 }
 
 #[test]
 fn status_and_dry_run_touch_no_secret() {
+    let pw = passphrase();
     let marker = std::env::temp_dir().join(format!("zfleet-status-asked-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     // backup (where zfleet runs) has an encrypted dataset, but zfs-fuse.
@@ -762,7 +1022,7 @@ fn status_and_dry_run_touch_no_secret() {
     );
     std::fs::write(&fleet, text).unwrap();
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let initrd = Initrd::start(c1, PASSPHRASE);
+    let initrd = Initrd::start(c1, &pw);
     pin(&lab, &fleet, &initrd);
 
     let st = zfleet(backup, &fleet, &["unlock", "--status"]);
@@ -884,14 +1144,15 @@ fn a_session_never_opens_a_connection_of_its_own() {
 /// the hand-over did not happen.
 #[test]
 fn confirmation_says_which_step_failed() {
-    let (lab, fleet, secret) = lab_with_shared_secret();
+    let pw = passphrase();
+    let (lab, fleet, secret) = lab_with_shared_secret(&pw);
     let (c1, c2, backup) = (
         lab.host("client1").unwrap(),
         lab.host("client2").unwrap(),
         lab.host("backup").unwrap(),
     );
-    let i1 = Initrd::start(c1, PASSPHRASE);
-    let i2 = Initrd::start(c2, PASSPHRASE);
+    let i1 = Initrd::start(c1, &pw);
+    let i2 = Initrd::start(c2, &pw);
     pin(&lab, &fleet, &i1);
     pin(&lab, &fleet, &i2);
     // client1's initrd accepts but stays; client2's goes, but nothing boots.
@@ -899,7 +1160,14 @@ fn confirmation_says_which_step_failed() {
     write(&i2.dir.join("no-boot"), "", 0o644);
 
     let started = Instant::now();
-    let run = zfleet(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock", "--json", "--timeout", "8s"]);
+    let shared = lab.dir().join("secrets/shared");
+    let allowed = [
+        shared.clone(),
+        i1.dir.join("expected"),
+        i2.dir.join("expected"),
+    ];
+    assert_no_leak(&lab, &pw, &raw, &allowed);
     assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
     assert!(started.elapsed() < Duration::from_secs(40));
     let v = run.json();
@@ -927,11 +1195,15 @@ fn confirmation_says_which_step_failed() {
     );
     assert_eq!((i1.accepted(), i2.accepted()), (1, 1));
 
-    // A provider that fails: named with host and reference, nothing sent.
+    // A provider that fails: named with host and reference, nothing sent. It
+    // printed the secret, and quotes it in its complaint: redacted there too.
     let failing = lab.dir().join("secrets/failing");
     write(
         &failing,
-        "#!/bin/sh\necho 'vault is locked' >&2\nexit 3\n",
+        &format!(
+            "#!/bin/sh\ncat {s}\necho \"vault is locked: decrypted '$(cat {s})' but the checksum does not match\" >&2\nexit 3\n",
+            s = shared.display()
+        ),
         0o755,
     );
     let text = std::fs::read_to_string(&fleet).unwrap().replace(
@@ -941,15 +1213,323 @@ fn confirmation_says_which_step_failed() {
     std::fs::write(&fleet, text).unwrap();
     std::fs::remove_file(i1.dir.join("stay")).unwrap();
     let sessions = i1.sessions();
-    let run = zfleet(backup, &fleet, &["unlock", "client1"]);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
     assert_eq!(run.code, 4);
     assert!(
         run.stdout.contains(&format!(
-            "failed (secret)  could not get the secret for client1: `cmd:{f}`: `{f}` failed (exit status 3): vault is locked",
+            "failed (secret)  could not get the secret for client1: `cmd:{f}`: `{f}` failed (exit status 3): vault is locked: decrypted '[secret]' but the checksum does not match",
             f = failing.display()
         )),
         "{}",
         run.stdout
     );
     assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
+    assert_eq!(recorded(&lab)[0].2.as_deref(), Some("secret-unavailable"));
+    assert_no_leak(&lab, &pw, &raw, &allowed);
+
+    // A provider that hangs, with a child holding its pipes: reported within
+    // its timeout and a second or two (plus the probe, about a second).
+    let hanging = lab.dir().join("secrets/hanging");
+    write(&hanging, "#!/bin/sh\nsleep 300 &\nwait\n", 0o755);
+    let text = std::fs::read_to_string(&fleet).unwrap().replace(
+        &format!("secret = \"cmd:{}\"", failing.display()),
+        &format!("secret = \"cmd:{}\"", hanging.display()),
+    );
+    std::fs::write(&fleet, text).unwrap();
+    let started = Instant::now();
+    let run = zfleet(
+        backup,
+        &fleet,
+        &["unlock", "--json", "--secret-timeout", "3s", "client1"],
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 4, "{}{}", run.stdout, run.stderr);
+    assert_eq!(report(&run.json(), "client1")["kind"], "secret-timeout");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(3 + 4),
+        "took {took:?}"
+    );
+    assert_eq!(i1.sessions(), sessions, "nothing reached askpass");
+}
+
+/// ssh configuration that vouches for an impostor, system-wide and per user,
+/// inside the lab host where zfleet runs, changes nothing: the initrd
+/// connection depends on the pin file alone, and no secret is fetched for a
+/// key that is not the pinned one.
+#[test]
+fn hostile_ssh_configuration_does_not_widen_the_pin() {
+    let pw = passphrase();
+    let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_UNUSED".into(), "");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (secret, calls, secret_value) = recording_provider(&lab, c1, &pw);
+    set_secret(&fleet, "client1", &secret);
+    let initrd = Initrd::start(c1, &pw);
+    pin(&lab, &fleet, &initrd);
+    // An impostor takes the initrd's address with a key of its own.
+    initrd.rekey();
+    let impostor_pub = initrd.dir.join("host_key.pub");
+    let vouch = lab.dir().join("hostile/vouch");
+    write(
+        &vouch,
+        &format!(
+            "#!/bin/sh\n# Vouches for whatever key the impostor has, under any name.\necho \"$1 $(cat {})\"\n",
+            impostor_pub.display()
+        ),
+        0o755,
+    );
+    let hostile = format!(
+        "Host *-initrd\n  KnownHostsCommand {} %H\n  StrictHostKeyChecking no\n  CheckHostIP yes\n",
+        vouch.display()
+    );
+    assert!(
+        !plain_ssh_accepts(&lab, backup, "client1"),
+        "without the hostile files the pin holds for plain ssh"
+    );
+
+    for (place, file) in [
+        ("system-wide", "/etc/ssh/ssh_config.d/00-hostile.conf"),
+        ("user", "/root/.ssh/config"),
+    ] {
+        backup
+            .sh(&format!(
+                "mkdir -p $(dirname {file}) && cat > {file} <<'EOF'\n{hostile}EOF\nchmod 600 {file}"
+            ))
+            .unwrap();
+        // Only inside the lab host: the machine's own configuration is untouched.
+        assert!(
+            !std::fs::read_to_string(file).is_ok_and(|t| t.contains(&vouch.display().to_string())),
+            "{file} was written on the machine itself, not only in the lab host"
+        );
+        assert!(
+            plain_ssh_accepts(&lab, backup, "client1"),
+            "the {place} file makes plain ssh accept the impostor"
+        );
+        let sessions = initrd.sessions();
+        let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "--json", "client1"]);
+        assert_eq!(run.code, 4, "{place}: {}\n{}", run.stdout, run.stderr);
+        let v = run.json();
+        let r = report(&v, "client1");
+        assert_eq!(
+            (r["outcome"].as_str(), r["kind"].as_str()),
+            (Some("failed"), Some("host-key-mismatch")),
+            "{place}: {r}"
+        );
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("presented: ED25519 {}", initrd.fingerprint())),
+            "{place}: {r}"
+        );
+        assert_eq!(
+            fetches(&calls),
+            Vec::<usize>::new(),
+            "{place}: the provider was asked"
+        );
+        assert_eq!(
+            initrd.sessions(),
+            sessions,
+            "{place}: nothing reached the impostor's askpass"
+        );
+        assert_eq!((initrd.attempts(), initrd.accepted()), (0, 0));
+        assert_no_leak(
+            &lab,
+            &pw,
+            &raw,
+            &[secret_value.clone(), initrd.dir.join("expected")],
+        );
+        backup.sh(&format!("rm {file}")).unwrap();
+    }
+
+    // Both files at once, and a proxy for the initrd that leads nowhere: once
+    // the key that answers is the pinned one, zfleet unlocks as if neither
+    // file existed. The secret is fetched after the verified login, once, and
+    // its provider's lingering child holds up nothing.
+    backup
+        .sh(&format!(
+            "cat > /etc/ssh/ssh_config.d/00-hostile.conf <<'EOF'\n{hostile}EOF\n\
+             cat > /root/.ssh/config <<'EOF'\n{hostile}  ProxyCommand /bin/false\nEOF\n\
+             chmod 600 /root/.ssh/config"
+        ))
+        .unwrap();
+    pin(&lab, &fleet, &initrd);
+    let logins = initrd.connections();
+    let started = Instant::now();
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "--json", "client1"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(report(&run.json(), "client1")["outcome"], "unlocked");
+    assert_eq!(
+        fetches(&calls),
+        [logins + 1],
+        "fetched once, after the login"
+    );
+    let log = &run.stderr;
+    let (verified, fetched, sent) = (
+        log.find("the initrd's host key is the one pinned in"),
+        log.find("fetching the secret"),
+        log.find("passphrase sent"),
+    );
+    assert!(
+        verified.is_some() && fetched.is_some() && sent.is_some(),
+        "{log}"
+    );
+    assert!(
+        verified < fetched && fetched < sent,
+        "verify, fetch, send, in this order:\n{log}"
+    );
+    // The provider's child holds its pipes for 30 s; the unlock does not wait.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[secret_value, initrd.dir.join("expected")],
+    );
+}
+
+/// An initrd that prints back what it read — plainly, with trailing spaces,
+/// re-encoded as Latin-1, split across lines, split inside a character
+/// between two writes, in its rejection message — and paints
+/// `client1  luks-initrd  unlocked` over the table with terminal escapes. The
+/// passphrase is in nothing zfleet prints, logs or stores, the escapes are
+/// shown rather than obeyed, and the database keeps a kind and a bounded,
+/// redacted message.
+#[test]
+fn an_initrd_that_echoes_the_passphrase_gets_nothing_into_any_record() {
+    let pw = passphrase();
+    let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_UNUSED".into(), "");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let secret = secret_file(&lab, "client1", &pw);
+    set_secret(&fleet, "client1", &secret);
+    // It wants another passphrase, so every run ends in a failure message.
+    let initrd = Initrd::start(c1, "something else entirely");
+    write(&initrd.dir.join("echo"), "", 0o644);
+    pin(&lab, &fleet, &initrd);
+    let allowed = [lab.dir().join("secrets/client1")];
+
+    // Rejected, with the passphrase in the rejection message itself.
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "--json", "client1"]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    let v = run.json();
+    let r = report(&v, "client1");
+    assert_eq!(r["kind"], "wrong-passphrase", "{r}");
+    assert_eq!(r["attempts"], 1);
+    assert_eq!(initrd.attempts(), 1);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected it (No key available with this passphrase: [secret]); sent 1 time"),
+        "{r}"
+    );
+    assert_no_leak(&lab, &pw, &raw, &allowed);
+
+    // askpass fails after its echo: the message quotes its last lines.
+    write(&initrd.dir.join("fail-after-echo"), "", 0o644);
+    let (run, raw) = zfleet_raw(backup, &fleet, &["-vv", "unlock", "client1"]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    // (stderr is the log, which colours its levels with escapes of its own)
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stderr.contains("\u{1b}[2K"),
+        "an escape from the initrd reached the terminal:\n{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let cells = row(&run.stdout, "client1");
+    assert_eq!(cells[2], "failed (send)", "{}", run.stdout);
+    let detail = cells[3..].join("  ");
+    for shown in [
+        "You typed: [secret]",
+        "latin-1: [secret]",
+        "\\u{1b}[2K\\u{1b}[1Gclient1  luks-initrd  unlocked",
+    ] {
+        assert!(detail.contains(shown), "{shown:?} not in {detail}");
+    }
+    // Every echo became `[secret]`: nothing decoded half, nothing left over.
+    assert!(!detail.contains('\u{fffd}'), "{detail}");
+    assert!(
+        !detail.contains("rich") && !detail.contains("stra"),
+        "{detail}"
+    );
+    assert_no_leak(&lab, &pw, &raw, &allowed);
+
+    // What the database keeps: the kind, and the message as shown, bounded.
+    let runs = recorded(&lab);
+    let kinds: Vec<_> = runs.iter().map(|r| r.2.as_deref()).collect();
+    assert_eq!(kinds, [Some("askpass-failed"), Some("wrong-passphrase")]);
+    for (_, _, _, error) in &runs {
+        let error = error.as_deref().unwrap();
+        assert!(error.chars().count() <= 500, "{error}");
+        assert!(!error.chars().any(char::is_control), "{error:?}");
+        assert!(error.contains("[secret]"), "{error}");
+    }
+    let state = backup.dir().join("var-lib-zfleet/state.db");
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// A secret with a line break would reach askpass as two passphrases and use
+/// two of its tries. It is refused, naming host and reference, before anything
+/// is sent; `--check-secrets` says so before a reboot.
+#[test]
+fn a_secret_with_a_line_break_is_refused_before_anything_is_sent() {
+    let pw = passphrase();
+    let (lab, fleet) = lab_with_unlock(|_| "env:ZFLEET_LAB_UNUSED".into(), "");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let (first, second) = pw.split_at(pw.len() / 2);
+    let secret = secret_file(&lab, "client1", &format!("{first}\n{second}"));
+    set_secret(&fleet, "client1", &secret);
+    let initrd = Initrd::start(c1, &pw);
+    pin(&lab, &fleet, &initrd);
+
+    let (run, raw) = zfleet_raw(backup, &fleet, &["unlock", "--json", "client1"]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    let v = run.json();
+    let r = report(&v, "client1");
+    assert_eq!(
+        (
+            r["step"].as_str(),
+            r["kind"].as_str(),
+            r["attempts"].as_u64()
+        ),
+        (Some("secret"), Some("secret-line-break"), Some(0)),
+        "{r}"
+    );
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "the secret `{secret}` for client1 contains a line feed (LF) (byte {}",
+            first.len() + 1
+        )) && message.ends_with("Nothing was sent."),
+        "{message}"
+    );
+    assert_eq!((initrd.sessions(), initrd.attempts()), (0, 0));
+    assert_eq!(recorded(&lab)[0].2.as_deref(), Some("secret-line-break"));
+    assert_no_leak(
+        &lab,
+        &pw,
+        &raw,
+        &[
+            lab.dir().join("secrets/client1"),
+            initrd.dir.join("expected"),
+        ],
+    );
+
+    let check = zfleet(backup, &fleet, &["unlock", "--check-secrets", "client1"]);
+    assert_eq!(check.code, 4, "{}", check.stdout);
+    assert!(
+        check.stdout.contains("contains a line feed (LF)"),
+        "{}",
+        check.stdout
+    );
+
+    // Without the line break it goes through, sent exactly once.
+    let secret = secret_file(&lab, "client1", &pw);
+    set_secret(&fleet, "client1", &secret);
+    let run = zfleet(backup, &fleet, &["unlock", "--json", "client1"]).ok();
+    assert_eq!(report(&run.json(), "client1")["attempts"], 1);
+    assert_eq!((initrd.attempts(), initrd.accepted()), (1, 1));
 }

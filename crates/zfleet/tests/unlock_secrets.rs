@@ -284,3 +284,110 @@ fn a_failing_command_provider_shows_its_error_not_its_output() {
     );
     assert!(!run.stdout.contains("half-a-secret"), "{}", run.stdout);
 }
+
+/// A provider that printed its secret and exited is done, even when a child
+/// it started still holds its stdout and stderr (before, zfleet waited for
+/// that child: 30 s here).
+#[test]
+fn a_provider_that_exited_is_not_waited_for_its_children() {
+    let env = setup();
+    write(
+        &env.dir.join("bin/show-secret"),
+        "#!/bin/sh\nsleep 30 &\necho cmd-secret-6\n",
+        0o755,
+    );
+    let started = std::time::Instant::now();
+    let run = zfleet(&env, &["unlock", "--check-secrets", "foxtrot"], &[]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    assert_no_secret(&run);
+}
+
+/// A hanging provider is reported within its timeout and a second or two,
+/// and the children it started are killed with it (before: 160 s for a
+/// 120 s timeout, the children left running).
+#[test]
+fn a_hanging_provider_is_stopped_at_its_timeout_with_its_children() {
+    let env = setup();
+    let pid_file = env.dir.join("child.pid");
+    write(
+        &env.dir.join("bin/show-secret"),
+        &format!(
+            "#!/bin/sh\nsleep 300 &\necho $! > {}\nwait\n",
+            pid_file.display()
+        ),
+        0o755,
+    );
+    let started = std::time::Instant::now();
+    let run = zfleet(
+        &env,
+        &[
+            "unlock",
+            "--check-secrets",
+            "--secret-timeout",
+            "3s",
+            "foxtrot",
+        ],
+        &[],
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("did not finish within 3s"),
+        "{}",
+        run.stdout
+    );
+    let bound = std::time::Duration::from_secs(3);
+    assert!(
+        took >= bound && took < bound + std::time::Duration::from_secs(2),
+        "took {took:?} for a 3 s timeout"
+    );
+    let child = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = std::fs::read_to_string(format!("/proc/{}/stat", child.trim())).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
+    assert!(!alive, "the provider's child {} still runs", child.trim());
+}
+
+/// A provider's complaint may quote a secret (its own, printed before it
+/// failed, or another reference's fetched earlier in the run) and carry
+/// terminal escapes: shown redacted and escaped.
+#[test]
+fn provider_errors_are_redacted_and_escaped() {
+    let env = setup();
+    write(
+        &env.dir.join("bin/show-secret"),
+        "#!/bin/sh\necho 'vault: decrypted op-pass-1 but the checksum does not match' >&2\nprintf 'then \\033[2K\\033[1Gfoxtrot ok\\n' >&2\nexit 1\n",
+        0o755,
+    );
+    write(
+        &env.dir.join("bin/pass.store/hosts/charlie"),
+        "pass-line-1\n",
+        0o600,
+    );
+    // charlie's provider prints its secret, then fails saying it again.
+    write(
+        &env.dir.join("bin/pass"),
+        "#!/bin/sh\necho pass-line-1\necho \"gpg: pass-line-1 is not what was asked for\" >&2\nexit 2\n",
+        0o755,
+    );
+    let run = zfleet(
+        &env,
+        &["unlock", "--check-secrets", "alpha", "charlie", "foxtrot"],
+        &[],
+    );
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    for shown in [
+        "failed (exit status 1): vault: decrypted [secret] but the checksum does not match; then \\u{1b}[2K\\u{1b}[1Gfoxtrot ok",
+        "failed (exit status 2): gpg: [secret] is not what was asked for",
+    ] {
+        assert!(run.stdout.contains(shown), "{shown:?} not in\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains('\u{1b}'));
+    assert_no_secret(&run);
+}

@@ -28,10 +28,55 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Keepalive probes: a cut cable is noticed after interval × 3.
     pub alive_interval: Duration,
-    /// Trust host keys from `known_hosts` and nowhere else: not the system-wide
-    /// file, not DNS. For pinned keys (an initrd's), where a key accepted from
-    /// anywhere else would defeat the pin.
+    /// Trust host keys from `known_hosts` and nowhere else, and read no ssh
+    /// configuration at all. For pinned keys (an initrd's), where a key
+    /// accepted from anywhere else — the system-wide file, DNS, a
+    /// `KnownHostsCommand` in some `ssh_config` — would defeat the pin. See
+    /// [`pinned_options`].
     pub pinned: bool,
+}
+
+/// The name a pinned key is filed under in its `known_hosts`: `addr`, or
+/// `[addr]:port`, as ssh itself writes it.
+pub fn known_hosts_name(address: &str, port: u16) -> String {
+    if port == 22 {
+        address.to_string()
+    } else {
+        format!("[{address}]:{port}")
+    }
+}
+
+/// Everything a pinned connection gets on top of the common options, so that
+/// the pin file is the only thing that decides which host key is accepted.
+///
+/// `-F none` reads neither `~/.ssh/config` nor `/etc/ssh/ssh_config` (and so no
+/// `ssh_config.d`): options given with `-o` win over a config file, but a
+/// config file can still *add* what the command line leaves unset — a
+/// `KnownHostsCommand` that vouches for any key, a `ProxyCommand`, a
+/// `Match exec`. The options after it are what `-F none` leaves as defaults
+/// anyway, spelled out so a change of ssh's defaults cannot loosen them.
+pub fn pinned_options(known_hosts: &Path, address: &str, port: u16) -> Vec<String> {
+    let mut v = vec!["-F".to_string(), "none".to_string()];
+    for opt in [
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "GlobalKnownHostsFile=none".to_string(),
+        "KnownHostsCommand=none".to_string(),
+        "StrictHostKeyChecking=yes".to_string(),
+        // Look the key up under the name the pin was written for, whatever
+        // name or address ssh ends up connecting to.
+        format!("HostKeyAlias={}", known_hosts_name(address, port)),
+        // The pin is a key, not an address (an initrd often shares the booted
+        // system's address, and DHCP moves it); with `yes` ssh would also
+        // write addresses into the pin file.
+        "CheckHostIP=no".to_string(),
+        "VerifyHostKeyDNS=no".to_string(),
+        "UpdateHostKeys=no".to_string(),
+        "CanonicalizeHostname=no".to_string(),
+    ] {
+        v.push("-o".into());
+        v.push(opt);
+    }
+    v
 }
 
 impl Default for SshOptions {
@@ -129,6 +174,10 @@ impl SshTarget {
     fn base_command(&self) -> Command {
         let o = &self.options;
         let mut c = Command::new(&o.program);
+        if o.pinned {
+            // First: `-F` and each option's first value win.
+            c.args(self.pinned_args());
+        }
         let secs = o.connect_timeout.as_secs().max(1);
         let alive = o.alive_interval.as_secs().max(1);
         for opt in [
@@ -147,16 +196,9 @@ impl SshTarget {
         ] {
             c.arg("-o").arg(opt);
         }
-        if let Some(k) = &o.known_hosts {
+        if let (Some(k), false) = (&o.known_hosts, o.pinned) {
             c.arg("-o")
                 .arg(format!("UserKnownHostsFile={}", k.display()));
-        }
-        if o.pinned {
-            // Options on the command line win over ~/.ssh/config, so a user's
-            // config cannot widen the pin either.
-            c.args(["-o", "GlobalKnownHostsFile=/dev/null"])
-                .args(["-o", "VerifyHostKeyDNS=no"])
-                .args(["-o", "UpdateHostKeys=no"]);
         }
         if let Some(id) = &o.identity {
             c.arg("-o").arg("IdentitiesOnly=yes").arg("-i").arg(id);
@@ -168,6 +210,14 @@ impl SshTarget {
         c.env("LC_ALL", "C");
         super::withhold_env(&mut c);
         c
+    }
+
+    /// [`pinned_options`] for this target. A pinned target without a pin
+    /// file trusts nothing (`UserKnownHostsFile=none`).
+    fn pinned_args(&self) -> Vec<String> {
+        let none = PathBuf::from("none");
+        let file = self.options.known_hosts.as_ref().unwrap_or(&none);
+        pinned_options(file, &self.address, self.port)
     }
 
     /// Starts the master connection if it is not running. Errors name the host.
@@ -192,6 +242,10 @@ impl SshTarget {
         };
         let log = fs::File::create(self.log_path()).map_err(spawn_err)?;
         let mut cmd = self.base_command();
+        if self.options.pinned {
+            // No detour through a proxy the fleet file did not ask for.
+            cmd.args(["-o", "ProxyCommand=none"]);
+        }
         cmd.arg("-f")
             .arg("-N")
             .arg("-o")
@@ -366,6 +420,9 @@ impl SshTarget {
     fn control(&self, command: &str) -> bool {
         let mut c = Command::new(&self.options.program);
         super::withhold_env(&mut c);
+        if self.options.pinned {
+            c.args(["-F", "none"]);
+        }
         c.arg("-o")
             .arg(format!("ControlPath={}", self.control_path().display()))
             .args(["-O", command])
@@ -401,5 +458,76 @@ impl Drop for SshTarget {
         }
         let _ = fs::remove_file(self.control_path());
         let _ = fs::remove_file(self.log_path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pinned: bool) -> SshTarget {
+        SshTarget::new(
+            "alpha (initrd)",
+            "alpha-initrd",
+            Some("root".into()),
+            2222,
+            SshOptions {
+                known_hosts: Some("/etc/zfleet/initrd_known_hosts/alpha".into()),
+                pinned,
+                ..SshOptions::default()
+            },
+            SshSessions::new().unwrap(),
+        )
+    }
+
+    /// What OpenSSH itself makes of the options (`ssh -G` prints the
+    /// configuration it would use): the pin file and nothing else, whatever
+    /// ssh_config says — `-F none` reads none.
+    #[test]
+    fn pinned_connections_trust_the_pin_file_alone() {
+        let t = target(true);
+        let mut c = t.base_command();
+        c.args(["-o", "ProxyCommand=none", "-G", "--", &t.address]);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let has = |line: &str| conf.lines().any(|l| l == line);
+        for line in [
+            "userknownhostsfile /etc/zfleet/initrd_known_hosts/alpha",
+            "globalknownhostsfile none",
+            "stricthostkeychecking true",
+            "hostkeyalias [alpha-initrd]:2222",
+            "checkhostip no",
+            "verifyhostkeydns false",
+            "updatehostkeys false",
+            "batchmode yes",
+        ] {
+            assert!(has(line), "missing `{line}` in\n{conf}");
+        }
+        for key in ["knownhostscommand", "proxycommand", "proxyjump"] {
+            assert!(
+                !conf.lines().any(|l| l.starts_with(key)),
+                "`{key}` is set:\n{conf}"
+            );
+        }
+        let args: Vec<_> = t.base_command().get_args().map(|a| a.to_owned()).collect();
+        assert_eq!(args[..2], ["-F", "none"]);
+
+        // Normal connections keep reading the user's ssh configuration.
+        let args: Vec<String> = target(false)
+            .base_command()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!args
+            .iter()
+            .any(|a| a == "-F" || a.starts_with("HostKeyAlias")));
+        assert!(
+            args.contains(&"UserKnownHostsFile=/etc/zfleet/initrd_known_hosts/alpha".to_string())
+        );
     }
 }

@@ -19,12 +19,19 @@ pub enum Event {
 
 /// Splits output into lines and finds events, across chunk boundaries. A
 /// prompt is recognised without its newline, since askpass waits after it.
+///
+/// Works on bytes and decodes only whole lines, so a multi-byte character
+/// split between two reads is decoded whole. The text of events is for
+/// deciding what to do, never for messages: those come from the redacted
+/// transcript (see [`crate::unlock::redact`]).
 #[derive(Debug, Default)]
 pub struct Scanner {
-    pending: String,
-    /// The last lines seen, for messages (already redacted by the caller).
-    pub tail: Vec<String>,
+    pending: Vec<u8>,
 }
+
+/// A line this long without a line break is taken as a line: askpass output
+/// is short, and whatever sends more must not grow zfleet's memory.
+const MAX_LINE: usize = 4096;
 
 const PROMPT_WORDS: &[&str] = &["passphrase", "password", "pass phrase", "unlock"];
 const REJECTION_WORDS: &[&str] = &[
@@ -38,59 +45,58 @@ const REJECTION_WORDS: &[&str] = &[
     "try again",
 ];
 
-fn is_prompt(line: &str) -> bool {
+pub(crate) fn is_prompt(line: &str) -> bool {
     let t = line.trim();
     let lower = t.to_ascii_lowercase();
     t.ends_with(':') && PROMPT_WORDS.iter().any(|w| lower.contains(w))
 }
 
-fn is_rejection(line: &str) -> bool {
+pub(crate) fn is_rejection(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
     REJECTION_WORDS.iter().any(|w| lower.contains(w))
 }
 
 impl Scanner {
-    pub fn feed(&mut self, chunk: &str) -> Vec<Event> {
-        self.pending.push_str(chunk);
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
+        self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(i) = self.pending.find(['\n', '\r']) {
-            let line: String = self.pending.drain(..=i).collect();
-            self.line(line.trim_end_matches(['\n', '\r']), &mut events);
+        while let Some(i) = self.pending.iter().position(|b| matches!(b, b'\n' | b'\r')) {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            line_events(&line[..i], &mut events);
         }
         // A prompt waits for input on the same line.
-        if is_prompt(&self.pending) {
+        if self.pending.len() >= MAX_LINE || is_prompt(&String::from_utf8_lossy(&self.pending)) {
             let line = std::mem::take(&mut self.pending);
-            self.line(&line, &mut events);
+            line_events(&line, &mut events);
         }
         events
     }
 
-    fn line(&mut self, line: &str, events: &mut Vec<Event>) {
-        let t = line.trim();
-        if t.is_empty() {
-            return;
-        }
-        self.tail.push(t.to_string());
-        if self.tail.len() > 6 {
-            self.tail.remove(0);
-        }
-        if is_rejection(t) {
-            events.push(Event::Rejected(t.to_string()));
-        } else if is_prompt(t) {
-            events.push(Event::Prompt(t.to_string()));
-        }
+    /// Whether everything fed so far was taken as whole lines: also after a
+    /// prompt that ended without a line break.
+    pub fn at_line_start(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// Output not yet ended by a newline (a message cut short by exit).
     pub fn flush(&mut self) -> Vec<Event> {
         let rest = std::mem::take(&mut self.pending);
         let mut events = Vec::new();
-        self.line(&rest, &mut events);
+        line_events(&rest, &mut events);
         events
     }
+}
 
-    pub fn last_lines(&self) -> String {
-        self.tail.join(" / ")
+fn line_events(line: &[u8], events: &mut Vec<Event>) {
+    let line = String::from_utf8_lossy(line);
+    let t = line.trim();
+    if t.is_empty() {
+        return;
+    }
+    if is_rejection(t) {
+        events.push(Event::Rejected(t.to_string()));
+    } else if is_prompt(t) {
+        events.push(Event::Prompt(t.to_string()));
     }
 }
 
@@ -102,7 +108,7 @@ pub enum Next {
     /// Send the passphrase (again).
     Send,
     /// Stop: the passphrase was rejected and the retries are used up.
-    GiveUp { message: String },
+    GiveUp,
     /// Stop: askpass keeps asking for new devices beyond any sensible number.
     TooManyPrompts,
 }
@@ -154,9 +160,9 @@ impl Conversation {
         self.rejected = None;
     }
 
-    /// The passphrase was rejected (a message said so, or askpass asked again).
-    pub fn was_rejected(&self) -> Option<&str> {
-        self.rejected.as_deref()
+    /// The last passphrase was rejected (a message said so).
+    pub fn was_rejected(&self) -> bool {
+        self.rejected.is_some()
     }
 
     pub fn on_event(&mut self, ev: Event) -> Next {
@@ -186,12 +192,9 @@ impl Conversation {
                 };
                 if again {
                     self.rejections += 1;
-                    let message = self
-                        .rejected
-                        .take()
-                        .unwrap_or_else(|| format!("askpass asked again: {p}"));
+                    self.rejected = None;
                     if self.rejections > self.retries {
-                        return Next::GiveUp { message };
+                        return Next::GiveUp;
                     }
                     self.waiting = Some(p);
                     Next::Send
@@ -214,7 +217,7 @@ mod tests {
     use super::*;
 
     fn feed_all(s: &mut Scanner, chunks: &[&str]) -> Vec<Event> {
-        chunks.iter().flat_map(|c| s.feed(c)).collect()
+        chunks.iter().flat_map(|c| s.feed(c.as_bytes())).collect()
     }
 
     #[test]
@@ -253,7 +256,22 @@ mod tests {
         assert!(matches!(ev[1], Event::Prompt(_)));
         assert!(matches!(ev[2], Event::Prompt(_)));
         assert!(feed_all(&mut s, &["Passphrase is not requested now\n"]).is_empty());
-        assert!(s.last_lines().ends_with("Passphrase is not requested now"));
+    }
+
+    #[test]
+    fn scanner_decodes_characters_split_between_reads() {
+        let mut s = Scanner::default();
+        let prompt = "Passphrase für « racine » :".as_bytes();
+        let (a, b) = prompt.split_at(13);
+        assert!(std::str::from_utf8(a).is_err(), "split inside a character");
+        assert!(s.feed(a).is_empty());
+        assert_eq!(
+            s.feed(b),
+            [Event::Prompt("Passphrase für « racine » :".into())]
+        );
+        // A line without end is cut, not kept growing.
+        assert!(s.feed(&vec![b'x'; MAX_LINE + 1]).is_empty());
+        assert!(s.pending.is_empty());
     }
 
     fn run(c: &mut Conversation, evs: &[Event]) -> Vec<Next> {
@@ -286,16 +304,7 @@ mod tests {
                 p("Enter passphrase for sda2:"),
             ],
         );
-        assert_eq!(
-            n,
-            [
-                Next::Send,
-                Next::Wait,
-                Next::GiveUp {
-                    message: "No key available".into()
-                }
-            ]
-        );
+        assert_eq!(n, [Next::Send, Next::Wait, Next::GiveUp]);
         assert_eq!(c.sent, 1);
     }
 
@@ -313,7 +322,7 @@ mod tests {
         ];
         let n = run(&mut c, &evs);
         assert_eq!(c.sent, 3);
-        assert!(matches!(n.last(), Some(Next::GiveUp { .. })));
+        assert_eq!(n.last(), Some(&Next::GiveUp));
     }
 
     #[test]
@@ -323,12 +332,7 @@ mod tests {
             &mut c,
             &[p("Please unlock disk root:"), p("Please unlock disk root:")],
         );
-        assert_eq!(
-            n[1],
-            Next::GiveUp {
-                message: "askpass asked again: Please unlock disk root:".into()
-            }
-        );
+        assert_eq!(n[1], Next::GiveUp);
     }
 
     #[test]
@@ -352,6 +356,6 @@ mod tests {
         // The late first prompt is the one already answered.
         assert_eq!(c.on_event(p("Pass:")), Next::Wait);
         // Asked again: rejected.
-        assert!(matches!(c.on_event(p("Pass:")), Next::GiveUp { .. }));
+        assert_eq!(c.on_event(p("Pass:")), Next::GiveUp);
     }
 }

@@ -19,9 +19,13 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use super::askpass::{Conversation, Event, Next, Scanner};
+use super::askpass::{is_prompt, is_rejection, Conversation, Event, Next, Scanner};
 use super::pin::{self, ScannedKey};
-use super::{shown, Failure, HostStatus, Outcome, Report, Secret, State, Step, Target};
+use super::redact::Redactor;
+use super::{
+    shown, Failure, FailureKind as K, HostStatus, Outcome, Report, Secret, State, Target,
+    MAX_EXCERPT,
+};
 use crate::exec::{Argv, ChildGuard, Endpoint, ExecError, SshTarget};
 
 /// How long to wait for askpass's first prompt before sending anyway (some
@@ -146,6 +150,11 @@ pub(super) fn probe(t: &Target) -> HostStatus {
             st.detail = format!("answers on {}", t.normal_shown());
         }
         (Err(_), InitrdProbe::Verified) => {
+            tracing::info!(
+                "{}: the initrd's host key is the one pinned in {}",
+                t.name,
+                file.display()
+            );
             st.state = State::Initrd;
             st.detail = format!("waiting in the initrd on {initrd_at} (pinned key verified)");
         }
@@ -214,18 +223,18 @@ pub(super) fn unlock(
     timeout: Duration,
 ) -> Report {
     let Some((target, _, _)) = initrd_of(t) else {
-        return Report::failed(t, Failure::new(Step::Connect, "no initrd endpoint"));
+        return Report::failed(t, Failure::new(K::Internal, "no initrd endpoint"));
     };
     // The probe's connection is normally still up. If it dropped, a new one
     // verifies the pinned key again before any session exists.
     if !target.is_connected() {
         if let Err(e) = target.connect() {
-            let step = if matches!(e, ExecError::HostKey { .. }) {
-                Step::HostKey
-            } else {
-                Step::Connect
+            let kind = match e {
+                ExecError::HostKey { .. } => K::HostKeyMismatch,
+                ExecError::Unreachable { .. } => K::Unreachable,
+                _ => K::Connection,
             };
-            return Report::failed(t, Failure::new(step, e.to_string()));
+            return Report::failed(t, Failure::new(kind, e.to_string()));
         }
     }
     let argv = t
@@ -234,7 +243,10 @@ pub(super) fn unlock(
         .as_ref()
         .and_then(|w| w.split_first())
         .map(|(p, rest)| Argv::new(p).args(rest.iter().cloned()));
-    tracing::info!("{}: initrd key verified; sending the passphrase", t.name);
+    tracing::info!(
+        "{}: sending the passphrase over the verified connection",
+        t.name
+    );
     let sent = converse(t, target, argv.as_ref(), secret, retries, deadline, timeout);
     target.disconnect();
     let sent = match sent {
@@ -255,7 +267,44 @@ pub(super) fn unlock(
     }
 }
 
-/// The askpass session. Returns how many times the passphrase was sent.
+/// Everything askpass said in this session, as bytes in the order they came
+/// (stdout and stderr together), for messages: only ever shown through the
+/// [`Redactor`], which sees the whole of it at once, so an echo split across
+/// reads or lines is still found.
+#[derive(Default)]
+struct Transcript {
+    bytes: Vec<u8>,
+}
+
+/// The transcript keeps the last this many bytes (and then half as many):
+/// messages quote its end, and an initrd that talks forever must not grow
+/// zfleet's memory.
+const MAX_TRANSCRIPT: usize = 64 * 1024;
+
+impl Transcript {
+    /// A prompt ends without a line break, and the reply to it (on the other
+    /// stream) would continue its line; the scanner took it as a line, so the
+    /// transcript gets the break. Line breaks never hide a secret from the
+    /// redactor, which matches across them.
+    fn line_ended(&mut self, scan: &Scanner, chunk: &[u8]) {
+        if scan.at_line_start() && !chunk.ends_with(b"\n") && !chunk.ends_with(b"\r") {
+            self.bytes.push(b'\n');
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        if self.bytes.len() > MAX_TRANSCRIPT {
+            // A secret cut in two here is still found: the redactor also
+            // takes the end of a secret at the start of the text.
+            let cut = self.bytes.len() - MAX_TRANSCRIPT / 2;
+            self.bytes.drain(..cut);
+        }
+    }
+}
+
+/// The askpass session. Returns how many times the passphrase was sent:
+/// written whole to askpass's stdin, not merely attempted.
 fn converse(
     t: &Target,
     target: &SshTarget,
@@ -267,13 +316,16 @@ fn converse(
 ) -> Result<u32, Failure> {
     let mut cmd = target
         .mux_session(argv)
-        .map_err(|e| Failure::new(Step::Connect, e.to_string()))?;
+        .map_err(|e| Failure::new(K::Connection, e.to_string()))?;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::new(Step::Send, format!("{}: could not start ssh: {e}", t.name)))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::new(
+            K::AskpassFailed,
+            format!("{}: could not start ssh: {e}", t.name),
+        )
+    })?;
     let mut stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
     let mut streams = 0;
@@ -311,6 +363,9 @@ fn converse(
     drop(tx);
     let mut guard = ChildGuard::new(child);
 
+    let redactor = Redactor::of(secret);
+    let mut said = Transcript::default();
+    let excerpt = |said: &Transcript| redactor.excerpt(&said.bytes, 6, MAX_EXCERPT);
     let mut conv = Conversation::new(retries);
     let mut scan = Scanner::default();
     let start = Instant::now();
@@ -319,23 +374,33 @@ fn converse(
     let mut last_activity = start;
     let mut exit: Option<ExitStatus> = None;
     let mut exited_at: Option<Instant> = None;
-    let said = |scan: &Scanner| secret.redact(&scan.last_lines());
 
     loop {
         if send_now {
             send_now = false;
             let line = secret.stdin_line();
             // A closed pipe means askpass is gone; its exit status tells why.
-            if let Some(s) = stdin.as_mut() {
-                let _ = s.write_all(line.expose_secret()).and_then(|()| s.flush());
-            }
+            let written = stdin.as_mut().is_some_and(|s| {
+                s.write_all(line.expose_secret())
+                    .and_then(|()| s.flush())
+                    .is_ok()
+            });
             drop(line);
-            conv.sent();
+            if written {
+                conv.sent();
+                tracing::info!("{}: passphrase sent (attempt {})", t.name, conv.sent);
+            } else {
+                stdin = None;
+            }
             last_activity = Instant::now();
-            tracing::info!("{}: passphrase sent (attempt {})", t.name, conv.sent);
         }
         let now = Instant::now();
-        if conv.sent == 0 && !conv.has_prompt() && now >= prompt_wait && exit.is_none() {
+        if conv.sent == 0
+            && !conv.has_prompt()
+            && now >= prompt_wait
+            && exit.is_none()
+            && stdin.is_some()
+        {
             // No prompt yet; many askpass programs read without one.
             send_now = true;
             continue;
@@ -343,29 +408,32 @@ fn converse(
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Some(bytes)) => {
                 last_activity = Instant::now();
-                for ev in scan.feed(&String::from_utf8_lossy(&bytes)) {
+                said.push(&bytes);
+                let events = scan.feed(&bytes);
+                said.line_ended(&scan, &bytes);
+                for ev in events {
                     match conv.on_event(ev) {
                         Next::Wait => {}
-                        Next::Send => send_now = true,
-                        Next::GiveUp { message } => {
+                        Next::Send => send_now = stdin.is_some(),
+                        Next::GiveUp => {
                             // Prompts and error messages come on different
                             // streams; the reason may still be on its way.
-                            let message = reason_after(&rx, &mut scan).unwrap_or(message);
+                            reason_after(&rx, &mut scan, &mut said);
                             return Err(wrong_passphrase(
                                 t,
-                                &secret.redact(&message),
+                                &reason(&redactor, &said),
                                 &conv,
                                 retries,
                             ));
                         }
                         Next::TooManyPrompts => {
                             return Err(Failure::new(
-                                Step::Send,
+                                K::TooManyPrompts,
                                 format!(
                                     "askpass on the initrd of {} kept asking for more devices ({} passphrases sent): {}",
                                     t.name,
                                     conv.sent,
-                                    said(&scan)
+                                    excerpt(&said)
                                 ),
                             )
                             .attempts(conv.sent));
@@ -401,33 +469,39 @@ fn converse(
             return Ok(conv.sent);
         }
         if now >= deadline {
-            let msg = if conv.sent == 0 {
-                format!(
-                    "askpass on the initrd of {} did not ask for a passphrase within {timeout:?}",
-                    t.name
+            return Err(if conv.sent == 0 {
+                Failure::new(
+                    K::NoPrompt,
+                    format!(
+                        "askpass on the initrd of {} did not ask for a passphrase within {timeout:?}{}",
+                        t.name,
+                        colon(&excerpt(&said))
+                    ),
                 )
             } else {
-                format!(
-                    "the passphrase was sent, but askpass on the initrd of {} neither finished nor asked again within {timeout:?}: {}",
-                    t.name,
-                    said(&scan)
+                Failure::new(
+                    K::NoAnswer,
+                    format!(
+                        "the passphrase was sent, but askpass on the initrd of {} neither finished nor asked again within {timeout:?}{}",
+                        t.name,
+                        colon(&excerpt(&said))
+                    ),
                 )
-            };
-            let step = if conv.sent == 0 {
-                Step::Send
-            } else {
-                Step::Confirm
-            };
-            return Err(Failure::new(step, msg).attempts(conv.sent));
+                .attempts(conv.sent)
+            });
         }
     }
     for ev in scan.flush() {
         let _ = conv.on_event(ev);
     }
     drop(stdin);
-    if conv.was_rejected().is_some() {
-        let msg = conv.was_rejected().unwrap_or_default().to_string();
-        return Err(wrong_passphrase(t, &secret.redact(&msg), &conv, retries));
+    if conv.was_rejected() {
+        return Err(wrong_passphrase(
+            t,
+            &reason(&redactor, &said),
+            &conv,
+            retries,
+        ));
     }
     let code = exit.and_then(|s| s.code());
     match code {
@@ -435,16 +509,16 @@ fn converse(
         // which is what a successful unlock does when it leaves the initrd.
         Some(0) | Some(255) if conv.sent > 0 => Ok(conv.sent),
         Some(0) | Some(255) => Err(Failure::new(
-            Step::Send,
+            K::SessionEnded,
             format!(
                 "the initrd of {} ended the session without asking for a passphrase{}",
                 t.name,
-                colon(&said(&scan))
+                colon(&excerpt(&said))
             ),
         )
         .hint("is it still waiting for one? `zfleet unlock --status` shows the state")),
         _ => Err(Failure::new(
-            Step::Send,
+            K::AskpassFailed,
             format!(
                 "askpass on the initrd of {} failed ({}) after {} passphrase{}{}",
                 t.name,
@@ -452,35 +526,45 @@ fn converse(
                     .unwrap_or_else(|| "no exit status".into()),
                 conv.sent,
                 if conv.sent == 1 { "" } else { "s" },
-                colon(&said(&scan))
+                colon(&excerpt(&said))
             ),
         )
         .attempts(conv.sent)),
     }
 }
 
-/// A rejection message that arrives shortly after askpass asked again.
-fn reason_after(rx: &mpsc::Receiver<Option<Vec<u8>>>, scan: &mut Scanner) -> Option<String> {
+/// Reads what arrives in the next moments: a rejection message that comes
+/// shortly after askpass asked again, on the other stream.
+fn reason_after(rx: &mpsc::Receiver<Option<Vec<u8>>>, scan: &mut Scanner, said: &mut Transcript) {
     let until = Instant::now() + Duration::from_millis(300);
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
             Ok(Some(bytes)) => {
-                let found = scan
-                    .feed(&String::from_utf8_lossy(&bytes))
-                    .into_iter()
-                    .find_map(|e| match e {
-                        Event::Rejected(m) => Some(m),
-                        Event::Prompt(_) => None,
-                    });
-                if found.is_some() {
-                    return found;
+                said.push(&bytes);
+                let events = scan.feed(&bytes);
+                said.line_ended(scan, &bytes);
+                if events.iter().any(|e| matches!(e, Event::Rejected(_))) {
+                    return;
                 }
             }
             Ok(None) => {}
             Err(_) => break,
         }
     }
-    None
+}
+
+/// Why the passphrase counts as rejected, in askpass's words as redacted: its
+/// last rejection message, or else the prompt it repeated.
+fn reason(redactor: &Redactor, said: &Transcript) -> String {
+    let lines = redactor.lines(&said.bytes);
+    let bounded = |s: &str| crate::text::bounded(s, MAX_EXCERPT).into_owned();
+    if let Some(r) = lines.iter().rev().find(|l| is_rejection(l)) {
+        return bounded(r);
+    }
+    match lines.iter().rev().find(|l| is_prompt(l)) {
+        Some(p) => bounded(&format!("askpass asked again: {p}")),
+        None => "askpass asked again".into(),
+    }
 }
 
 fn colon(s: &str) -> String {
@@ -493,7 +577,7 @@ fn colon(s: &str) -> String {
 
 fn wrong_passphrase(t: &Target, said: &str, conv: &Conversation, retries: u32) -> Failure {
     Failure::new(
-        Step::Send,
+        K::WrongPassphrase,
         format!(
             "wrong passphrase: the initrd of {} rejected it ({said}); sent {} time{}, retries = {retries}",
             t.name,
@@ -506,14 +590,13 @@ fn wrong_passphrase(t: &Target, said: &str, conv: &Conversation, retries: u32) -
         t.config.secret, t.name
     ))
     .attempts(conv.sent)
-    .rejected()
 }
 
 /// Waits until the initrd's pinned key is gone from its address and the booted
 /// system answers on its own.
 fn confirm(t: &Target, deadline: Instant, timeout: Duration) -> Result<String, Failure> {
     let Some((_, ep, file)) = initrd_of(t) else {
-        return Err(Failure::new(Step::Confirm, "no initrd endpoint"));
+        return Err(Failure::new(K::Internal, "no initrd endpoint"));
     };
     let pinned = pin::pinned_keys(file).unwrap_or_default();
     let start = Instant::now();
@@ -545,21 +628,21 @@ fn confirm(t: &Target, deadline: Instant, timeout: Duration) -> Result<String, F
             }
         }
         if Instant::now() >= deadline {
-            let msg = if initrd_gone {
-                format!(
+            let (kind, msg) = if initrd_gone {
+                (K::SystemDown, format!(
                     "the passphrase was accepted and the initrd went away, but {} did not answer on {} within {timeout:?}{}",
                     t.name,
                     t.normal_shown(),
                     colon(&last_error)
-                )
+                ))
             } else {
-                format!(
+                (K::InitrdStayed, format!(
                     "the passphrase was sent, but the initrd of {} still answered on {} with its pinned key after {timeout:?}: the unlock did not go through",
                     t.name,
                     shown(ep)
-                )
+                ))
             };
-            return Err(Failure::new(Step::Confirm, msg));
+            return Err(Failure::new(kind, msg));
         }
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }

@@ -18,12 +18,15 @@
 //!    locked.
 //!
 //! Secrets live in [`secret::Secret`] and reach children only on stdin. This
-//! module never logs, stores or formats one; remote output that might echo it
-//! is redacted before it becomes a message.
+//! module never logs, stores or formats one; output of other programs that
+//! might echo it goes through a [`Redactor`] before it becomes part of a
+//! message, and every report is checked against all secrets of the run and
+//! escaped ([`crate::text`]) before it leaves.
 
 pub mod askpass;
 pub mod pin;
 pub mod provider;
+pub mod redact;
 pub mod secret;
 
 mod luks;
@@ -37,10 +40,20 @@ use serde::Serialize;
 use crate::config::{Fleet, SecretRef, SshEndpoint, UnlockConfig, UnlockMethod};
 use crate::exec::{self, SshOptions, SshSessions, SshTarget};
 use crate::host::Host;
-use crate::{parallel, Error};
+use crate::{parallel, text, Error};
 
 pub use provider::{ProviderError, Providers, SecretCache};
+pub use redact::Redactor;
 pub use secret::Secret;
+
+/// The longest message a report carries; the state database keeps
+/// [`MAX_RECORDED`] characters of it.
+pub const MAX_MESSAGE: usize = 2000;
+/// The longest failure message stored in the state database.
+pub const MAX_RECORDED: usize = 500;
+/// Characters of remote output (askpass, zfs, a provider's stderr) quoted in
+/// one message.
+pub const MAX_EXCERPT: usize = 300;
 
 /// One host to unlock and how to reach it.
 #[derive(Debug)]
@@ -245,7 +258,14 @@ pub fn status(targets: &[Target], parallel: usize) -> Vec<HostStatus> {
             i.disconnect();
         }
     }
-    out
+    out.into_iter()
+        .map(|mut s| {
+            // No secret exists yet; what a host said is escaped all the same.
+            s.detail = text::one_line(&s.detail);
+            s.hint = s.hint.as_deref().map(text::one_line);
+            s
+        })
+        .collect()
 }
 
 /// How one host's unlock ended.
@@ -312,6 +332,11 @@ pub struct Report {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<Step>,
+    /// What went wrong, when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FailureKind>,
+    /// What happened, for people. Anything in it that came from the host or a
+    /// provider has been redacted and its control characters escaped.
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
@@ -339,6 +364,7 @@ impl Report {
             method: t.config.method,
             outcome,
             step: None,
+            kind: None,
             message: message.into(),
             hint: None,
             attempts: 0,
@@ -351,16 +377,24 @@ impl Report {
     }
 
     fn failed(t: &Target, f: Failure) -> Self {
-        let outcome = if f.rejected {
+        let outcome = if f.kind.is_rejection() {
             Outcome::Rejected
         } else {
             Outcome::Failed
         };
         let mut r = Self::new(t, outcome, f.message);
-        r.step = Some(f.step);
+        r.step = Some(f.kind.step());
+        r.kind = Some(f.kind);
         r.hint = f.hint;
         r.attempts = f.attempts;
         r
+    }
+
+    /// The report as it leaves zfleet-core: see [`clean`].
+    fn cleaned(mut self, redactor: &Redactor) -> Self {
+        self.message = clean(redactor, &self.message);
+        self.hint = self.hint.map(|h| clean(redactor, &h));
+        self
     }
 
     pub fn is_ok(&self) -> bool {
@@ -371,31 +405,127 @@ impl Report {
     }
 }
 
-/// A failed step, as the executors report it.
-#[derive(Debug, Clone)]
-pub(crate) struct Failure {
-    pub step: Step,
-    pub message: String,
-    pub hint: Option<String>,
-    pub attempts: u32,
-    /// The host said the secret was wrong.
-    pub rejected: bool,
+/// What went wrong, precisely enough to act on and to count. Each kind belongs
+/// to one [`Step`]. Stored with the run in the state database; `kind` in
+/// `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Nothing answered: not the booted system, not its initrd.
+    Unreachable,
+    /// ssh failed otherwise: authentication, a dropped connection.
+    Connection,
+    /// No initrd key is pinned for the initrd's address.
+    NotPinned,
+    /// A host presented a key other than the pinned (or known) one.
+    HostKeyMismatch,
+    /// A ZFS host answered but could not be unlocked as configured.
+    Probe,
+    /// The provider failed, is not signed in, or has no such entry.
+    SecretUnavailable,
+    /// The provider did not finish within its timeout.
+    SecretTimeout,
+    /// The secret holds a CR or LF, which a line-reading askpass would split.
+    SecretLineBreak,
+    /// The initrd rejected the passphrase.
+    WrongPassphrase,
+    /// askpass did not ask for a passphrase in time.
+    NoPrompt,
+    /// The initrd ended the session without asking.
+    SessionEnded,
+    /// askpass failed, or ssh could not start a session.
+    AskpassFailed,
+    /// askpass kept asking for more devices than a host has.
+    TooManyPrompts,
+    /// After the passphrase, askpass neither finished nor asked again in time.
+    NoAnswer,
+    /// The initrd still answered with its pinned key at the end of the timeout.
+    InitrdStayed,
+    /// The initrd went away, but the booted system did not answer in time.
+    SystemDown,
+    /// ZFS: the host refused the key.
+    WrongKey,
+    /// ZFS: `zfs load-key` failed otherwise.
+    LoadKey,
+    /// ZFS: mounting, or datasets still locked or unmounted at the end.
+    Mount,
+    /// ZFS: `systemctl start` failed.
+    Services,
+    /// zfleet lost track of the host (a bug).
+    Internal,
 }
 
-impl Failure {
-    pub(crate) fn new(step: Step, message: impl Into<String>) -> Self {
-        Self {
-            step,
-            message: message.into(),
-            hint: None,
-            attempts: 0,
-            rejected: false,
+impl FailureKind {
+    pub fn step(self) -> Step {
+        use FailureKind as K;
+        match self {
+            K::Unreachable | K::Connection | K::Internal => Step::Connect,
+            K::NotPinned | K::HostKeyMismatch => Step::HostKey,
+            K::Probe => Step::Probe,
+            K::SecretUnavailable | K::SecretTimeout | K::SecretLineBreak => Step::Secret,
+            K::WrongPassphrase
+            | K::NoPrompt
+            | K::SessionEnded
+            | K::AskpassFailed
+            | K::TooManyPrompts => Step::Send,
+            K::NoAnswer | K::InitrdStayed | K::SystemDown => Step::Confirm,
+            K::WrongKey | K::LoadKey => Step::LoadKey,
+            K::Mount => Step::Mount,
+            K::Services => Step::Services,
         }
     }
 
-    pub(crate) fn rejected(mut self) -> Self {
-        self.rejected = true;
-        self
+    /// The host said the secret was wrong.
+    pub fn is_rejection(self) -> bool {
+        matches!(self, FailureKind::WrongPassphrase | FailureKind::WrongKey)
+    }
+
+    /// The name in `--json` and in the state database.
+    pub fn as_str(self) -> &'static str {
+        use FailureKind as K;
+        match self {
+            K::Unreachable => "unreachable",
+            K::Connection => "connection",
+            K::NotPinned => "not-pinned",
+            K::HostKeyMismatch => "host-key-mismatch",
+            K::Probe => "probe",
+            K::SecretUnavailable => "secret-unavailable",
+            K::SecretTimeout => "secret-timeout",
+            K::SecretLineBreak => "secret-line-break",
+            K::WrongPassphrase => "wrong-passphrase",
+            K::NoPrompt => "no-prompt",
+            K::SessionEnded => "session-ended",
+            K::AskpassFailed => "askpass-failed",
+            K::TooManyPrompts => "too-many-prompts",
+            K::NoAnswer => "no-answer",
+            K::InitrdStayed => "initrd-stayed",
+            K::SystemDown => "system-down",
+            K::WrongKey => "wrong-key",
+            K::LoadKey => "load-key",
+            K::Mount => "mount",
+            K::Services => "services",
+            K::Internal => "internal",
+        }
+    }
+}
+
+/// A failure, as the executors report it.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub hint: Option<String>,
+    pub attempts: u32,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+            attempts: 0,
+        }
     }
 
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -418,8 +548,8 @@ pub enum Action {
     Unlock,
     /// `--dry-run`: say it would be unlocked.
     WouldUnlock,
-    /// It cannot be unlocked; report the failure at this step, fetch nothing.
-    Fail(Step),
+    /// It cannot be unlocked; report this failure, fetch nothing.
+    Fail(FailureKind),
 }
 
 /// The plan for one host, from its observed state alone. A secret is fetched
@@ -430,11 +560,12 @@ pub fn plan(status: &HostStatus, dry_run: bool) -> Action {
         State::Up => Action::Nothing,
         State::Initrd | State::Locked if dry_run => Action::WouldUnlock,
         State::Initrd | State::Locked => Action::Unlock,
-        State::HostKey | State::NotPinned => Action::Fail(Step::HostKey),
-        State::Unreachable => Action::Fail(Step::Connect),
+        State::HostKey => Action::Fail(FailureKind::HostKeyMismatch),
+        State::NotPinned => Action::Fail(FailureKind::NotPinned),
+        State::Unreachable => Action::Fail(FailureKind::Unreachable),
         State::Error => Action::Fail(match status.method {
-            UnlockMethod::LuksInitrd => Step::Connect,
-            UnlockMethod::Zfs => Step::Probe,
+            UnlockMethod::LuksInitrd => FailureKind::Connection,
+            UnlockMethod::Zfs => FailureKind::Probe,
         }),
     }
 }
@@ -475,7 +606,7 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
                     format!("{}; {how} (secret from `{}`)", s.detail, t.config.secret),
                 ))
             }
-            Action::Fail(step) => Some(probe_failure(t, s, step)),
+            Action::Fail(kind) => Some(probe_failure(t, s, kind)),
         });
     }
 
@@ -490,19 +621,39 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
             secrets.push(None);
             continue;
         }
-        match cache.get(providers, &t.config.secret) {
+        tracing::info!("{}: fetching the secret `{}`", t.name, t.config.secret);
+        let fetched = cache.get(providers, &t.config.secret).map_err(|e| {
+            let kind = match e.problem {
+                provider::Problem::Timeout { .. } => FailureKind::SecretTimeout,
+                _ => FailureKind::SecretUnavailable,
+            };
+            let mut f = Failure::new(
+                kind,
+                format!("could not get the secret for {}: {e}", t.name),
+            );
+            f.hint = e.hint();
+            f
+        });
+        // askpass reads up to the first line break; zfs too, for
+        // passphrase and hex keys (checked there, per key format).
+        let fetched = fetched.and_then(|s| match t.config.method {
+            UnlockMethod::LuksInitrd => match line_break_failure(t, &s) {
+                Some(f) => Err(f),
+                None => Ok(s),
+            },
+            UnlockMethod::Zfs => Ok(s),
+        });
+        match fetched {
             Ok(s) => secrets.push(Some(s)),
-            Err(e) => {
-                let mut f = Failure::new(
-                    Step::Secret,
-                    format!("could not get the secret for {}: {e}", t.name),
-                );
-                f.hint = e.hint();
+            Err(f) => {
                 *r = Some(Report::failed(t, f));
                 secrets.push(None);
             }
         }
     }
+    // Every secret of the run, for a last look at every message: a provider's
+    // error may quote another reference's secret.
+    let redactor = cache.redactor();
     drop(cache);
     tracing::debug!("secrets fetched after {:?}", started.elapsed());
 
@@ -536,16 +687,53 @@ pub fn unlock(targets: &[Target], providers: &Providers, opts: &Options) -> Vec<
         .iter()
         .zip(reports.into_iter().zip(done))
         .map(|(t, (planned, done))| {
-            planned.or(done).unwrap_or_else(|| {
-                Report::failed(t, Failure::new(Step::Connect, "internal error: no result"))
-            })
+            let r = planned.or(done).unwrap_or_else(|| {
+                Report::failed(
+                    t,
+                    Failure::new(FailureKind::Internal, "internal error: no result"),
+                )
+            });
+            r.cleaned(&redactor)
         })
         .collect()
 }
 
+/// Text as it leaves zfleet-core: no whole secret of the run in it (remote
+/// output quoted in it was redacted when it was read), no control characters,
+/// one line, bounded.
+fn clean(redactor: &Redactor, s: &str) -> String {
+    text::bounded(&text::one_line(&redactor.scrub(s)), MAX_MESSAGE).into_owned()
+}
+
+/// The refusal of a secret with a line break, naming host and reference, or
+/// `None` when it has none.
+pub(crate) fn line_break_failure(t: &Target, secret: &Secret) -> Option<Failure> {
+    let (at, which) = secret.line_break()?;
+    Some(
+        Failure::new(
+            FailureKind::SecretLineBreak,
+            format!(
+                "the secret `{}` for {} contains a {} (byte {} of {}): a passphrase is read up to the first line break, so {} would take this one for two and spend a try on each. Nothing was sent.",
+                t.config.secret,
+                t.name,
+                which.name(),
+                at + 1,
+                secret.len(),
+                t.name
+            ),
+        )
+        .hint(format!(
+            "remove the line break from the entry `{}` (the one newline a provider prints at the end is already taken off)",
+            t.config.secret
+        )),
+    )
+}
+
 /// Records each attempted unlock (not hosts that were already up) in the
-/// state database as a run of kind `unlock`: host, outcome, message. Messages
-/// never hold a secret, so neither does the database.
+/// state database as a run of kind `unlock`: host, method, outcome and, for a
+/// failure, its [`FailureKind`] and the start of its message ([`MAX_RECORDED`]
+/// characters). Messages are redacted and escaped before they leave
+/// [`unlock`], so nothing a host or provider printed is stored as it came.
 pub fn record(
     state: &crate::state::State,
     reports: &[Report],
@@ -572,14 +760,17 @@ pub fn record(
             started,
             ..Default::default()
         })?;
-        let error = (r.outcome != Outcome::Unlocked).then_some(r.message.as_str());
-        state.finish_run(id, now, 0, 0, result, error)?;
+        let failed = r.outcome != Outcome::Unlocked;
+        let kind = r.kind.filter(|_| failed).map(FailureKind::as_str);
+        let error =
+            failed.then(|| text::bounded(&text::one_line(&r.message), MAX_RECORDED).into_owned());
+        state.finish_run_failed(id, now, 0, 0, result, kind, error.as_deref())?;
     }
     Ok(())
 }
 
-fn probe_failure(t: &Target, s: &HostStatus, step: Step) -> Report {
-    let mut f = Failure::new(step, s.detail.clone());
+fn probe_failure(t: &Target, s: &HostStatus, kind: FailureKind) -> Report {
+    let mut f = Failure::new(kind, s.detail.clone());
     f.hint = s.hint.clone();
     Report::failed(t, f)
 }
@@ -604,17 +795,36 @@ pub struct SecretCheck {
 pub fn check_secrets(targets: &[Target], providers: &Providers) -> Vec<SecretCheck> {
     secret::protect_process();
     let mut cache = SecretCache::new();
-    targets
+    let checks: Vec<SecretCheck> = targets
         .iter()
         .map(|t| {
             let res = cache.get(providers, &t.config.secret);
+            let (error, hint) = match &res {
+                Err(e) => (Some(e.problem.to_string()), e.hint()),
+                // The same refusal `unlock` makes, before a reboot rather
+                // than during one. ZFS raw keys may hold any byte; which
+                // format a key has is on the host, not looked at here.
+                Ok(s) => match (t.config.method, line_break_failure(t, s)) {
+                    (UnlockMethod::LuksInitrd, Some(f)) => (Some(f.message), f.hint),
+                    _ => (None, None),
+                },
+            };
             SecretCheck {
                 host: t.name.clone(),
                 secret: t.config.secret.to_string(),
-                ok: res.is_ok(),
-                error: res.as_ref().err().map(|e| e.problem.to_string()),
-                hint: res.as_ref().err().and_then(ProviderError::hint),
+                ok: error.is_none(),
+                error,
+                hint,
             }
+        })
+        .collect();
+    let redactor = cache.redactor();
+    checks
+        .into_iter()
+        .map(|c| SecretCheck {
+            error: c.error.map(|e| clean(&redactor, &e)),
+            hint: c.hint.map(|h| clean(&redactor, &h)),
+            ..c
         })
         .collect()
 }
@@ -779,6 +989,41 @@ mod tests {
         }
     }
 
+    /// `--json` and the state database name a kind the same way.
+    #[test]
+    fn failure_kinds_have_one_name() {
+        use FailureKind as K;
+        for k in [
+            K::Unreachable,
+            K::Connection,
+            K::NotPinned,
+            K::HostKeyMismatch,
+            K::Probe,
+            K::SecretUnavailable,
+            K::SecretTimeout,
+            K::SecretLineBreak,
+            K::WrongPassphrase,
+            K::NoPrompt,
+            K::SessionEnded,
+            K::AskpassFailed,
+            K::TooManyPrompts,
+            K::NoAnswer,
+            K::InitrdStayed,
+            K::SystemDown,
+            K::WrongKey,
+            K::LoadKey,
+            K::Mount,
+            K::Services,
+            K::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(
+                k.is_rejection(),
+                matches!(k.step(), Step::Send | Step::LoadKey) && k.as_str().starts_with("wrong-")
+            );
+        }
+    }
+
     #[rstest]
     #[case(UnlockMethod::LuksInitrd, State::Up, false, Action::Nothing)]
     #[case(UnlockMethod::LuksInitrd, State::Initrd, false, Action::Unlock)]
@@ -789,39 +1034,44 @@ mod tests {
         UnlockMethod::LuksInitrd,
         State::HostKey,
         false,
-        Action::Fail(Step::HostKey)
+        Action::Fail(FailureKind::HostKeyMismatch)
     )]
     #[case(
         UnlockMethod::LuksInitrd,
         State::NotPinned,
         false,
-        Action::Fail(Step::HostKey)
+        Action::Fail(FailureKind::NotPinned)
     )]
     #[case(
         UnlockMethod::LuksInitrd,
         State::NotPinned,
         true,
-        Action::Fail(Step::HostKey)
+        Action::Fail(FailureKind::NotPinned)
     )]
     #[case(
         UnlockMethod::LuksInitrd,
         State::Unreachable,
         false,
-        Action::Fail(Step::Connect)
+        Action::Fail(FailureKind::Unreachable)
     )]
     #[case(
         UnlockMethod::Zfs,
         State::Unreachable,
         false,
-        Action::Fail(Step::Connect)
+        Action::Fail(FailureKind::Unreachable)
     )]
     #[case(
         UnlockMethod::LuksInitrd,
         State::Error,
         false,
-        Action::Fail(Step::Connect)
+        Action::Fail(FailureKind::Connection)
     )]
-    #[case(UnlockMethod::Zfs, State::Error, false, Action::Fail(Step::Probe))]
+    #[case(
+        UnlockMethod::Zfs,
+        State::Error,
+        false,
+        Action::Fail(FailureKind::Probe)
+    )]
     #[case(UnlockMethod::Zfs, State::Up, true, Action::Nothing)]
     fn plans(
         #[case] method: UnlockMethod,

@@ -41,12 +41,9 @@ impl fmt::Display for ScannedKey {
 }
 
 /// The name ssh looks a host up by in `known_hosts`: `addr`, or `[addr]:port`.
+/// The pinned connection looks keys up under this name too (`HostKeyAlias`).
 pub fn known_hosts_name(ep: &SshEndpoint) -> String {
-    if ep.port == 22 {
-        ep.address.clone()
-    } else {
-        format!("[{}]:{}", ep.address, ep.port)
-    }
+    crate::exec::ssh::known_hosts_name(&ep.address, ep.port)
 }
 
 /// Parses `known_hosts`/`ssh-keyscan` lines into keys, skipping comments and

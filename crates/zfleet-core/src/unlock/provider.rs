@@ -8,19 +8,27 @@
 //! Secrets come back over a pipe into a fixed, zeroed-on-drop buffer; they are
 //! never passed as arguments or in the environment of anything. Errors name the
 //! reference and what went wrong, never the secret: a provider that failed
-//! produced no secret, and what it printed on stderr is shown shortened.
+//! produced no secret, and what it printed on stderr is shown shortened,
+//! escaped, and without what it printed on stdout.
+//!
+//! A provider runs in a process group of its own, within a timeout that
+//! covers the group: at the timeout the group is killed, and once the provider
+//! has exited zfleet does not wait for children that inherited its pipes.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::redact::{Redactor, MIN_PARTIAL};
 use super::secret::{Secret, MAX_SECRET_LEN};
 use crate::config::SecretRef;
-use crate::exec::{self, describe_status, Argv, Endpoint, SpawnIo};
+use crate::exec::{self, describe_status, Argv, Endpoint};
+use crate::text;
 
 /// How long a provider may take. Generous: `op` may be waiting for a fingerprint
 /// or a desktop unlock prompt, `pass` for a gpg pinentry.
@@ -173,74 +181,212 @@ impl Providers {
 
     /// Runs a provider program: stdin closed (it must not prompt on zfleet's
     /// terminal, where a prompt would hang behind other output), stdout into a
-    /// zeroed buffer, stderr kept for the error message.
+    /// zeroed buffer, stderr kept for the error message — with whatever it
+    /// printed on stdout taken out, since a provider that failed may still
+    /// have printed the secret, or part of it, and repeat it in its complaint.
     fn run(&self, argv: &Argv) -> Result<Zeroizing<Vec<u8>>, Problem> {
-        let mut child = match Endpoint::Local.spawn(
-            argv,
-            SpawnIo {
-                stdin: false,
-                stdout: true,
-            },
-        ) {
-            Ok(c) => c,
-            Err(exec::ExecError::Spawn { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Err(Problem::NotInstalled {
-                    program: argv.program.clone(),
-                })
+        let ran = run_bounded(argv, self.timeout)?;
+        if !ran.status.success() {
+            let mut r = Redactor::new();
+            if let Some(out) = &ran.stdout {
+                r.add_bytes(out);
+                for line in out.split(|b| *b == b'\n') {
+                    if line.trim_ascii().len() >= MIN_PARTIAL {
+                        r.add_bytes(line);
+                    }
+                }
             }
-            Err(e) => {
-                return Err(Problem::Failed {
+            let stderr = r.redact(&ran.stderr);
+            return Err(classify_failure(
+                argv,
+                &describe_status(ran.status),
+                &stderr,
+            ));
+        }
+        ran.stdout.ok_or(Problem::TooLarge)
+    }
+}
+
+/// What a provider left behind.
+struct Ran {
+    status: ExitStatus,
+    /// `None` when it printed more than [`MAX_SECRET_LEN`].
+    stdout: Option<Zeroizing<Vec<u8>>>,
+    stderr: Vec<u8>,
+}
+
+/// Enough of a provider's stderr for any message.
+const MAX_STDERR: usize = 64 * 1024;
+/// How long output is still read after the provider exited, for what it wrote
+/// just before. Anything holding its pipes after that is a child it left
+/// behind, not the provider, and is not waited for.
+const AFTER_EXIT: Duration = Duration::from_millis(20);
+/// How often a running provider is looked at while it prints nothing.
+const LOOK: Duration = Duration::from_millis(50);
+
+/// Runs `argv` in a process group of its own and reads its output, all within
+/// `timeout`: at the timeout the whole group is killed (not only the provider:
+/// `op` and shell scripts start children, which would hold the pipes open).
+/// Once the provider has exited, its output is what was in the pipes then.
+fn run_bounded(argv: &Argv, timeout: Duration) -> Result<Ran, Problem> {
+    use std::os::unix::process::CommandExt;
+    let failed = |status: &str, detail: String| Problem::Failed {
+        cmdline: argv.to_string(),
+        status: status.to_string(),
+        detail,
+    };
+    let mut cmd = Endpoint::Local
+        .command(argv)
+        .map_err(|e| failed("could not start", e.to_string()))?;
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Problem::NotInstalled {
+                program: argv.program.clone(),
+            })
+        }
+        Err(e) => return Err(failed("could not start", e.to_string())),
+    };
+    let group = rustix::process::Pid::from_child(&child);
+    let kill_group = |child: &mut std::process::Child| {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out = Zeroizing::new(vec![0u8; MAX_SECRET_LEN + 1]);
+    let mut out_len = 0;
+    let mut too_large = false;
+    let mut err_buf = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut exited: Option<(ExitStatus, Instant)> = None;
+    loop {
+        if exited.is_none() {
+            match child.try_wait() {
+                Ok(Some(st)) => exited = Some((st, Instant::now())),
+                Ok(None) => {}
+                Err(e) => {
+                    kill_group(&mut child);
+                    return Err(failed("could not wait for it", e.to_string()));
+                }
+            }
+        }
+        let now = Instant::now();
+        let Some((_, at)) = exited else {
+            if now >= deadline {
+                kill_group(&mut child);
+                return Err(Problem::Timeout {
                     cmdline: argv.to_string(),
-                    status: "could not start".into(),
-                    detail: e.to_string(),
-                })
+                    after: timeout,
+                });
             }
-        };
-        let stderr = child.stderr_reader();
-        let (tx, rx) = mpsc::channel();
-        if let Some(mut out) = child.take_stdout() {
-            std::thread::spawn(move || {
-                let _ = tx.send(read_capped(&mut out));
+            if stdout.is_none() && stderr.is_none() {
+                std::thread::sleep(LOOK.min(deadline - now));
+                continue;
+            }
+            let (out_ready, err_ready) = ready(&stdout, &stderr, LOOK.min(deadline - now));
+            read_some(&mut stdout, out_ready, |r| {
+                read_secret(r, &mut out, &mut out_len, &mut too_large)
             });
-        }
-        let status = child
-            .wait_timeout(Some(self.timeout))
-            .map_err(|e| Problem::Failed {
-                cmdline: argv.to_string(),
-                status: "could not wait for it".into(),
-                detail: e.to_string(),
-            })?;
-        // A grandchild that kept the pipe open must not hang the run.
-        let stdout = rx.recv_timeout(Duration::from_secs(2));
-        let stderr = stderr
-            .and_then(|h| h.join().ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let Some(status) = status else {
-            return Err(Problem::Timeout {
-                cmdline: argv.to_string(),
-                after: self.timeout,
-            });
+            read_some(&mut stderr, err_ready, |r| read_stderr(r, &mut err_buf));
+            continue;
         };
-        if !status.success() {
-            return Err(classify_failure(argv, &describe_status(status), &stderr));
+        // Exited: take what is in the pipes now, then stop.
+        if (stdout.is_none() && stderr.is_none())
+            || now >= deadline
+            || now - at > Duration::from_secs(1)
+        {
+            break;
         }
-        match stdout {
-            Ok(Ok(Some(buf))) => Ok(buf),
-            Ok(Ok(None)) => Err(Problem::TooLarge),
-            Ok(Err(e)) => Err(Problem::Failed {
-                cmdline: argv.to_string(),
-                status: "could not read its output".into(),
-                detail: e.to_string(),
-            }),
-            Err(_) => Err(Problem::Failed {
-                cmdline: argv.to_string(),
-                status: "its output did not end".into(),
-                detail: String::new(),
-            }),
+        let (out_ready, err_ready) = ready(&stdout, &stderr, AFTER_EXIT);
+        if !out_ready && !err_ready {
+            break;
         }
+        read_some(&mut stdout, out_ready, |r| {
+            read_secret(r, &mut out, &mut out_len, &mut too_large)
+        });
+        read_some(&mut stderr, err_ready, |r| read_stderr(r, &mut err_buf));
+    }
+    let Some((status, _)) = exited else {
+        return Err(failed("could not wait for it", String::new()));
+    };
+    out.truncate(out_len);
+    Ok(Ran {
+        status,
+        stdout: (!too_large).then_some(out),
+        stderr: err_buf,
+    })
+}
+
+/// Which of the open pipes have something to read (or were closed), waiting
+/// up to `wait`.
+fn ready(
+    stdout: &Option<std::process::ChildStdout>,
+    stderr: &Option<std::process::ChildStderr>,
+    wait: Duration,
+) -> (bool, bool) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let flags = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+    let mut fds: Vec<PollFd<'_>> = Vec::new();
+    if let Some(o) = stdout {
+        fds.push(PollFd::new(o, PollFlags::IN));
+    }
+    if let Some(e) = stderr {
+        fds.push(PollFd::new(e, PollFlags::IN));
+    }
+    let timeout = Timespec::try_from(wait).ok();
+    if poll(&mut fds, timeout.as_ref()).is_err() {
+        // EINTR: nothing is ready yet; the caller looks again.
+        return (false, false);
+    }
+    let mut it = fds.iter().map(|f| f.revents().intersects(flags));
+    let out = stdout.is_some() && it.next().unwrap_or(false);
+    let err = stderr.is_some() && it.next().unwrap_or(false);
+    (out, err)
+}
+
+/// One read from `pipe` if `ready`; the pipe is closed at its end.
+fn read_some<R: Read>(pipe: &mut Option<R>, ready: bool, read: impl FnOnce(&mut R) -> bool) {
+    if let (true, Some(r)) = (ready, pipe.as_mut()) {
+        if !read(r) {
+            *pipe = None;
+        }
+    }
+}
+
+/// Reads into the secret buffer, allocated once so no reallocation leaves a
+/// copy behind; past the limit, reads are drained and the output is too
+/// large. `false` at the end of the pipe.
+fn read_secret(r: &mut impl Read, buf: &mut [u8], len: &mut usize, too_large: &mut bool) -> bool {
+    let res = if *len < buf.len() {
+        r.read(&mut buf[*len..]).inspect(|n| *len += n)
+    } else {
+        *too_large = true;
+        let mut scratch = Zeroizing::new([0u8; 4096]);
+        r.read(&mut scratch[..])
+    };
+    match res {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
+    }
+}
+
+fn read_stderr(r: &mut impl Read, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match r.read(&mut chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            let room = MAX_STDERR.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..n.min(room)]);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
     }
 }
 
@@ -290,23 +436,19 @@ fn classify_failure(argv: &Argv, status: &str, stderr: &str) -> Problem {
     }
 }
 
-/// The first lines of a provider's stderr, without op's `[ERROR] date time`
-/// prefix, at most ~300 characters.
+/// The first lines of a provider's stderr (already redacted), without op's
+/// `[ERROR] date time` prefix, escaped, at most [`MAX_EXCERPT`](super::MAX_EXCERPT)
+/// characters.
 fn shorten(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
+    let lines: Vec<String> = stderr
+        .split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(strip_op_prefix)
+        .map(|l| text::printable(l).into_owned())
         .take(3)
         .collect();
-    let joined = lines.join("; ");
-    if joined.chars().count() > 300 {
-        let cut: String = joined.chars().take(300).collect();
-        format!("{cut}…")
-    } else {
-        joined
-    }
+    text::bounded(&lines.join("; "), super::MAX_EXCERPT).into_owned()
 }
 
 /// `[ERROR] 2024/01/02 03:04:05 message` → `message`.
@@ -409,6 +551,15 @@ impl SecretCache {
             .entry(r.to_string())
             .or_insert_with(|| providers.fetch(r).map(Arc::new))
             .clone()
+    }
+
+    /// A redactor for every secret fetched so far.
+    pub fn redactor(&self) -> Redactor {
+        let mut r = Redactor::new();
+        for s in self.fetched.values().flatten() {
+            r.add(s);
+        }
+        r
     }
 }
 
@@ -515,6 +666,110 @@ mod tests {
         let e = p.fetch(&SecretRef::Command(vec![slow])).unwrap_err();
         assert!(matches!(e.problem, Problem::Timeout { .. }), "{e}");
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A provider that is done is not waited on for children that inherited
+    /// its pipes (before, such a child made a successful fetch take 30 s).
+    #[test]
+    fn a_provider_that_exited_is_not_waited_for_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body, ok) in [
+            ("ok", "sleep 30 &\necho s3cret\n", true),
+            (
+                "fails",
+                "sleep 30 &\necho 'vault is locked' >&2\nexit 4\n",
+                false,
+            ),
+        ] {
+            let prog = script(dir.path(), name, body);
+            let start = std::time::Instant::now();
+            let res = Providers::default().fetch(&SecretRef::Command(vec![prog]));
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(1), "{name}: took {took:?}");
+            match res {
+                Ok(s) => {
+                    assert!(ok);
+                    assert_eq!(s.expose_for_test(), b"s3cret");
+                }
+                Err(e) => {
+                    assert!(!ok);
+                    assert!(
+                        e.to_string()
+                            .ends_with("failed (exit status 4): vault is locked"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn gone_or_zombie(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+        }
+    }
+
+    /// The timeout is kept, and covers the provider's children: the whole
+    /// process group is killed at the timeout (before, a hanging provider
+    /// took 160 s under a 120 s timeout, and its children lived on).
+    #[test]
+    fn the_timeout_covers_and_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let prog = script(
+            dir.path(),
+            "hangs",
+            &format!("sleep 300 &\necho $! > {}\nwait\n", pid_file.display()),
+        );
+        let timeout = Duration::from_millis(1500);
+        let p = Providers {
+            timeout,
+            ..Providers::default()
+        };
+        let start = std::time::Instant::now();
+        let e = p.fetch(&SecretRef::Command(vec![prog])).unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(e.problem, Problem::Timeout { .. }), "{e}");
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(1),
+            "took {took:?} for a timeout of {timeout:?}"
+        );
+        let child = std::fs::read_to_string(&pid_file).unwrap();
+        let child = child.trim();
+        let killed = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            gone_or_zombie(child)
+        });
+        assert!(killed, "the provider's child {child} outlived the timeout");
+    }
+
+    /// A provider that printed (part of) the secret and then failed does not
+    /// get to show it in its error message.
+    #[test]
+    fn a_failing_provider_does_not_repeat_its_output_in_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let prog = script(
+            dir.path(),
+            "checksum",
+            "printf 'tr0ub4dor&3\n'\necho \"vault: decrypted 'tr0ub4dor&3' but the checksum does not match\" >&2\nprintf 'and \\033[2Kthis\\n' >&2\nexit 1\n",
+        );
+        let e = Providers::default()
+            .fetch(&SecretRef::Command(vec![prog]))
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains("tr0ub4dor"), "{shown}");
+        assert!(
+            shown.ends_with(
+                "failed (exit status 1): vault: decrypted '[secret]' but the checksum does not match; and \\u{1b}[2Kthis"
+            ),
+            "{shown}"
+        );
     }
 
     #[test]

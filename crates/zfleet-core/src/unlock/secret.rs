@@ -3,8 +3,9 @@
 //! [`Secret`] has no `Display`, `Clone` or `Serialize`, its `Debug` is redacted,
 //! and its bytes are zeroed when it is dropped. The only ways out are
 //! [`Secret::stdin_line`]/[`Secret::stdin_raw`], which produce the bytes for a
-//! child's stdin as another zeroed-on-drop value, and [`Secret::redact`], which
-//! removes the secret from text that a remote program printed.
+//! child's stdin as another zeroed-on-drop value, and the
+//! [`Redactor`](super::redact::Redactor), which removes the secret from text
+//! that another program printed.
 
 use std::fmt;
 
@@ -48,26 +49,45 @@ impl Secret {
         SecretSlice::from(Box::<[u8]>::from(self.0.expose_secret()))
     }
 
-    /// `text` with every occurrence of the secret replaced by `[secret]`, for
-    /// output of programs that received it (an askpass that echoes its input
-    /// must not put the passphrase into an error message).
-    pub fn redact(&self, text: &str) -> String {
-        match std::str::from_utf8(self.0.expose_secret()) {
-            Ok(s) if !s.is_empty() => {
-                let s = s.trim_end_matches(['\r', '\n']);
-                if s.is_empty() {
-                    text.to_string()
-                } else {
-                    text.replace(s, "[secret]")
-                }
-            }
-            _ => text.to_string(),
-        }
+    /// For [`Redactor`](super::redact::Redactor) only, which keeps its copies
+    /// zeroed-on-drop too.
+    pub(super) fn expose_for_redaction(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// The first CR or LF in the secret, if any: `(byte offset, which)`.
+    pub fn line_break(&self) -> Option<(usize, LineBreak)> {
+        self.0
+            .expose_secret()
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| match b {
+                b'\n' => Some((i, LineBreak::Lf)),
+                b'\r' => Some((i, LineBreak::Cr)),
+                _ => None,
+            })
     }
 
     #[cfg(test)]
     pub(crate) fn expose_for_test(&self) -> &[u8] {
         self.0.expose_secret()
+    }
+}
+
+/// A line break inside a secret, which a line-reading askpass would take as
+/// the end of one passphrase and the start of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineBreak {
+    Cr,
+    Lf,
+}
+
+impl LineBreak {
+    pub fn name(self) -> &'static str {
+        match self {
+            LineBreak::Cr => "carriage return (CR)",
+            LineBreak::Lf => "line feed (LF)",
+        }
     }
 }
 
@@ -115,14 +135,15 @@ mod tests {
     }
 
     #[test]
-    fn redacts_echoes() {
-        let s = Secret::from_bytes(b"correct horse");
+    fn line_breaks_are_found() {
+        assert_eq!(Secret::from_bytes(b"one line").line_break(), None);
         assert_eq!(
-            s.redact("Enter passphrase: correct horse\nNo key available"),
-            "Enter passphrase: [secret]\nNo key available"
+            Secret::from_bytes(b"two\nlines").line_break(),
+            Some((3, LineBreak::Lf))
         );
-        assert_eq!(s.redact("nothing here"), "nothing here");
-        let bin = Secret::from_bytes(&[0xff, 0x00, 0x12]);
-        assert_eq!(bin.redact("text"), "text");
+        assert_eq!(
+            Secret::from_bytes(b"cr\r").line_break(),
+            Some((2, LineBreak::Cr))
+        );
     }
 }

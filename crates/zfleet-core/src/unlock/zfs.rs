@@ -11,7 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Failure, HostStatus, Outcome, Report, Secret, State, Step, Target};
+use super::redact::Redactor;
+use super::{
+    line_break_failure, Failure, FailureKind as K, HostStatus, Outcome, Report, Secret, State,
+    Target, MAX_EXCERPT,
+};
 use crate::exec::{Argv, Endpoint, ExecError, RunOptions};
 use crate::host::QUERY_TIMEOUT;
 use crate::zfs::{cmd, DatasetName, ZfsError, ZfsErrorKind};
@@ -248,9 +252,25 @@ pub(super) fn unlock(
     deadline: Instant,
 ) -> Report {
     let Some(observed) = observed else {
-        return Report::failed(t, Failure::new(Step::Connect, "not observed"));
+        return Report::failed(t, Failure::new(K::Internal, "not observed"));
     };
     let ep = t.host.endpoint();
+    // `zfs load-key` reads a passphrase or hex key up to the first line break;
+    // only raw keys are read as they are.
+    let line_read = observed.datasets.iter().any(|d| {
+        d.locked()
+            && d.keyformat != "raw"
+            && t.config
+                .encryption_roots
+                .iter()
+                .any(|r| r.as_str() == d.name)
+    });
+    if line_read {
+        if let Some(f) = line_break_failure(t, secret) {
+            return Report::failed(t, f);
+        }
+    }
+    let redactor = Redactor::of(secret);
     let mut loaded = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut attempts = 0;
@@ -284,7 +304,7 @@ pub(super) fn unlock(
         match res {
             Ok(out) if out.status.success() => loaded.push(root.to_string()),
             Ok(out) => {
-                let stderr = secret.redact(&out.stderr_text());
+                let stderr = redactor.excerpt(&out.stderr, 3, MAX_EXCERPT);
                 failures.push(load_key_failure(
                     t,
                     root,
@@ -295,13 +315,19 @@ pub(super) fn unlock(
             // zfs load-key exits 255 on a wrong key, which over ssh reads as
             // ssh's own code; the message tells them apart.
             Err(e) => {
-                let stderr = secret.redact(e.stderr().unwrap_or_default());
-                failures.push(load_key_failure(
-                    t,
-                    root,
-                    &secret.redact(&e.to_string()),
-                    &stderr,
-                ));
+                let stderr =
+                    redactor.excerpt(e.stderr().unwrap_or_default().as_bytes(), 3, MAX_EXCERPT);
+                let message = match &e {
+                    ExecError::Failed { status, .. } => {
+                        format!("`{argv}` failed on {} ({status}): {stderr}", t.name)
+                    }
+                    ExecError::Timeout { after, .. } => format!(
+                        "`{argv}` did not finish on {} within {after:?}: {stderr}",
+                        t.name
+                    ),
+                    other => redactor.scrub(&other.to_string()),
+                };
+                failures.push(load_key_failure(t, root, &message, &stderr));
             }
         }
     }
@@ -319,7 +345,7 @@ pub(super) fn unlock(
             &RunOptions::timeout(remaining(deadline).min(QUERY_TIMEOUT)),
         ) {
             Ok(_) => mounted.push(d.name.clone()),
-            Err(e) => failures.push(Failure::new(Step::Mount, e.to_string())),
+            Err(e) => failures.push(Failure::new(K::Mount, e.to_string())),
         }
     }
 
@@ -339,12 +365,12 @@ pub(super) fn unlock(
                 .args(t.config.services.iter().cloned());
             match ep.run(&argv, &RunOptions::timeout(remaining(deadline))) {
                 Ok(_) => services = t.config.services.clone(),
-                Err(e) => failures.push(Failure::new(Step::Services, e.to_string())),
+                Err(e) => failures.push(Failure::new(K::Services, e.to_string())),
             }
         }
     } else if !t.config.services.is_empty() && failures.is_empty() {
         failures.push(Failure::new(
-            Step::Mount,
+            K::Mount,
             format!(
                 "{}; services not started",
                 describe_locked(&still_locked, &unmounted)
@@ -362,7 +388,7 @@ pub(super) fn unlock(
     } else if !still_locked.is_empty() || !unmounted.is_empty() {
         Report::failed(
             t,
-            Failure::new(Step::Mount, describe_locked(&still_locked, &unmounted)),
+            Failure::new(K::Mount, describe_locked(&still_locked, &unmounted)),
         )
     } else {
         let mut msg = format!(
@@ -392,24 +418,23 @@ pub(super) fn unlock(
 fn load_key_failure(t: &Target, root: &DatasetName, message: &str, stderr: &str) -> Failure {
     if ZfsErrorKind::classify(stderr) == ZfsErrorKind::WrongKey {
         Failure::new(
-            Step::LoadKey,
+            K::WrongKey,
             format!("wrong key for `{root}` on {}: {stderr}", t.name),
         )
         .hint(format!(
             "check the secret `{}` for {}; nothing below `{root}` was mounted",
             t.config.secret, t.name
         ))
-        .rejected()
     } else {
-        Failure::new(Step::LoadKey, message)
+        Failure::new(K::LoadKey, message)
     }
 }
 
 fn observe_failure(e: ObserveError) -> Failure {
     match e {
-        ObserveError::Exec(e) => Failure::new(Step::Mount, e.to_string()),
-        ObserveError::Mismatch(p) => Failure::new(Step::Mount, p.join("; ")),
-        ObserveError::Other(m) => Failure::new(Step::Mount, m),
+        ObserveError::Exec(e) => Failure::new(K::Mount, e.to_string()),
+        ObserveError::Mismatch(p) => Failure::new(K::Mount, p.join("; ")),
+        ObserveError::Other(m) => Failure::new(K::Mount, m),
     }
 }
 

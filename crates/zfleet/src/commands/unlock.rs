@@ -59,6 +59,11 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "N")]
     retries: Option<u32>,
 
+    /// Time allowed for fetching each secret: the whole provider, children
+    /// included, is stopped after it ("30s", "5m").
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "2m")]
+    secret_timeout: Duration,
+
     /// Show what would be done; fetches no secret and sends nothing.
     #[arg(long)]
     dry_run: bool,
@@ -88,7 +93,7 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
     }
     let targets = unlock::targets(&cx.fleet, &a.hosts, &cx.this_host, cx.sessions())?;
     if a.check_secrets {
-        let checks = unlock::check_secrets(&targets, &Providers::default());
+        let checks = unlock::check_secrets(&targets, &providers(a));
         if a.out.json {
             render::json(&checks);
         } else {
@@ -96,7 +101,7 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
             for c in &checks {
                 t.add_row(vec![
                     c.host.clone(),
-                    c.secret.clone(),
+                    one_line(&c.secret),
                     one_line(c.error.as_deref().unwrap_or("ok")),
                 ]);
             }
@@ -129,7 +134,7 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
         parallel: a.parallel,
         dry_run: a.dry_run,
     };
-    let reports = unlock::unlock(&targets, &Providers::default(), &opts);
+    let reports = unlock::unlock(&targets, &providers(a), &opts);
     if !a.dry_run {
         // History is worth keeping, but not worth failing an unlock over (an
         // admin's laptop may have no writable state directory).
@@ -151,13 +156,19 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
     })
 }
 
-/// One line per host: ssh's messages may span several.
+/// One line per host (ssh's messages may span several), with every control
+/// character shown, not obeyed: the detail may quote what an initrd printed.
+/// zfleet-core has escaped it already; escaping again changes nothing and
+/// keeps the table safe whatever a future message carries.
 fn one_line(s: &str) -> String {
-    s.split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    zfleet_core::text::one_line(s)
+}
+
+fn providers(a: &UnlockArgs) -> Providers {
+    Providers {
+        timeout: a.secret_timeout,
+        ..Providers::default()
+    }
 }
 
 fn method(m: zfleet_core::config::UnlockMethod) -> &'static str {
@@ -231,7 +242,7 @@ fn print_hints<'a>(hints: impl Iterator<Item = (&'a String, &'a Option<String>)>
         outln!();
     }
     for (host, hint) in hints {
-        outln!("hint ({host}): {hint}");
+        outln!("hint ({host}): {}", one_line(hint));
     }
 }
 
