@@ -6,6 +6,7 @@
 //! function of (config, observation, now), and execution runs the plan.
 
 pub mod config;
+pub mod deploy;
 pub mod exec;
 pub mod export;
 pub mod grant;

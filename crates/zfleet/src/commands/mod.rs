@@ -6,6 +6,7 @@ mod check;
 mod check_pools;
 mod check_snapshots;
 mod completions;
+mod deploy;
 mod export;
 mod grant;
 mod import;
@@ -45,6 +46,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
     Init(init::InitArgs),
+    Deploy(deploy::DeployArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -69,5 +71,6 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions(a) => completions::cmd_completions(&cli.global, &a),
         Command::Man(a) => man::cmd_man(&cli.global, &a),
         Command::Init(a) => init::cmd_init(&cli.global, &a),
+        Command::Deploy(a) => deploy::cmd_deploy(&cli.global, &a),
     }
 }
