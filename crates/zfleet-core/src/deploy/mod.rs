@@ -139,7 +139,7 @@ pub fn mixed_versions(versions: &[(String, Option<String>)]) -> Vec<(String, Vec
     if by.len() < 2 {
         return Vec::new();
     }
-    by.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    by.sort_by_key(|b| std::cmp::Reverse(b.1.len()));
     by
 }
 
