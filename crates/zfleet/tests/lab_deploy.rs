@@ -160,7 +160,7 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
 
     // A copy to `older` that breaks off (its ssh killed) leaves the old
     // binary working and no partial file.
-    let mut child = admin
+    let child = admin
         .command(zfleet_bin())
         .args([
             "--config",

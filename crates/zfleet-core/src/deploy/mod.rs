@@ -169,7 +169,7 @@ mod tests {
     }
 
     #[rstest]
-    #[case::nothing_there(seen(None, None, None), BinaryStep::Install, FleetStep::Install, false)]
+    #[case::nothing_there(seen(None, None, None), BinaryStep::Install, FleetStep::Install, true)]
     #[case::older(
         seen(Some("zfleet 0.1.0"), Some("old"), Some("f")),
         BinaryStep::Upgrade,
