@@ -10,7 +10,7 @@ mod run;
 pub mod token;
 
 pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
-pub use run::{serve, ServeLog, REFUSED, SERVE_BANNER};
+pub use run::{serve, Banner, ServeLog, REFUSED, SERVE_BANNER};
 
 /// Why a request was refused; shown to the caller and logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
