@@ -90,6 +90,9 @@ pub fn compose(found: &Found) -> Init {
     }
     if !found.syncoid_jobs.is_empty() {
         let r = crate::syncoid::import::import(h, &found.syncoid_jobs, &found.pools);
+        if let Some((path, text)) = &found.sanoid_conf {
+            init.notes.extend(retention_notes(path, text, &r.targets));
+        }
         init.notes.extend(found.syncoid_notes.iter().cloned());
         init.notes.extend(r.notes);
         init.migrations = r.migrations;
@@ -99,6 +102,39 @@ pub fn compose(found: &Found) -> Init {
     }
     init.toml = out.trim_end().to_string() + "\n";
     init
+}
+
+/// A sanoid section for a dataset syncoid received into prunes backups;
+/// in zfleet that is the server's `retention` template.
+fn retention_notes(path: &str, sanoid: &str, targets: &[(String, String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut section: Option<(usize, String)> = None;
+    let mut templates: Vec<(usize, String, String)> = Vec::new();
+    for (i, line) in sanoid.lines().enumerate() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some((i + 1, name.trim().to_string()));
+            templates.push((i + 1, name.trim().to_string(), String::new()));
+        } else if let (Some((_, _)), Some((k, v))) = (&section, l.split_once('=')) {
+            if k.trim() == "use_template" {
+                if let Some(last) = templates.last_mut() {
+                    last.2 = v.trim().to_string();
+                }
+            }
+        }
+    }
+    for (n, name, template) in templates {
+        for (server, old, new) in targets {
+            if &name == old {
+                let t = template.split(',').next().unwrap_or("").trim();
+                let t = if t.is_empty() { "NAME" } else { t };
+                out.push(format!(
+                    "{path}:{n}: [{name}] prunes what syncoid received there; zfleet prunes received backups ({new}) with the server's retention template: set `retention = \"{t}\"` in [hosts.{server}.server]"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// `zfs list -H -o name,type,used` lines.

@@ -141,6 +141,12 @@ fn init_on_a_sanoid_and_syncoid_server_writes_a_file_that_passes_check() {
         "{}",
         run.stderr
     );
+    // sanoid pruned syncoid's target: in zfleet that is the server's retention.
+    assert!(
+        run.stderr.contains("/etc/sanoid/sanoid.conf:18: [zstorage/backups/alpha] prunes what syncoid received there; zfleet prunes received backups (zstorage/backups/alpha/zroot/persistSave) with the server's retention template: set `retention = \"backup\"` in [hosts.vault.server]"),
+        "{}",
+        run.stderr
+    );
     // Every line that sets something names its origin.
     for line in toml.lines() {
         let l = line.trim();

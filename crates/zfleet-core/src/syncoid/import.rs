@@ -38,6 +38,8 @@ pub struct Imported {
     pub migrations: Vec<String>,
     /// Host entries written, in order.
     pub hosts: Vec<String>,
+    /// Per pull job: `(server, syncoid's target, zfleet's target)`.
+    pub targets: Vec<(String, String, String)>,
 }
 
 /// Sections of the generated file, each key with the origins of its value.
@@ -405,6 +407,8 @@ pub fn import(this_host: &str, jobs: &[Job], local_pools: &[String]) -> Imported
             else {
                 continue;
             };
+            r.targets
+                .push((server.clone(), role.target.to_string(), want.to_string()));
             if want != role.target {
                 let steps = migration(&role.target, &want);
                 r.migrations.push(format!(
