@@ -3,6 +3,7 @@
 
 use crate::config::ConfigErrors;
 use crate::exec::ExecError;
+use crate::failure::{Failure, FailureKind};
 use crate::zfs::{NameError, ParseError, ZfsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +48,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A step that failed on one side, typed ([`Failure`]).
+    #[error("{0}")]
+    Failed(Failure),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        Error::Failed(f)
+    }
 }
 
 impl Error {
@@ -57,6 +67,8 @@ impl Error {
             Error::Config(_) | Error::File { .. } => ErrorKind::Config,
             Error::Name(_) | Error::UnknownHost { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::Exec(_) | Error::Zfs(_) => ErrorKind::Remote,
+            Error::Failed(f) if f.kind == FailureKind::Internal => ErrorKind::Internal,
+            Error::Failed(_) => ErrorKind::Remote,
             Error::Parse { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
     }

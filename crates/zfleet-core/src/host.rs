@@ -5,10 +5,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::config::{Fleet, SshEndpoint};
-use crate::exec::{
-    Argv, Endpoint, ExecError, Output, RunOptions, SshOptions, SshSessions, SshTarget,
+use crate::exec::{Argv, Endpoint, Output, RunOptions, SshOptions, SshSessions, SshTarget};
+use crate::zfs::{
+    caps, cmd, Caps, DatasetName, Listing, PoolName, PropertyRow, ZfsError, ZfsErrorKind,
 };
-use crate::zfs::{caps, cmd, Caps, DatasetName, Listing, PoolName, ZfsError, ZfsErrorKind};
 use crate::Error;
 
 /// Limit for commands that only read state. Transfers have their own.
@@ -130,6 +130,17 @@ impl Host {
         self.served.get()?.as_ref()?.version.as_deref()
     }
 
+    /// Every property of `ds` with its source, in one command.
+    pub fn properties(&self, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
+        let argv = cmd::get_properties(&[], &[ds]);
+        let out = self.query(&argv)?;
+        crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
+            host: self.name.clone(),
+            cmdline: argv.to_string(),
+            source,
+        })
+    }
+
     /// Imported pools.
     pub fn pools(&self) -> Result<Vec<PoolName>, Error> {
         let argv = cmd::zpool().args(["list", "-H", "-o", "name"]);
@@ -216,9 +227,5 @@ impl Host {
             })) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    pub fn is_reachable_error(e: &ExecError) -> bool {
-        matches!(e, ExecError::Unreachable { .. })
     }
 }

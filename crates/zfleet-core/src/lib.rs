@@ -5,24 +5,30 @@
 //! reads real state in as few `zfs` calls as possible, planning is a pure
 //! function of (config, observation, now), and execution runs the plan.
 
+pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod exec;
 pub mod export;
+pub mod failure;
 pub mod grant;
 pub mod host;
 pub mod init;
 pub mod lock;
 pub mod parallel;
 pub mod progress;
+pub mod protocol;
 pub mod replicate;
 pub mod restore;
+pub mod runtime;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
 pub mod syncoid;
 pub mod text;
+pub mod transfer;
 pub mod unlock;
+pub mod words;
 pub mod zfs;
 
 mod error;

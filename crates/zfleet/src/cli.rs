@@ -86,12 +86,11 @@ impl TransferArgs {
         zfleet_core::replicate::plan::Options {
             rollback: self.rollback,
             bookmarks: !self.no_bookmarks,
+            ..Default::default()
         }
     }
 
-    pub fn pump_options(
-        &self,
-    ) -> Result<zfleet_core::replicate::pump::PumpOptions, zfleet_core::Error> {
+    pub fn pump_options(&self) -> Result<zfleet_core::transfer::PumpOptions, zfleet_core::Error> {
         self.stream.pump_options()
     }
 }
@@ -109,10 +108,8 @@ pub struct StreamArgs {
 }
 
 impl StreamArgs {
-    pub fn pump_options(
-        &self,
-    ) -> Result<zfleet_core::replicate::pump::PumpOptions, zfleet_core::Error> {
-        let mut p = zfleet_core::replicate::pump::PumpOptions {
+    pub fn pump_options(&self) -> Result<zfleet_core::transfer::PumpOptions, zfleet_core::Error> {
+        let mut p = zfleet_core::transfer::PumpOptions {
             buffer: parse_size(&self.buffer)? as usize,
             ..Default::default()
         };

@@ -32,9 +32,6 @@ impl KeyPath {
         v.push(Seg::Index(i));
         Self(v)
     }
-    pub fn from_keys(keys: &[&str]) -> Self {
-        Self(keys.iter().map(|k| Seg::Key((*k).to_string())).collect())
-    }
 }
 
 fn bare_key(k: &str) -> bool {

@@ -98,10 +98,6 @@ impl Hooks {
     pub fn any_snapshot_hook(&self) -> bool {
         self.pre_snapshot.is_some() || self.post_snapshot.is_some()
     }
-
-    pub fn any_pruning_hook(&self) -> bool {
-        self.pre_pruning.is_some() || self.pruning.is_some()
-    }
 }
 
 mod opt_secs {

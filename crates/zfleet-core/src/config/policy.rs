@@ -28,6 +28,16 @@ impl Period {
         Period::Yearly,
     ];
 
+    /// Longest first: the order sanoid takes snapshots in, and reports them.
+    pub const LONGEST_FIRST: [Period; 6] = [
+        Period::Yearly,
+        Period::Monthly,
+        Period::Weekly,
+        Period::Daily,
+        Period::Hourly,
+        Period::Frequently,
+    ];
+
     /// The word sanoid puts at the end of a snapshot name.
     pub fn as_str(self) -> &'static str {
         match self {

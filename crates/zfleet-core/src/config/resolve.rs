@@ -414,7 +414,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Ctx<'_> {
-    fn err(
+    /// An error about the value at `path` (a wrong value, an unknown name).
+    fn err_at_value(&mut self, path: &KeyPath, message: impl Into<String>, hint: Option<String>) {
+        self.push(path, false, message, hint);
+    }
+
+    /// An error about the key at `path` itself (a key that should not be there).
+    fn err_at_key(&mut self, path: &KeyPath, message: impl Into<String>, hint: Option<String>) {
+        self.push(path, true, message, hint);
+    }
+
+    fn push(
         &mut self,
         path: &KeyPath,
         at_key: bool,
@@ -435,11 +445,11 @@ impl Ctx<'_> {
     /// `port` and path keys where they are written (`[ssh]`, a host, an extra client).
     fn ssh_keys(&mut self, p: &KeyPath, port: Option<u16>, paths: [(&str, Option<&str>); 2]) {
         if let Some(Err(m)) = port.map(valid_port) {
-            self.err(&p.key("port"), false, m, None);
+            self.err_at_value(&p.key("port"), m, None);
         }
         for (key, v) in paths {
             if let Some(Err(m)) = v.map(valid_path) {
-                self.err(&p.key(key), false, m, None);
+                self.err_at_value(&p.key(key), m, None);
             }
         }
     }
@@ -456,9 +466,8 @@ impl Ctx<'_> {
         } else {
             format!("defined templates: {}", known.join(", "))
         };
-        self.err(
+        self.err_at_value(
             path,
-            false,
             format!("template `{name}` does not exist"),
             Some(hint),
         );
@@ -469,14 +478,14 @@ impl Ctx<'_> {
         let backup_user = raw.fleet.backup_user.clone();
         if let Some(u) = &backup_user {
             if let Err(m) = valid_user(u) {
-                self.err(&p.key("fleet").key("backup_user"), false, m, None);
+                self.err_at_value(&p.key("fleet").key("backup_user"), m, None);
             }
         }
         if let Some(Err(m)) = raw.fleet.backup_identity.as_deref().map(valid_path) {
-            self.err(&p.key("fleet").key("backup_identity"), false, m, None);
+            self.err_at_value(&p.key("fleet").key("backup_identity"), m, None);
         }
         if let Some(Err(m)) = raw.fleet.state_dir.as_deref().map(valid_path) {
-            self.err(&p.key("fleet").key("state_dir"), false, m, None);
+            self.err_at_value(&p.key("fleet").key("state_dir"), m, None);
         }
         self.ssh_keys(
             &p.key("ssh"),
@@ -489,9 +498,8 @@ impl Ctx<'_> {
         let backup_identity = raw.fleet.backup_identity.as_ref().map(PathBuf::from);
         let state_dir = PathBuf::from(raw.fleet.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR));
         if !state_dir.is_absolute() {
-            self.err(
+            self.err_at_value(
                 &p.key("fleet").key("state_dir"),
-                false,
                 "must be an absolute path",
                 None,
             );
@@ -511,9 +519,8 @@ impl Ctx<'_> {
         for (name, h) in &raw.hosts {
             let hp = p.key("hosts").key(name);
             if let Err(m) = valid_host_name(name) {
-                self.err(
+                self.err_at_key(
                     &hp,
-                    true,
                     format!("invalid host name `{}`: {m}", name.escape_default()),
                     None,
                 );
@@ -557,9 +564,8 @@ impl Ctx<'_> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             {
-                self.err(
+                self.err_at_key(
                     &tp,
-                    true,
                     format!(
                         "invalid template name `{}`: use letters, digits, `_`, `-`",
                         name.escape_default()
@@ -573,9 +579,8 @@ impl Ctx<'_> {
                 ("process_children_only", t.process_children_only.is_some()),
             ] {
                 if set {
-                    self.err(
+                    self.err_at_key(
                         &tp.key(key),
-                        true,
                         "belongs to a dataset entry, not to a template",
                         Some(format!("set `{key}` where the dataset uses this template")),
                     );
@@ -594,9 +599,8 @@ impl Ctx<'_> {
         for (key, get, lo, hi) in timing_limits() {
             if let Some(v) = get(r) {
                 if v < lo || v > hi {
-                    self.err(
+                    self.err_at_value(
                         &p.key(key),
-                        false,
                         format!("{v} is out of range; expected {lo} to {hi}"),
                         None,
                     );
@@ -609,20 +613,19 @@ impl Ctx<'_> {
     fn check_extras(&mut self, p: &KeyPath, r: &RawPolicy) {
         for (period, key, raw) in r.age_limits() {
             if let Some(Err(m)) = raw.as_ref().map(|a| super::extras::parse_age(a, period)) {
-                self.err(&p.key(key), false, m, None);
+                self.err_at_value(&p.key(key), m, None);
             }
         }
         if let Some(Err(m)) = r.script_timeout.as_ref().map(super::extras::parse_timeout) {
-            self.err(&p.key("script_timeout"), false, m, None);
+            self.err_at_value(&p.key("script_timeout"), m, None);
         }
         for (key, v) in [
             ("capacity_warn", r.capacity_warn),
             ("capacity_crit", r.capacity_crit),
         ] {
             if let Some(v) = v.filter(|v| *v > 100) {
-                self.err(
+                self.err_at_value(
                     &p.key(key),
-                    false,
                     format!(
                         "{v} is out of range; expected a percentage, 0 to 100 (0: not checked)"
                     ),
@@ -638,9 +641,8 @@ impl Ctx<'_> {
         ] {
             if let Some(super::extras::HookCommand::Argv(v)) = hook {
                 if !matches!(v.first(), Some(w) if !w.is_empty()) {
-                    self.err(
+                    self.err_at_value(
                         &p.key(key),
-                        false,
                         "names no program",
                         Some("give the program as the first word, or remove the key".into()),
                     );
@@ -663,7 +665,7 @@ impl Ctx<'_> {
             let dataset = match DatasetName::parse(ds) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.err(&dp, true, e.to_string(), None);
+                    self.err_at_key(&dp, e.to_string(), None);
                     continue;
                 }
             };
@@ -688,9 +690,8 @@ impl Ctx<'_> {
                 Some(RawRecursive::Bool(true)) => Recursive::Yes,
                 Some(RawRecursive::Word(w)) if w == "zfs" => Recursive::Zfs,
                 Some(RawRecursive::Word(w)) => {
-                    self.err(
+                    self.err_at_value(
                         &dp.key("recursive"),
-                        false,
                         format!("`{w}` is not understood; expected true, false or \"zfs\""),
                         None,
                     );
@@ -699,9 +700,8 @@ impl Ctx<'_> {
             };
             let process_children_only = r.process_children_only.unwrap_or(false);
             if process_children_only && recursive == Recursive::No {
-                self.err(
+                self.err_at_key(
                     &dp.key("process_children_only"),
-                    true,
                     "has no effect without `recursive`",
                     Some("set `recursive = true` (or \"zfs\") on this dataset".into()),
                 );
@@ -745,12 +745,12 @@ impl Ctx<'_> {
             .cloned()
             .unwrap_or_else(|| default_address.to_string());
         if let Err(m) = valid_address(&address) {
-            self.err(&p.key("address"), false, m, None);
+            self.err_at_value(&p.key("address"), m, None);
         }
         let user = user.or(defaults.user.as_ref()).cloned();
         if let Some(u) = &user {
             if let Err(m) = valid_user(u) {
-                self.err(&p.key("user"), false, m, None);
+                self.err_at_value(&p.key("user"), m, None);
             }
         }
         let timeout_src = connect_timeout
@@ -764,7 +764,7 @@ impl Ctx<'_> {
         let connect_timeout = match timeout_src {
             None => DEFAULT_CONNECT_TIMEOUT,
             Some((t, tp)) => parse_duration(t).unwrap_or_else(|m| {
-                self.err(&tp, false, m, None);
+                self.err_at_value(&tp, m, None);
                 DEFAULT_CONNECT_TIMEOUT
             }),
         };
@@ -843,9 +843,8 @@ impl Ctx<'_> {
         if ok {
             Some(key.trim().to_string())
         } else {
-            self.err(
+            self.err_at_value(
                 p,
-                false,
                 "is not an OpenSSH public key line (`ssh-ed25519 AAAA… comment`)",
                 None,
             );
@@ -856,7 +855,7 @@ impl Ctx<'_> {
     fn client(&mut self, p: &KeyPath, c: &RawClient) -> ClientRole {
         if let Some(u) = &c.user {
             if let Err(m) = valid_user(u) {
-                self.err(&p.key("user"), false, m, None);
+                self.err_at_value(&p.key("user"), m, None);
             }
         }
         let datasets = self.datasets(p, c.datasets.as_ref());
@@ -874,14 +873,13 @@ impl Ctx<'_> {
             None => vec![DatasetName::trusted(DEFAULT_CLIENT_DATASET)],
             Some(list) => {
                 if list.is_empty() {
-                    self.err(&p.key("datasets"), false, "lists no datasets", Some("remove the key to back up zroot/persistSave, or disable the role with `enabled = false`".into()));
+                    self.err_at_value(&p.key("datasets"), "lists no datasets", Some("remove the key to back up zroot/persistSave, or disable the role with `enabled = false`".into()));
                 }
                 let mut seen: HashMap<&DatasetName, usize> = HashMap::new();
                 for (i, d) in list.iter().enumerate() {
                     if seen.insert(d, i).is_some() {
-                        self.err(
+                        self.err_at_value(
                             &p.key("datasets").index(i),
-                            false,
                             format!("`{d}` is listed twice"),
                             None,
                         );
@@ -914,7 +912,7 @@ impl Ctx<'_> {
                 }
             });
         if s.parallel == Some(0) {
-            self.err(&p.key("parallel"), false, "must be at least 1", None);
+            self.err_at_value(&p.key("parallel"), "must be at least 1", None);
         }
         let extra_clients = s
             .extra_clients
@@ -938,9 +936,8 @@ impl Ctx<'_> {
                         } else {
                             format!("`{prop}` cannot be preserved")
                         };
-                        self.err(
+                        self.err_at_value(
                             &p.key("preserve_properties").index(i),
-                            false,
                             why,
                             Some(format!(
                                 "preservable: {}",
@@ -956,9 +953,8 @@ impl Ctx<'_> {
             None | Some("none") => Compression::None,
             Some("zstd") => Compression::Zstd,
             Some(other) => {
-                self.err(
+                self.err_at_value(
                     &p.key("compress"),
-                    false,
                     format!("`{other}` is not understood; expected \"zstd\" or \"none\""),
                     None,
                 );
@@ -980,9 +976,8 @@ impl Ctx<'_> {
 
     fn extra_client(&mut self, p: &KeyPath, e: &RawExtraClient, defaults: &RawSsh) -> ExtraClient {
         if let Err(m) = valid_host_name(&e.name) {
-            self.err(
+            self.err_at_value(
                 &p.key("name"),
-                false,
                 format!("invalid host name `{}`: {m}", e.name.escape_default()),
                 None,
             );
@@ -1015,9 +1010,8 @@ impl Ctx<'_> {
             "luks-initrd" => UnlockMethod::LuksInitrd,
             "zfs" => UnlockMethod::Zfs,
             other => {
-                self.err(
+                self.err_at_value(
                     &p.key("method"),
-                    false,
                     format!(
                         "`{other}` is not an unlock method; expected \"luks-initrd\" or \"zfs\""
                     ),
@@ -1027,7 +1021,7 @@ impl Ctx<'_> {
             }
         };
         let secret = SecretRef::parse(&u.secret).unwrap_or_else(|m| {
-            self.err(&p.key("secret"), false, m, None);
+            self.err_at_value(&p.key("secret"), m, None);
             SecretRef::Env(String::new())
         });
         // Keys that belong to the other method are refused rather than ignored.
@@ -1053,9 +1047,8 @@ impl Ctx<'_> {
         };
         for (k, set) in wrong {
             if set {
-                self.err(
+                self.err_at_key(
                     &p.key(k),
-                    true,
                     format!("only applies to method \"{other}\""),
                     None,
                 );
@@ -1066,17 +1059,17 @@ impl Ctx<'_> {
                 let default_address = format!("{host}-initrd");
                 let addr = u.initrd_address.clone().unwrap_or(default_address);
                 if let Err(m) = valid_address(&addr) {
-                    self.err(&p.key("initrd_address"), false, m, None);
+                    self.err_at_value(&p.key("initrd_address"), m, None);
                 }
                 if let Some(Err(m)) = u.initrd_port.map(valid_port) {
-                    self.err(&p.key("initrd_port"), false, m, None);
+                    self.err_at_value(&p.key("initrd_port"), m, None);
                 }
                 if let Some(Err(m)) = u.initrd_known_hosts.as_deref().map(valid_path) {
-                    self.err(&p.key("initrd_known_hosts"), false, m, None);
+                    self.err_at_value(&p.key("initrd_known_hosts"), m, None);
                 }
                 let user = u.initrd_user.clone().unwrap_or_else(|| "root".into());
                 if let Err(m) = valid_user(&user) {
-                    self.err(&p.key("initrd_user"), false, m, None);
+                    self.err_at_value(&p.key("initrd_user"), m, None);
                 }
                 Some(SshEndpoint {
                     address: addr,
@@ -1093,9 +1086,8 @@ impl Ctx<'_> {
             match shlex::split(c).filter(|w| !w.is_empty()) {
                 Some(words) if words.iter().all(|w| !w.contains('\0')) => Some(words),
                 _ => {
-                    self.err(
+                    self.err_at_value(
                         &p.key("initrd_command"),
-                        false,
                         format!(
                             "`{}` is not a command: empty or unbalanced quotes",
                             c.escape_default()
@@ -1108,9 +1100,8 @@ impl Ctx<'_> {
         });
         let roots = u.encryption_roots.clone().unwrap_or_default();
         if method == UnlockMethod::Zfs && roots.is_empty() {
-            self.err(
+            self.err_at_value(
                 &p.key("encryption_roots"),
-                false,
                 "method \"zfs\" needs the encryption roots to unlock",
                 Some("for example encryption_roots = [\"zroot/secure\"]".into()),
             );
@@ -1118,9 +1109,8 @@ impl Ctx<'_> {
         let mut seen: HashMap<&DatasetName, usize> = HashMap::new();
         for (i, d) in roots.iter().enumerate() {
             if seen.insert(d, i).is_some() {
-                self.err(
+                self.err_at_value(
                     &p.key("encryption_roots").index(i),
-                    false,
                     format!("`{d}` is listed twice"),
                     None,
                 );
@@ -1129,13 +1119,13 @@ impl Ctx<'_> {
         let services = u.services.clone().unwrap_or_default();
         for (i, unit) in services.iter().enumerate() {
             if let Err(m) = valid_unit(unit) {
-                self.err(&p.key("services").index(i), false, m, None);
+                self.err_at_value(&p.key("services").index(i), m, None);
             }
         }
         let timeout = match &u.timeout {
             None => DEFAULT_UNLOCK_TIMEOUT,
             Some(t) => parse_duration(t).unwrap_or_else(|m| {
-                self.err(&p.key("timeout"), false, m, None);
+                self.err_at_value(&p.key("timeout"), m, None);
                 DEFAULT_UNLOCK_TIMEOUT
             }),
         };
@@ -1173,9 +1163,8 @@ impl Ctx<'_> {
         for h in fleet.hosts.values() {
             let key = (h.ssh.address.clone(), h.ssh.port);
             if let Some(first) = by_address.get(&key).copied() {
-                self.err(
+                self.err_at_key(
                     &KeyPath::root().key("hosts").key(&h.name),
-                    true,
                     format!(
                         "has the same address `{}:{}` as host `{first}`",
                         h.ssh.address, h.ssh.port
@@ -1202,13 +1191,12 @@ impl Ctx<'_> {
                 continue;
             };
             if let Some(first) = pins.insert(file, &h.name) {
-                self.err(
+                self.err_at_value(
                     &KeyPath::root()
                         .key("hosts")
                         .key(&h.name)
                         .key("unlock")
                         .key("initrd_known_hosts"),
-                    false,
                     format!(
                         "`{}` already pins the initrd key of host `{first}`",
                         file.display()
@@ -1226,16 +1214,14 @@ impl Ctx<'_> {
             let lower = server.name.to_ascii_lowercase();
             let at = KeyPath::root().key("hosts").key(&server.name);
             if lower == "sync" {
-                self.err(
+                self.err_at_key(
                     &at,
-                    true,
                     format!("a backup server may not be called `{}`: its base marker `zfleet:base:sync` is the one `zfleet sync` uses", server.name),
                     Some("rename the host".into()),
                 );
             } else if let Some(first) = markers.get(&lower).copied() {
-                self.err(
+                self.err_at_key(
                     &at,
-                    true,
                     format!(
                         "backup servers `{first}` and `{}` differ only in case; they would share the base marker and hold tag `zfleet:base:{lower}` (ZFS user properties are lower case)",
                         server.name
@@ -1251,9 +1237,8 @@ impl Ctx<'_> {
             let sp = KeyPath::root().key("hosts").key(&server.name).key("server");
             for (i, ex) in role.exclude.iter().enumerate() {
                 match fleet.hosts.get(ex) {
-                    None => self.err(
+                    None => self.err_at_value(
                         &sp.key("exclude").index(i),
-                        false,
                         format!("`{ex}` is not a host in this fleet"),
                         closest(
                             ex,
@@ -1261,9 +1246,8 @@ impl Ctx<'_> {
                         )
                         .map(|c| format!("did you mean `{c}`?")),
                     ),
-                    Some(h) if h.client.is_none() => self.err(
+                    Some(h) if h.client.is_none() => self.err_at_value(
                         &sp.key("exclude").index(i),
-                        false,
                         format!("`{ex}` is not a backup client, so there is nothing to exclude"),
                         None,
                     ),
@@ -1274,13 +1258,12 @@ impl Ctx<'_> {
             for (i, e) in role.extra_clients.iter().enumerate() {
                 let ep = sp.key("extra_clients").index(i).key("name");
                 if e.name == server.name {
-                    self.err(&ep, false, format!("server `{}` lists itself as an extra client; a server does not back itself up", server.name), Some("to keep a second local copy, use `zfleet sync` between two local datasets".into()));
+                    self.err_at_value(&ep, format!("server `{}` lists itself as an extra client; a server does not back itself up", server.name), Some("to keep a second local copy, use `zfleet sync` between two local datasets".into()));
                 } else if raw.hosts.contains_key(&e.name) {
-                    self.err(&ep, false, format!("`{}` is already a host in this fleet", e.name), Some(format!("enable its backup role with [hosts.{}.backup] instead of listing it here", e.name)));
+                    self.err_at_value(&ep, format!("`{}` is already a host in this fleet", e.name), Some(format!("enable its backup role with [hosts.{}.backup] instead of listing it here", e.name)));
                 } else if extra_names.insert(&e.name, i).is_some() {
-                    self.err(
+                    self.err_at_value(
                         &ep,
-                        false,
                         format!("extra client `{}` is listed twice", e.name),
                         None,
                     );
@@ -1292,9 +1275,8 @@ impl Ctx<'_> {
                 if c.enabled && !role.exclude.contains(&server.name) {
                     for (i, d) in c.datasets.iter().enumerate() {
                         if role.target_root.is_within(d) || d.is_within(&role.target_root) {
-                            self.err(
+                            self.err_at_value(
                                 &KeyPath::root().key("hosts").key(&server.name).key("backup").key("datasets").index(i),
-                                false,
                                 format!("`{d}` overlaps this server's own target root `{}`; the server would back up its backups", role.target_root),
                                 None,
                             );

@@ -135,12 +135,12 @@ pub fn install(
     let stderr = child.stderr_reader();
     let sent = match child.take_stdin() {
         Some(mut stdin) => {
-            let opts = crate::replicate::pump::PumpOptions {
+            let opts = crate::transfer::pump::PumpOptions {
                 buffer: 4 << 20,
                 chunk: 256 << 10,
                 rate_limit,
             };
-            let r = crate::replicate::pump::pump(source, &mut stdin, opts, progress);
+            let r = crate::transfer::pump::pump(source, &mut stdin, opts, progress);
             drop(stdin);
             r.map_err(|e| e.to_string())
         }

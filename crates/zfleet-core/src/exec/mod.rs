@@ -279,6 +279,12 @@ pub enum ExecError {
         after: Duration,
         detail: String,
     },
+    #[error("host `{host}` ({address}) did not let zfleet log in: {detail}")]
+    Auth {
+        host: String,
+        address: String,
+        detail: String,
+    },
     #[error("host `{host}` ({address}): the connection failed: {detail}")]
     Connection {
         host: String,
@@ -313,6 +319,7 @@ impl ExecError {
             | ExecError::Timeout { host, .. }
             | ExecError::Failed { host, .. }
             | ExecError::Unreachable { host, .. }
+            | ExecError::Auth { host, .. }
             | ExecError::Connection { host, .. }
             | ExecError::HostKey { host, .. }
             | ExecError::Refused { host, .. } => host,

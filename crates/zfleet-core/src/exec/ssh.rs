@@ -305,6 +305,14 @@ impl SshTarget {
                 detail: detail.to_string(),
             };
         }
+        if lower.contains("permission denied") || lower.contains("too many authentication failures")
+        {
+            return ExecError::Auth {
+                host,
+                address,
+                detail: detail.to_string(),
+            };
+        }
         if [
             "timed out",
             "no route to host",
@@ -406,6 +414,24 @@ impl SshTarget {
         connected && self.control_path().exists() && self.control("check")
     }
 
+    /// After a session ended with ssh's own failure (255): `Some(why)` when the
+    /// master connection is gone too, so the host stopped answering (a link
+    /// down, sshd gone), `None` when it is still up, so only that session's
+    /// remote command died.
+    pub fn lost_connection(&self) -> Option<String> {
+        if self.is_connected() {
+            return None;
+        }
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let detail = log
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("the connection was lost")
+            .to_string();
+        Some(detail)
+    }
+
     /// Ends the master connection, if this run started one.
     pub fn disconnect(&self) {
         let mut connected = self.master.lock().unwrap_or_else(|p| p.into_inner());
@@ -438,12 +464,19 @@ impl SshTarget {
     pub fn connection_error(&self, argv: &Argv, out: &Output) -> ExecError {
         let detail = out.stderr_text();
         match self.classify(&detail, self.options.connect_timeout) {
-            ExecError::Connection { detail, .. } if !detail.is_empty() => ExecError::Failed {
-                host: self.name.clone(),
-                cmdline: argv.to_string(),
-                status: "exit status 255".into(),
-                stderr: detail,
-            },
+            // A refused login happens when connecting, not in a session
+            // over a connection that is up: a command that says "permission
+            // denied" and exits 255 is that command's failure.
+            ExecError::Connection { detail, .. } | ExecError::Auth { detail, .. }
+                if !detail.is_empty() =>
+            {
+                ExecError::Failed {
+                    host: self.name.clone(),
+                    cmdline: argv.to_string(),
+                    status: "exit status 255".into(),
+                    stderr: detail,
+                }
+            }
             other => other,
         }
     }

@@ -4,16 +4,23 @@
 
 use serde::Serialize;
 
-use super::exec::{replicate_observed, JobReport, JobSpec, Options, Outcome};
-use crate::config::{Fleet, Job};
-use crate::exec::SshSessions;
+use super::exec::replicate_observed;
+use super::job::{JobReport, JobSpec, Options, Outcome};
+use crate::clock::Clock;
+use crate::config::Job;
+use crate::failure::{Failure, FailureKind, Side};
 use crate::host::Host;
 use crate::progress::Progress;
+use crate::runtime::Runtime;
 use crate::state::{BaseRecord, RunRecord, State};
 use crate::{parallel, Error};
 
+/// One peer's jobs: a client's on a server, or one server's share of a push
+/// client's. Each job names its client and server itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientReport {
+    /// The host at the other end of the connection: the client for a pull,
+    /// the server for a push.
     pub client: String,
     pub jobs: Vec<JobReport>,
 }
@@ -26,7 +33,9 @@ impl ClientReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupReport {
-    pub server: String,
+    /// The machine that ran the jobs: the server, or the pushing client.
+    pub host: String,
+    pub dry_run: bool,
     pub clients: Vec<ClientReport>,
 }
 
@@ -36,17 +45,17 @@ impl BackupReport {
     }
 }
 
-/// Runs the backups of `server` (which must be this machine), limited to
-/// `only` clients when not empty.
+/// Runs the backups of this machine as a server, limited to `only` clients
+/// when not empty.
 pub fn run_backups(
-    fleet: &Fleet,
-    server: &str,
+    rt: &Runtime,
     only: &[String],
     opts: &Options,
     parallel_limit: Option<usize>,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> Result<BackupReport, Error> {
+    let (fleet, server, clock) = (&rt.fleet, rt.this_host.as_str(), rt.clock());
     let plan = fleet
         .server_plan(server)
         .ok_or_else(|| Error::Usage(fleet.not_a_server(server)))?;
@@ -66,7 +75,7 @@ pub fn run_backups(
             )));
         }
     }
-    let target = Host::local(server);
+    let target = rt.local();
     // Checked once: a missing target root is the server's layout problem, not
     // something to create silently.
     if target.observe_if_exists(&plan.target_root, &[])?.is_none() {
@@ -81,8 +90,6 @@ pub fn run_backups(
             clients.push(j.client.clone());
         }
     }
-    let sessions = SshSessions::new()
-        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
     let limit = parallel_limit.unwrap_or_else(|| {
         fleet
             .host(server)
@@ -95,17 +102,19 @@ pub fn run_backups(
             .iter()
             .filter(|j| &j.client == client && !j.push)
             .collect();
-        let source = jobs
-            .first()
-            .map(|j| Host::ssh(client.as_str(), &j.ssh, sessions.clone()));
+        let source = jobs.first().map(|j| rt.ssh_host(client, &j.ssh));
         match source {
             Some(source) => run_peer(
-                client,
+                &Peer {
+                    name: client,
+                    side: Side::Source,
+                },
                 &jobs,
                 &source,
                 &target,
                 Some(&plan.target_root),
                 opts,
+                clock,
                 progress,
                 state,
             ),
@@ -116,21 +125,29 @@ pub fn run_backups(
         }
     });
     Ok(BackupReport {
-        server: server.to_string(),
+        host: server.to_string(),
+        dry_run: opts.dry_run,
         clients: reports,
     })
+}
+
+/// The host at the other end of the connection, and which side of the jobs it is.
+struct Peer<'a> {
+    name: &'a str,
+    side: Side,
 }
 
 /// Runs one peer's jobs in order over one connection: a client's datasets on a
 /// server (pull), or one server's share of a push client's datasets.
 #[allow(clippy::too_many_arguments)]
 fn run_peer(
-    client: &str,
+    peer: &Peer<'_>,
     jobs: &[&Job],
     source: &Host,
     target: &Host,
     target_root: Option<&crate::zfs::DatasetName>,
     opts: &Options,
+    clock: &dyn Clock,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> ClientReport {
@@ -138,7 +155,7 @@ fn run_peer(
     // its own if that fails (a dataset missing on the client, say).
     let prefetched = jobs.first().and_then(|first| {
         let roots: Vec<&crate::zfs::DatasetName> = jobs.iter().map(|j| &j.source).collect();
-        let extra = [super::exec::base_marker(&first.server)];
+        let extra = [crate::protocol::base_marker(&first.server)];
         source.observe_own(&roots, &extra).ok()
     });
     let mut reports = Vec::new();
@@ -149,13 +166,13 @@ fn run_peer(
             sync_snapshot: job.sync_snapshot,
             compress: job.compress == crate::config::Compression::Zstd,
             ..JobSpec::new(
-                format!("{client}:{}", job.source),
+                job.client.clone(),
                 job.source.clone(),
                 job.target.clone(),
                 job.server.clone(),
             )
         };
-        let started = now();
+        let started = clock.now();
         let run_id = state.filter(|_| !opts.dry_run).and_then(|s| {
             s.start_run(&RunRecord {
                 kind: if job.push {
@@ -164,7 +181,7 @@ fn run_peer(
                     "backup".into()
                 },
                 server: Some(job.server.clone()),
-                client: Some(client.to_string()),
+                client: Some(job.client.clone()),
                 source: Some(job.source.to_string()),
                 target: Some(job.target.to_string()),
                 started,
@@ -175,85 +192,100 @@ fn run_peer(
         });
         // Each job changes only its own dataset on the source, so the one
         // listing stays right for the others.
-        let report = replicate_observed(source, target, &spec, opts, progress, prefetched.clone());
+        let report = replicate_observed(
+            source,
+            target,
+            &spec,
+            opts,
+            clock,
+            progress,
+            prefetched.clone(),
+        );
         if let (Some(s), Some(id)) = (state, run_id) {
-            let (result, error) = match &report.outcome {
-                Outcome::UpToDate => ("up_to_date", None),
-                Outcome::Sent => ("ok", None),
-                Outcome::Planned => ("planned", None),
-                Outcome::NothingToSend { message } => ("no_snapshots", Some(message.as_str())),
-                Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
-                Outcome::Failed { message } => ("failed", Some(message.as_str())),
-                Outcome::Degraded { message } => ("degraded", Some(message.as_str())),
-            };
-            if let Err(e) = s.finish_run(id, now(), report.bytes, report.snapshots, result, error) {
-                tracing::warn!("{e}");
-            }
-            let moved = report.ok() || matches!(report.outcome, Outcome::Degraded { .. });
-            if let (true, Some(base)) = (moved, &report.base) {
-                let guid = target
-                    .observe_with(&job.target, &[])
-                    .ok()
-                    .and_then(|l| {
-                        l.snapshots_of(&job.target)
-                            .iter()
-                            .find(|o| o.name.to_string().ends_with(&format!("@{base}")))
-                            .map(|o| o.guid)
-                    })
-                    .unwrap_or(0);
-                let rec = BaseRecord {
-                    server: job.server.clone(),
-                    client: client.to_string(),
-                    source: job.source.to_string(),
-                    target: job.target.to_string(),
-                    snapshot: base.clone(),
-                    guid,
-                    recorded: now(),
-                };
-                if let Err(e) = s.record_base(&rec) {
-                    tracing::warn!("{e}");
-                }
-            }
+            record(s, id, job, &report, clock.now());
         }
-        let failed_to_connect = matches!(&report.outcome, Outcome::Failed { message } if message.contains("did not answer") || message.contains("connection failed") || message.contains("host key"));
+        // The other datasets of a peer that cannot be reached would fail the
+        // same way, each after a full timeout.
+        let unreachable = report.failure().is_some_and(|f| {
+            f.kind.is_connection()
+                && f.side == Some(peer.side)
+                && f.host.as_deref() == Some(peer.name)
+        });
         reports.push(report);
-        // The other datasets of an unreachable client would fail the same way,
-        // each after a full timeout.
-        if failed_to_connect {
+        if unreachable {
             for rest in jobs.iter().skip(reports.len()) {
+                let spec = JobSpec::new(
+                    rest.client.clone(),
+                    rest.source.clone(),
+                    rest.target.clone(),
+                    rest.server.clone(),
+                );
+                let failure = Failure {
+                    side: Some(peer.side),
+                    host: Some(peer.name.to_string()),
+                    ..Failure::new(
+                        FailureKind::Unreachable,
+                        format!("skipped: {} could not be reached", peer.name),
+                    )
+                };
                 reports.push(JobReport::new(
-                    &format!("{client}:{}", rest.source),
-                    format!("{client}:{}", rest.source),
-                    format!("{}:{}", target.name, rest.target),
-                    Outcome::Failed {
-                        message: format!("skipped: {client} could not be reached"),
-                    },
+                    &spec,
+                    &source.name,
+                    &target.name,
+                    Outcome::Failed(failure),
                 ));
             }
             break;
         }
     }
     ClientReport {
-        client: client.to_string(),
+        client: peer.name.to_string(),
         jobs: reports,
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// The job's outcome and, once it succeeded, the base both sides share, in
+/// the state database. A database that fails is worth a warning, not the job.
+fn record(s: &State, id: i64, job: &Job, report: &JobReport, now: i64) {
+    let (result, error) = match &report.outcome {
+        Outcome::UpToDate => ("up_to_date", None),
+        Outcome::Sent => ("ok", None),
+        Outcome::Planned => ("planned", None),
+        Outcome::NothingToSend { message } => ("no_snapshots", Some(message.as_str())),
+        Outcome::Refused { message, .. } => ("refused", Some(message.as_str())),
+        Outcome::Failed(f) => ("failed", Some(f.message.as_str())),
+        Outcome::Degraded { message } => ("degraded", Some(message.as_str())),
+    };
+    if let Err(e) = s.finish_run(id, now, report.bytes, report.snapshots, result, error) {
+        tracing::warn!("{e}");
+    }
+    // A degraded job sent its snapshots and moved its base all the same.
+    let moved = report.ok() || matches!(report.outcome, Outcome::Degraded { .. });
+    if let (true, Some(base)) = (moved, &report.base) {
+        let rec = BaseRecord {
+            server: job.server.clone(),
+            client: job.client.clone(),
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+            snapshot: base.name.clone(),
+            guid: base.guid,
+            recorded: now,
+        };
+        if let Err(e) = s.record_base(&rec) {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 /// A push client's run: each server that wants its datasets receives them over
 /// one connection per server, servers in parallel.
 pub fn run_pushes(
-    fleet: &Fleet,
-    client: &str,
+    rt: &Runtime,
     opts: &Options,
     progress: &dyn Progress,
     state: Option<&State>,
 ) -> Result<BackupReport, Error> {
+    let (fleet, client, clock) = (&rt.fleet, rt.this_host.as_str(), rt.clock());
     let jobs = fleet.push_jobs(client);
     if jobs.is_empty() {
         return Err(Error::Usage(format!(
@@ -266,9 +298,7 @@ pub fn run_pushes(
             servers.push(j.server.clone());
         }
     }
-    let sessions = SshSessions::new()
-        .map_err(|e| Error::Internal(format!("cannot create the ssh control directory: {e}")))?;
-    let source = Host::local(client);
+    let source = rt.local();
     let reports = parallel::map(&servers, servers.len(), |server| {
         let mine: Vec<&Job> = jobs.iter().filter(|j| &j.server == server).collect();
         let root = fleet
@@ -283,26 +313,28 @@ pub fn run_pushes(
                 if let Some(id) = &fleet.backup_identity {
                     ssh.identity = Some(id.clone());
                 }
-                Host::ssh(server.as_str(), &ssh, sessions.clone())
+                rt.ssh_host(server, &ssh)
             }
             None => Host::local(server.as_str()),
         };
-        let mut r = run_peer(
-            client,
+        run_peer(
+            &Peer {
+                name: server,
+                side: Side::Target,
+            },
             &mine,
             &source,
             &target,
             root.as_ref(),
             opts,
+            clock,
             progress,
             state,
-        );
-        // The report is per peer: name the server it went to.
-        r.client = server.clone();
-        r
+        )
     });
     Ok(BackupReport {
-        server: client.to_string(),
+        host: client.to_string(),
+        dry_run: opts.dry_run,
         clients: reports,
     })
 }

@@ -5,32 +5,18 @@
 //! not a guid are not. Target snapshots newer than the common base mean the two
 //! sides diverged (the target was written to, or the source was rolled back);
 //! zfleet refuses instead of rolling the target back, unless told to.
+//!
+//! An interrupted receive is part of the picture: its resume token was decoded
+//! when the sides were observed, so the plan either resumes it and sends what
+//! remains after it, or discards it (a stale token) and plans as if it had not
+//! been there. The plan also says how the base marks move once the steps are
+//! done ([`super::base_moves`]).
 
 use serde::Serialize;
 
-/// One snapshot or bookmark as the planner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Point {
-    /// The part after `@` or `#`.
-    pub name: String,
-    pub guid: u64,
-    pub createtxg: u64,
-    /// Unix seconds.
-    pub creation: i64,
-}
+use super::base_moves::{self, BaseMoves, MoveContext};
 
-/// One side of a replication: a dataset and what it holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Side {
-    pub exists: bool,
-    /// Oldest first (by createtxg).
-    pub snapshots: Vec<Point>,
-    pub bookmarks: Vec<Point>,
-    /// A partially received stream (`recv -s`) waiting to be resumed.
-    pub resume_token: Option<String>,
-    /// Bytes written since the newest snapshot (`written`), where the dialect has it.
-    pub written: Option<u64>,
-}
+pub use super::sides::{Dataset, Observed, Point, ResumeState, Snap, TokenContents};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -40,20 +26,37 @@ pub struct Options {
     /// Use bookmarks as incremental bases when the common snapshot is gone on
     /// the source (the dialect must support them).
     pub bookmarks: bool,
+    /// Send raw (`-w`): the job asks for it and the sender can.
+    pub raw: bool,
+    /// Who the base marks belong to and what each side can do.
+    pub moves: MoveContext,
 }
 
 /// Where an incremental starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Base {
-    Snapshot(String),
-    Bookmark(String),
+    Snapshot { name: String, guid: u64 },
+    Bookmark { name: String, guid: u64 },
 }
 
 impl Base {
     pub fn name(&self) -> &str {
         match self {
-            Base::Snapshot(n) | Base::Bookmark(n) => n,
+            Base::Snapshot { name, .. } | Base::Bookmark { name, .. } => name,
+        }
+    }
+
+    pub fn guid(&self) -> u64 {
+        match self {
+            Base::Snapshot { guid, .. } | Base::Bookmark { guid, .. } => *guid,
+        }
+    }
+
+    fn snapshot(p: &Point) -> Self {
+        Base::Snapshot {
+            name: p.name.clone(),
+            guid: p.guid,
         }
     }
 }
@@ -61,24 +64,45 @@ impl Base {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
+    /// Discard the partial receive: its token names what the source no
+    /// longer has.
+    AbortResume { reason: String },
     /// Continue the interrupted receive from its token.
-    Resume { token: String },
+    Resume {
+        token: String,
+        to: Snap,
+        snapshots: u64,
+        estimated_bytes: Option<u64>,
+    },
     /// Roll the target back to the common snapshot, destroying what is newer.
     Rollback { to: String, discards: Vec<String> },
     /// The first send: the oldest source snapshot, whole.
-    Full { snapshot: String },
-    /// From `from` to `to`, with every snapshot in between when `intermediates`.
+    Full {
+        snapshot: Snap,
+        raw: bool,
+        snapshots: u64,
+        estimated_bytes: Option<u64>,
+    },
+    /// From `from` to `to` (`-I`: with every snapshot in between when
+    /// `intermediates`; `-i` otherwise).
     Incremental {
         from: Base,
-        to: String,
+        to: Snap,
         intermediates: bool,
+        raw: bool,
+        snapshots: u64,
+        estimated_bytes: Option<u64>,
     },
 }
 
 impl Step {
-    /// `full @s1`, `incremental @s1 → @s9 (with intermediates)`: for dry runs and logs.
+    /// `full send of @s1`, `incremental @s1 → @s9 with every snapshot in
+    /// between`: for dry runs, logs and reports.
     pub fn describe(&self) -> String {
         match self {
+            Step::AbortResume { reason } => {
+                format!("discard the interrupted receive ({reason})")
+            }
             Step::Resume { .. } => "resume the interrupted receive".to_string(),
             Step::Rollback { to, discards } => format!(
                 "roll back to @{to}, discarding {}",
@@ -92,19 +116,21 @@ impl Step {
                         .join(", ")
                 }
             ),
-            Step::Full { snapshot } => format!("full send of @{snapshot}"),
+            Step::Full { snapshot, .. } => format!("full send of @{}", snapshot.name),
             Step::Incremental {
                 from,
                 to,
                 intermediates,
+                ..
             } => {
                 let sep = match from {
-                    Base::Snapshot(_) => "@",
-                    Base::Bookmark(_) => "#",
+                    Base::Snapshot { .. } => "@",
+                    Base::Bookmark { .. } => "#",
                 };
                 format!(
-                    "incremental {sep}{} → @{to}{}",
+                    "incremental {sep}{} → @{}{}",
                     from.name(),
+                    to.name,
                     if *intermediates {
                         " with every snapshot in between"
                     } else {
@@ -114,11 +140,44 @@ impl Step {
             }
         }
     }
+
+    /// Snapshots this step brings to the target.
+    pub fn snapshots(&self) -> u64 {
+        match self {
+            Step::Resume { snapshots, .. }
+            | Step::Full { snapshots, .. }
+            | Step::Incremental { snapshots, .. } => *snapshots,
+            Step::AbortResume { .. } | Step::Rollback { .. } => 0,
+        }
+    }
+
+    /// Whether the step moves a stream.
+    pub fn is_transfer(&self) -> bool {
+        matches!(
+            self,
+            Step::Resume { .. } | Step::Full { .. } | Step::Incremental { .. }
+        )
+    }
+
+    pub fn estimated_bytes(&self) -> Option<u64> {
+        match self {
+            Step::Resume {
+                estimated_bytes, ..
+            }
+            | Step::Full {
+                estimated_bytes, ..
+            }
+            | Step::Incremental {
+                estimated_bytes, ..
+            } => *estimated_bytes,
+            Step::AbortResume { .. } | Step::Rollback { .. } => None,
+        }
+    }
 }
 
 /// Why a replication will not run. Each says what the user can do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "refusal", rename_all = "snake_case")]
+#[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Refusal {
     /// Nothing to send yet.
     NoSourceSnapshots,
@@ -142,7 +201,7 @@ impl Refusal {
             Refusal::NoSourceSnapshots => format!("{source} has no snapshots to send yet"),
             Refusal::Diverged { common, target_only } => format!(
                 "{target} has diverged from {source}: it has {} the source does not have ({}) after the last common snapshot @{common}",
-                plural(target_only.len(), "snapshot", "snapshots"),
+                plural(target_only.len(), "snapshot"),
                 target_only.iter().map(|s| format!("@{s}")).collect::<Vec<_>>().join(", ")
             ),
             Refusal::TargetModified { common, written } => format!(
@@ -150,7 +209,7 @@ impl Refusal {
             ),
             Refusal::NoCommonSnapshot { target_snapshots } => format!(
                 "{target} has {} but none in common with {source} (by guid), so no incremental is possible",
-                plural(target_snapshots.len(), "snapshot", "snapshots")
+                plural(target_snapshots.len(), "snapshot")
             ),
             Refusal::TargetNotEmpty => format!("{target} exists but has no snapshots; it was not made by a replication from {source}"),
         }
@@ -169,79 +228,140 @@ impl Refusal {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use crate::words::plural;
 
+/// The decision, with everything the executor runs and a dry run shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Plan {
     /// The target already has the newest source snapshot.
     UpToDate {
-        snapshot: String,
+        base: Snap,
+        base_moves: BaseMoves,
     },
-    Steps {
-        steps: Vec<Step>,
+    /// Steps to run in order, then the base moves to `new_base`.
+    Send {
+        /// Where the incremental sends start: the newest snapshot (or
+        /// bookmark) both sides share, or once a resumed receive is done, the
+        /// snapshot it brings. `None` for a first send.
         base: Option<Base>,
+        steps: Vec<Step>,
+        /// The newest source snapshot: the common base once the steps ran.
+        new_base: Snap,
+        base_moves: BaseMoves,
     },
-    Refused(Refusal),
+    Refused {
+        refusal: Refusal,
+    },
 }
 
-/// Decides what to send from `source` to `target`.
-pub fn plan(source: &Side, target: &Side, opts: &Options) -> Plan {
-    let Some(newest) = source.snapshots.last() else {
-        return Plan::Refused(Refusal::NoSourceSnapshots);
-    };
+impl Plan {
+    pub fn steps(&self) -> &[Step] {
+        match self {
+            Plan::Send { steps, .. } => steps,
+            _ => &[],
+        }
+    }
 
-    // An interrupted receive comes first: it either finishes (and the plan is
-    // made again from the new state) or is found stale by the executor.
-    if let Some(token) = &target.resume_token {
-        return Plan::Steps {
-            steps: vec![Step::Resume {
-                token: token.clone(),
-            }],
-            base: None,
+    pub fn steps_mut(&mut self) -> &mut [Step] {
+        match self {
+            Plan::Send { steps, .. } => steps,
+            _ => &mut [],
+        }
+    }
+}
+
+/// Decides what to send from the source to the target.
+pub fn plan(obs: &Observed, opts: &Options) -> Plan {
+    let source = &obs.source;
+    let Some(newest) = source.snapshots.last() else {
+        return Plan::Refused {
+            refusal: Refusal::NoSourceSnapshots,
         };
+    };
+    let mut target = obs.target.clone();
+    let mut steps = Vec::new();
+
+    // An interrupted receive comes first: it is resumed, and the plan goes on
+    // from what the target holds once it is; or it is stale and discarded, and
+    // the plan goes on as if it had not been there.
+    if let Some(r) = target.resume.take() {
+        match resumable(&r, source) {
+            Ok((to, contents)) => {
+                steps.push(Step::Resume {
+                    token: r.token.clone(),
+                    to: Snap::from(to),
+                    snapshots: 1,
+                    estimated_bytes: contents.size,
+                });
+                target.exists = true;
+                target.snapshots.push(to.clone());
+                target.written = Some(0);
+            }
+            Err(reason) => {
+                steps.push(Step::AbortResume { reason });
+                // A partial first receive is all there was of the dataset.
+                if target.snapshots.is_empty() {
+                    target.exists = false;
+                }
+            }
+        }
     }
 
     if !target.exists {
         let oldest = &source.snapshots[0];
-        let mut steps = vec![Step::Full {
-            snapshot: oldest.name.clone(),
-        }];
+        steps.push(Step::Full {
+            snapshot: Snap::from(oldest),
+            raw: opts.raw,
+            snapshots: 1,
+            estimated_bytes: None,
+        });
         if oldest.guid != newest.guid {
-            steps.push(Step::Incremental {
-                from: Base::Snapshot(oldest.name.clone()),
-                to: newest.name.clone(),
-                intermediates: true,
-            });
+            steps.push(incremental(
+                source,
+                Base::snapshot(oldest),
+                oldest.createtxg,
+                newest,
+                true,
+                opts,
+            ));
         }
-        return Plan::Steps { steps, base: None };
+        return send(None, steps, newest, &target, &[], obs, opts);
     }
 
     if target.snapshots.is_empty() {
-        return Plan::Refused(Refusal::TargetNotEmpty);
+        return Plan::Refused {
+            refusal: Refusal::TargetNotEmpty,
+        };
     }
 
     // The newest target snapshot that the source still has, or has a bookmark of.
     let common = target.snapshots.iter().rev().find_map(|t| {
         if let Some(s) = source.snapshots.iter().find(|s| s.guid == t.guid) {
-            return Some((t, Base::Snapshot(s.name.clone())));
+            return Some((t, Base::snapshot(s), s.createtxg));
         }
         if opts.bookmarks {
             if let Some(b) = source.bookmarks.iter().find(|b| b.guid == t.guid) {
-                return Some((t, Base::Bookmark(b.name.clone())));
+                return Some((
+                    t,
+                    Base::Bookmark {
+                        name: b.name.clone(),
+                        guid: b.guid,
+                    },
+                    b.createtxg,
+                ));
             }
         }
         None
     });
-    let Some((common_t, base)) = common else {
-        return Plan::Refused(Refusal::NoCommonSnapshot {
-            target_snapshots: target.snapshots.iter().map(|s| s.name.clone()).collect(),
-        });
+    let Some((common_t, base, base_txg)) = common else {
+        return Plan::Refused {
+            refusal: Refusal::NoCommonSnapshot {
+                target_snapshots: target.snapshots.iter().map(|s| s.name.clone()).collect(),
+            },
+        };
     };
 
-    let mut steps = Vec::new();
     let target_only: Vec<String> = target
         .snapshots
         .iter()
@@ -250,23 +370,29 @@ pub fn plan(source: &Side, target: &Side, opts: &Options) -> Plan {
         .collect();
     let written = target.written.unwrap_or(0);
     let newest_is_common = target.snapshots.last().map(|t| t.guid) == Some(common_t.guid);
+    let mut discarded: Vec<String> = Vec::new();
     if !target_only.is_empty() {
         if !opts.rollback {
-            return Plan::Refused(Refusal::Diverged {
-                common: common_t.name.clone(),
-                target_only,
-            });
+            return Plan::Refused {
+                refusal: Refusal::Diverged {
+                    common: common_t.name.clone(),
+                    target_only,
+                },
+            };
         }
+        discarded.clone_from(&target_only);
         steps.push(Step::Rollback {
             to: common_t.name.clone(),
             discards: target_only,
         });
     } else if written > 0 && newest_is_common {
         if !opts.rollback {
-            return Plan::Refused(Refusal::TargetModified {
-                common: common_t.name.clone(),
-                written,
-            });
+            return Plan::Refused {
+                refusal: Refusal::TargetModified {
+                    common: common_t.name.clone(),
+                    written,
+                },
+            };
         }
         steps.push(Step::Rollback {
             to: common_t.name.clone(),
@@ -277,313 +403,186 @@ pub fn plan(source: &Side, target: &Side, opts: &Options) -> Plan {
     if common_t.guid == newest.guid {
         if steps.is_empty() {
             return Plan::UpToDate {
-                snapshot: newest.name.clone(),
+                base: Snap::from(newest),
+                base_moves: base_moves::plan(
+                    source,
+                    &source.snapshots,
+                    &target,
+                    &target.snapshots,
+                    newest,
+                    &opts.moves,
+                ),
             };
         }
-        return Plan::Steps {
-            steps,
-            base: Some(base),
-        };
+        return send(Some(base), steps, newest, &target, &discarded, obs, opts);
     }
 
     match &base {
-        Base::Snapshot(_) => steps.push(Step::Incremental {
-            from: base.clone(),
-            to: newest.name.clone(),
-            intermediates: true,
-        }),
-        Base::Bookmark(_) => {
+        Base::Snapshot { .. } => {
+            steps.push(incremental(
+                source,
+                base.clone(),
+                base_txg,
+                newest,
+                true,
+                opts,
+            ));
+        }
+        Base::Bookmark { .. } => {
             // `-I` cannot start at a bookmark: send the first snapshot after it
             // with `-i`, then the rest with `-I` from there.
-            // Transaction groups are per pool: the bookmark's own createtxg
-            // (that of the snapshot it was made from, on the source) orders it
-            // among the source's snapshots; the target's txg says nothing.
-            let base_txg = source
-                .bookmarks
-                .iter()
-                .find(|b| b.guid == common_t.guid)
-                .map_or(common_t.createtxg, |b| b.createtxg);
-            let after: Vec<&Point> = source
-                .snapshots
-                .iter()
-                .filter(|s| s.createtxg > base_txg)
-                .collect();
-            if let Some(first) = after.first() {
-                steps.push(Step::Incremental {
-                    from: base.clone(),
-                    to: first.name.clone(),
-                    intermediates: false,
-                });
+            if let Some(first) = source.snapshots.iter().find(|s| s.createtxg > base_txg) {
+                steps.push(incremental(
+                    source,
+                    base.clone(),
+                    base_txg,
+                    first,
+                    false,
+                    opts,
+                ));
                 if first.guid != newest.guid {
-                    steps.push(Step::Incremental {
-                        from: Base::Snapshot(first.name.clone()),
-                        to: newest.name.clone(),
-                        intermediates: true,
-                    });
+                    steps.push(incremental(
+                        source,
+                        Base::snapshot(first),
+                        first.createtxg,
+                        newest,
+                        true,
+                        opts,
+                    ));
                 }
             }
         }
     }
-    Plan::Steps {
+    send(Some(base), steps, newest, &target, &discarded, obs, opts)
+}
+
+/// The snapshot a resume token brings, if the source can still send it;
+/// otherwise why the token is stale.
+fn resumable<'a>(
+    r: &'a ResumeState,
+    source: &'a Dataset,
+) -> Result<(&'a Point, &'a TokenContents), String> {
+    let c = r
+        .contents
+        .as_ref()
+        .map_err(|why| format!("the source cannot continue it: {why}"))?;
+    let Some(to) = source.snapshots.iter().find(|s| s.guid == c.to_guid) else {
+        return Err(format!(
+            "it continues @{}, which the source no longer has",
+            c.to_name
+        ));
+    };
+    if let Some(from) = c.from_guid {
+        let has = source.snapshots.iter().any(|s| s.guid == from)
+            || source.bookmarks.iter().any(|b| b.guid == from);
+        if !has {
+            return Err(format!(
+                "the incremental it continues starts at a snapshot the source no longer has (guid {from:#x})"
+            ));
+        }
+    }
+    Ok((to, c))
+}
+
+fn incremental(
+    source: &Dataset,
+    from: Base,
+    from_txg: u64,
+    to: &Point,
+    intermediates: bool,
+    opts: &Options,
+) -> Step {
+    let snapshots = if intermediates {
+        source
+            .snapshots
+            .iter()
+            .filter(|s| s.createtxg > from_txg && s.createtxg <= to.createtxg)
+            .count() as u64
+    } else {
+        1
+    };
+    Step::Incremental {
+        from,
+        to: Snap::from(to),
+        intermediates,
+        raw: opts.raw,
+        snapshots,
+        estimated_bytes: None,
+    }
+}
+
+/// A plan that sends, with the base moves for once its steps ran: what the
+/// target holds then is what it holds now, less what a rollback discards,
+/// plus every source snapshot the streams bring.
+fn send(
+    base: Option<Base>,
+    steps: Vec<Step>,
+    newest: &Point,
+    target: &Dataset,
+    discarded: &[String],
+    obs: &Observed,
+    opts: &Options,
+) -> Plan {
+    let source = &obs.source;
+    let mut target_after: Vec<Point> = target
+        .snapshots
+        .iter()
+        .filter(|t| !discarded.contains(&t.name))
+        .cloned()
+        .collect();
+    for step in &steps {
+        let (from_txg, to, all) = match step {
+            Step::Full { snapshot, .. } => (0, snapshot.guid, false),
+            Step::Resume { to, .. } => (0, to.guid, false),
+            Step::Incremental {
+                from,
+                to,
+                intermediates,
+                ..
+            } => {
+                let from_txg = source
+                    .snapshots
+                    .iter()
+                    .chain(&source.bookmarks)
+                    .find(|p| p.guid == from.guid())
+                    .map_or(0, |p| p.createtxg);
+                (from_txg, to.guid, *intermediates)
+            }
+            Step::AbortResume { .. } | Step::Rollback { .. } => continue,
+        };
+        let Some(to_txg) = source
+            .snapshots
+            .iter()
+            .find(|s| s.guid == to)
+            .map(|s| s.createtxg)
+        else {
+            continue;
+        };
+        for s in &source.snapshots {
+            let arrives =
+                s.createtxg == to_txg || (all && s.createtxg > from_txg && s.createtxg < to_txg);
+            if arrives && !target_after.iter().any(|t| t.guid == s.guid) {
+                target_after.push(s.clone());
+            }
+        }
+    }
+    let mut target_marked = target.clone();
+    target_marked.marked.retain(|m| !discarded.contains(m));
+    Plan::Send {
+        base,
         steps,
-        base: Some(base),
+        new_base: Snap::from(newest),
+        base_moves: base_moves::plan(
+            source,
+            &source.snapshots,
+            &target_marked,
+            &target_after,
+            newest,
+            &opts.moves,
+        ),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(name: &str, guid: u64, txg: u64) -> Point {
-        Point {
-            name: name.into(),
-            guid,
-            createtxg: txg,
-            creation: txg as i64 * 3600,
-        }
-    }
-
-    fn side(snaps: &[Point]) -> Side {
-        Side {
-            exists: true,
-            snapshots: snaps.to_vec(),
-            ..Side::default()
-        }
-    }
-
-    fn opts() -> Options {
-        Options::default()
-    }
-
-    #[test]
-    fn first_run_is_full_of_oldest_then_incremental() {
-        let src = side(&[p("a", 1, 10), p("b", 2, 20), p("c", 3, 30)]);
-        let plan = plan(&src, &Side::default(), &opts());
-        let Plan::Steps { steps, .. } = plan else {
-            panic!("{plan:?}")
-        };
-        let d: Vec<String> = steps.iter().map(Step::describe).collect();
-        assert_eq!(
-            d,
-            [
-                "full send of @a",
-                "incremental @a → @c with every snapshot in between"
-            ]
-        );
-    }
-
-    #[test]
-    fn first_run_with_one_snapshot_is_full_only() {
-        let plan = plan(&side(&[p("a", 1, 10)]), &Side::default(), &opts());
-        assert_eq!(
-            plan,
-            Plan::Steps {
-                steps: vec![Step::Full {
-                    snapshot: "a".into()
-                }],
-                base: None
-            }
-        );
-    }
-
-    #[test]
-    fn incremental_from_newest_common_by_guid_not_name() {
-        // The target's `b` has another guid: same name, different snapshot.
-        let src = side(&[p("a", 1, 10), p("b", 2, 20), p("c", 3, 30)]);
-        let dst = side(&[p("a", 1, 5), p("b", 99, 6)]);
-        let got = plan(&src, &dst, &opts());
-        assert_eq!(
-            got,
-            Plan::Refused(Refusal::Diverged {
-                common: "a".into(),
-                target_only: vec!["b".into()]
-            })
-        );
-        // Renamed on the target: still the common base.
-        let dst = side(&[p("a", 1, 5), p("renamed", 2, 6)]);
-        let Plan::Steps { steps, base } = plan(&src, &dst, &opts()) else {
-            panic!()
-        };
-        assert_eq!(base, Some(Base::Snapshot("b".into())));
-        assert_eq!(
-            steps[0].describe(),
-            "incremental @b → @c with every snapshot in between"
-        );
-    }
-
-    #[test]
-    fn up_to_date() {
-        let src = side(&[p("a", 1, 10), p("b", 2, 20)]);
-        let dst = side(&[p("a", 1, 5), p("b", 2, 6)]);
-        assert_eq!(
-            plan(&src, &dst, &opts()),
-            Plan::UpToDate {
-                snapshot: "b".into()
-            }
-        );
-    }
-
-    #[test]
-    fn source_rolled_back_is_divergence_not_followed() {
-        // syncoid #558/#847: the source went back to `a` and took `d`.
-        let src = side(&[p("a", 1, 10), p("d", 4, 40)]);
-        let dst = side(&[p("a", 1, 5), p("b", 2, 6), p("c", 3, 7)]);
-        let got = plan(&src, &dst, &opts());
-        let Plan::Refused(r) = &got else {
-            panic!("{got:?}")
-        };
-        assert_eq!(
-            r.message("alpha:zroot/persistSave", "zstorage/backups/alpha/zroot/persistSave"),
-            "zstorage/backups/alpha/zroot/persistSave has diverged from alpha:zroot/persistSave: it has 2 snapshots the source does not have (@b, @c) after the last common snapshot @a"
-        );
-        let Plan::Steps { steps, .. } = plan(
-            &src,
-            &dst,
-            &Options {
-                rollback: true,
-                ..opts()
-            },
-        ) else {
-            panic!()
-        };
-        let d: Vec<String> = steps.iter().map(Step::describe).collect();
-        assert_eq!(
-            d,
-            [
-                "roll back to @a, discarding @b, @c",
-                "incremental @a → @d with every snapshot in between"
-            ]
-        );
-    }
-
-    #[test]
-    fn target_written_after_its_snapshot() {
-        let src = side(&[p("a", 1, 10), p("b", 2, 20)]);
-        let mut dst = side(&[p("a", 1, 5)]);
-        dst.written = Some(4096);
-        assert_eq!(
-            plan(&src, &dst, &opts()),
-            Plan::Refused(Refusal::TargetModified {
-                common: "a".into(),
-                written: 4096
-            })
-        );
-        let Plan::Steps { steps, .. } = plan(
-            &src,
-            &dst,
-            &Options {
-                rollback: true,
-                ..opts()
-            },
-        ) else {
-            panic!()
-        };
-        assert_eq!(
-            steps[0].describe(),
-            "roll back to @a, discarding changes since that snapshot"
-        );
-    }
-
-    #[test]
-    fn no_common_snapshot_is_refused() {
-        let src = side(&[p("x", 7, 10)]);
-        let dst = side(&[p("a", 1, 5)]);
-        let got = plan(
-            &src,
-            &dst,
-            &Options {
-                rollback: true,
-                ..opts()
-            },
-        );
-        assert_eq!(
-            got,
-            Plan::Refused(Refusal::NoCommonSnapshot {
-                target_snapshots: vec!["a".into()]
-            })
-        );
-    }
-
-    #[test]
-    fn existing_target_without_snapshots_is_not_overwritten() {
-        let src = side(&[p("x", 7, 10)]);
-        let dst = side(&[]);
-        assert_eq!(
-            plan(&src, &dst, &opts()),
-            Plan::Refused(Refusal::TargetNotEmpty)
-        );
-        assert_eq!(
-            plan(&Side::default(), &dst, &opts()),
-            Plan::Refused(Refusal::NoSourceSnapshots)
-        );
-    }
-
-    #[test]
-    fn bookmark_base_when_common_snapshot_was_pruned_on_source() {
-        let mut src = side(&[p("c", 3, 30), p("d", 4, 40), p("e", 5, 50)]);
-        src.bookmarks = vec![p("b", 2, 20)];
-        let dst = side(&[p("a", 1, 5), p("b", 2, 6)]);
-        assert!(matches!(
-            plan(&src, &dst, &opts()),
-            Plan::Refused(Refusal::NoCommonSnapshot { .. })
-        ));
-        let Plan::Steps { steps, base } = plan(
-            &src,
-            &dst,
-            &Options {
-                bookmarks: true,
-                ..opts()
-            },
-        ) else {
-            panic!()
-        };
-        assert_eq!(base, Some(Base::Bookmark("b".into())));
-        let d: Vec<String> = steps.iter().map(Step::describe).collect();
-        assert_eq!(
-            d,
-            [
-                "incremental #b → @c",
-                "incremental @c → @e with every snapshot in between"
-            ]
-        );
-    }
-
-    // The guest's bookmark test failed when the server's pool had seen more
-    // transaction groups than the client's: the first snapshot after the
-    // bookmark was looked for with the target's txg.
-    #[test]
-    fn bookmark_base_is_ordered_by_the_source_pools_txg() {
-        let mut src = side(&[p("s1", 1, 10), p("s3", 3, 30)]);
-        src.bookmarks = vec![p("s2", 2, 20)];
-        let dst = side(&[p("s1", 1, 500), p("s2", 2, 900)]);
-        let Plan::Steps { steps, base } = plan(
-            &src,
-            &dst,
-            &Options {
-                bookmarks: true,
-                ..opts()
-            },
-        ) else {
-            panic!()
-        };
-        assert_eq!(base, Some(Base::Bookmark("s2".into())));
-        let d: Vec<String> = steps.iter().map(Step::describe).collect();
-        assert_eq!(d, ["incremental #s2 → @s3"]);
-    }
-
-    #[test]
-    fn resume_comes_first() {
-        let src = side(&[p("a", 1, 10), p("b", 2, 20)]);
-        let mut dst = side(&[p("a", 1, 5)]);
-        dst.resume_token = Some("1-abc".into());
-        assert_eq!(
-            plan(&src, &dst, &opts()),
-            Plan::Steps {
-                steps: vec![Step::Resume {
-                    token: "1-abc".into()
-                }],
-                base: None
-            }
-        );
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

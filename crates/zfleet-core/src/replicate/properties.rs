@@ -1,9 +1,10 @@
 //! Properties across a replication: the server's preserved ones copied, the
 //! client's own recorded for restores.
 
-use super::exec::JobSpec;
+use super::job::JobSpec;
 use crate::exec::RunOptions;
 use crate::host::{Host, QUERY_TIMEOUT};
+use crate::protocol::RECORDED_PREFIX;
 use crate::zfs::{cmd, DatasetName, PropertyRow, PropertySource};
 use crate::Error;
 
@@ -49,17 +50,6 @@ pub(super) fn read_source(
     Ok((rows, altroot.map(str::to_string)))
 }
 
-/// Every property of `ds` with its source, in one command.
-pub(super) fn read(h: &Host, ds: &DatasetName) -> Result<Vec<PropertyRow>, Error> {
-    let argv = cmd::get_properties(&[], &[ds]);
-    let out = h.query(&argv)?;
-    crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-        host: h.name.clone(),
-        cmdline: argv.to_string(),
-        source,
-    })
-}
-
 /// What the target should carry, from the source's properties: the preserved
 /// native ones with their effective values, and the source's mountpoint,
 /// canmount and explicitly set user properties recorded as `zfleet:src:<name>`.
@@ -75,7 +65,7 @@ pub fn wanted(
             if let Some(rest) = altroot.and_then(|a| r.value.strip_prefix(a)) {
                 if rest.is_empty() || rest.starts_with('/') {
                     let path = if rest.is_empty() { "/" } else { rest };
-                    want.push((format!("zfleet:src:{}", r.property), path.to_string()));
+                    want.push((format!("{RECORDED_PREFIX}{}", r.property), path.to_string()));
                     continue;
                 }
             }
@@ -85,7 +75,7 @@ pub fn wanted(
         if preserve.contains(&r.property) {
             want.push((r.property.clone(), r.value.clone()));
         } else if matches!(r.property.as_str(), "mountpoint" | "canmount") || user {
-            want.push((format!("zfleet:src:{}", r.property), r.value.clone()));
+            want.push((format!("{RECORDED_PREFIX}{}", r.property), r.value.clone()));
         }
     }
     want
@@ -98,7 +88,7 @@ pub(super) fn apply(
     source: &[PropertyRow],
     altroot: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    let current = read(dst, &job.target)?;
+    let current = dst.properties(&job.target)?;
     let value = |name: &str| {
         current
             .iter()

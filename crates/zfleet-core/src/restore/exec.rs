@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use super::observe;
 use super::plan::{self, RestorePlan, Step, TEMP_MARK};
 use crate::exec::{Argv, RunOptions};
+use crate::failure::Side;
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
-use crate::replicate::exec::{base_marker, mark_side, transfer, Options};
-use crate::replicate::pump::PumpOptions;
+use crate::protocol::base_marker;
+use crate::replicate::{base_moves, steps::make_moves};
+use crate::transfer::{transfer, PumpOptions, Stream};
 use crate::zfs::{cmd, DatasetName, SnapshotName, ZfsError, ZfsErrorKind};
 use crate::Error;
 
@@ -29,6 +31,7 @@ pub fn run(
     dest: &Host,
     pump: PumpOptions,
     progress: &dyn Progress,
+    now: i64,
 ) -> Result<Done, Error> {
     let mut done = Done::default();
     // Whether the fresh dataset set aside was still empty when it was moved.
@@ -61,7 +64,7 @@ pub fn run(
                 )?;
             }
             Step::DropBackupProperties { dataset } => {
-                let rows = observe::properties(dest, dataset)?;
+                let rows = dest.properties(dataset)?;
                 for p in plan::backup_side_properties(&rows) {
                     run_zfs(dest, &cmd::inherit(&p, dataset.as_str()))?;
                 }
@@ -122,11 +125,13 @@ pub fn run(
                 }
             }
             Step::MarkBase { dataset, marks } => {
-                let now = now_unix().to_string();
+                let bookmarks = dest.caps()?.bookmarks;
                 for (server, snap) in marks {
                     // The client is the source of its backups: where the
                     // dialect has bookmarks, the base gets one too.
-                    mark_side(dest, dataset, None, &base_marker(server), snap, &now, true)?;
+                    let marker = base_marker(server);
+                    let moves = base_moves::fresh(snap, &marker, bookmarks);
+                    make_moves(dest, Side::Target, dataset, &moves, &marker, now)?;
                 }
             }
         }
@@ -227,28 +232,20 @@ fn stream(
         None
     };
     let recv = cmd::receive_new(dest.caps()?, into);
-    let opts = Options {
-        pump,
-        ..Options::default()
-    };
     let label = match &send.from {
         Some(cmd::From::Snapshot(f)) => {
             format!("{} ← @{} → @{}", plan.destination, f.name, send.to.name)
         }
         _ => format!("{} ← @{} (full)", plan.destination, send.to.name),
     };
-    transfer(
-        server,
-        dest,
-        &cmd::send(&caps, send),
-        &recv,
+    let stream = Stream {
+        send: cmd::send(&caps, send),
+        receive: recv,
         estimate,
-        &label,
-        false,
-        &opts,
-        progress,
-    )
-    .map_err(|e| e.into_error(server, dest))
+        label,
+        compress: false,
+    };
+    Ok(transfer(server, dest, &stream, pump, progress)?)
 }
 
 /// The fresh dataset is still empty just before it is moved away: its root
@@ -307,7 +304,7 @@ fn is_mounted(h: &Host, ds: &DatasetName) -> Result<bool, Error> {
 /// Mounts `ds` where it should mount: `canmount=on`, a path as mountpoint,
 /// and its key loaded. Returns a warning when it should but could not.
 fn mount(h: &Host, ds: &DatasetName) -> Result<Option<String>, Error> {
-    let rows = observe::properties(h, ds)?;
+    let rows = h.properties(ds)?;
     let v = |k: &str| {
         rows.iter()
             .find(|r| r.property == k)
@@ -344,12 +341,8 @@ pub(crate) fn retry_busy(h: &Host, argv: &Argv) -> Result<(), Error> {
             Ok(_) => return Ok(()),
             Err(e) => {
                 let z = ZfsError::from(e);
-                // zfs-fuse says "Device or resource busy", which is not
-                // among the classified messages.
-                let busy = z.kind == ZfsErrorKind::Busy
-                    || z.exec
-                        .stderr()
-                        .is_some_and(|s| s.to_ascii_lowercase().contains("busy"));
+                // zfs-fuse says "Device or resource busy": Busy too.
+                let busy = z.kind == ZfsErrorKind::Busy;
                 if !busy || start.elapsed() > Duration::from_secs(15) {
                     return Err(z.into());
                 }
@@ -358,10 +351,4 @@ pub(crate) fn retry_busy(h: &Host, argv: &Argv) -> Result<(), Error> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(1));
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -13,14 +13,13 @@ use serde::Serialize;
 
 use super::exec::retry_busy;
 use super::observe::{self, Hosts};
-use super::plan::{self, Choice, RefusalKind, Selector, ServerView};
+use super::plan::{self, Choice, Refusal, Selector, ServerView};
 use super::{Outcome, Target};
-use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
 use crate::progress::Progress;
-use crate::replicate::exec::{transfer, Options};
-use crate::replicate::pump::PumpOptions;
+use crate::runtime::Runtime;
+use crate::transfer::{transfer, PumpOptions, Stream};
 use crate::zfs::{cmd, DatasetName, SnapshotName, ZfsError};
 use crate::Error;
 
@@ -118,8 +117,97 @@ pub struct FilePlan {
     pub create_into: bool,
     /// `--force` over an existing path: a snapshot of the host's dataset first.
     pub safety_snapshot: Option<SnapshotName>,
-    pub steps: Vec<String>,
+    pub steps: Vec<FileStep>,
     pub notes: Vec<String>,
+}
+
+/// One step of a file restore, as `--dry-run` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum FileStep {
+    /// Read the snapshot's own directory on the server (or a clone, if that
+    /// shows nothing from here).
+    ReadSnapshotDirectory {
+        server: String,
+        snapshot: String,
+        dir: String,
+    },
+    /// Clone the snapshot read-only on the server to read it.
+    CloneReadOnly {
+        server: String,
+        snapshot: SnapshotName,
+        clone: DatasetName,
+        mountpoint: String,
+    },
+    SafetySnapshot {
+        host: String,
+        snapshot: SnapshotName,
+    },
+    CreateDirectory {
+        host: String,
+        dir: String,
+    },
+    /// Directories between the dataset's root and the path, restored as themselves.
+    RecreateParents {
+        dirs: Vec<String>,
+    },
+    /// tar from the server to the host.
+    Copy {
+        what: String,
+        host: String,
+        to: String,
+    },
+    DestroyClone {
+        server: String,
+    },
+}
+
+impl FileStep {
+    pub fn describe(&self) -> String {
+        match self {
+            FileStep::ReadSnapshotDirectory {
+                server,
+                snapshot,
+                dir,
+            } => format!(
+                "read @{snapshot} on {server} from {dir} (or from a temporary read-only clone, if that directory shows nothing from here)"
+            ),
+            FileStep::CloneReadOnly {
+                server,
+                snapshot,
+                clone,
+                mountpoint,
+            } => format!(
+                "clone {snapshot} read-only as {clone} (mounted at {mountpoint}) on {server} to read it"
+            ),
+            FileStep::SafetySnapshot { host, snapshot } => {
+                format!("take the safety snapshot {host}:{snapshot}")
+            }
+            FileStep::CreateDirectory { host, dir } => {
+                format!("create the directory {host}:{dir}")
+            }
+            FileStep::RecreateParents { dirs } => format!(
+                "recreate the missing director{} {} with their backed-up modes, owners and times",
+                if dirs.len() == 1 { "y" } else { "ies" },
+                dirs.join(", ")
+            ),
+            FileStep::Copy { what, host, to } => format!(
+                "copy {what} to {host}:{to} with tar (content, modes, numeric owners, times, symlinks, hard links)"
+            ),
+            FileStep::DestroyClone { server } => format!("destroy the clone on {server}"),
+        }
+    }
+}
+
+/// The host where the files go, as the planner needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileView {
+    /// The server's dialect has `.zfs/snapshot` directories (OpenZFS).
+    pub server_snapdirs: bool,
+    /// Where the destination dataset is mounted (for a restore in place).
+    pub mounted_at: Option<String>,
+    /// Which of [`probes`] exist on the host.
+    pub existing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,12 +228,12 @@ pub struct FileReport {
 /// Restores one path. Errors before anything could be judged (an unknown
 /// host, a path in no backed-up dataset) are `Err`; the rest is in the report.
 pub fn restore_path(
-    fleet: &Fleet,
+    rt: &Runtime,
     req: &FileRequest,
     hosts: &Hosts,
     progress: &dyn Progress,
-    now: i64,
 ) -> Result<FileReport, Error> {
+    let (fleet, now, tz) = (&rt.fleet, rt.now(), &rt.tz);
     let started = Instant::now();
     let path = normalize(&req.path).map_err(Error::Usage)?;
     if let Some(into) = &req.into {
@@ -212,18 +300,19 @@ pub fn restore_path(
         seconds: 0.0,
         warnings: Vec::new(),
     };
-    let refuse = |kind: RefusalKind, message: String, hint: String, report: &mut FileReport| {
+    let what = source.label();
+    let refuse = |r: Refusal, report: &mut FileReport| {
         report.outcome = Outcome::Refused {
-            kind,
-            message,
-            hint,
+            kind: r.kind(),
+            message: r.message(&what, tz),
+            hint: r.hint(),
         };
+        report.seconds = started.elapsed().as_secs_f64();
     };
-    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref()) {
+    let choice = match plan::choose(&views[idx], &req.selector, req.from.as_deref(), tz) {
         Ok(c) => c,
         Err(r) => {
-            refuse(r.kind(), r.message(&source.label()), r.hint(), &mut report);
-            report.seconds = started.elapsed().as_secs_f64();
+            refuse(r, &mut report);
             return Ok(report);
         }
     };
@@ -233,19 +322,13 @@ pub fn restore_path(
     });
     if copy.as_ref().is_some_and(|c| c.encrypted && !c.key_loaded) {
         refuse(
-            RefusalKind::Protect,
-            format!(
-                "the backup of {} on {} is encrypted and its key is not on the server, so zfleet cannot read files from it",
-                source.label(),
-                choice.server
-            ),
-            format!(
-                "restore the whole dataset next to the original (`zfleet restore {} --dataset {} --to HOST:POOL/NAME`), unlock it there and copy what you need",
-                req.host, source.dataset
-            ),
+            Refusal::EncryptedFiles {
+                server: choice.server.clone(),
+                host: req.host.clone(),
+                dataset: source.dataset.clone(),
+            },
             &mut report,
         );
-        report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
     let server = hosts.get(&choice.server)?;
@@ -255,21 +338,21 @@ pub fn restore_path(
         .and_then(|t| t.dataset.clone())
         .unwrap_or_else(|| source.dataset.clone());
     let stamp = super::time::stamp(now);
+    let view = observe_files(req, source, &rel, &server, &dest, &dest_ds)?;
     let planned = match plan_files(
         req,
         source,
         &choice,
         copy.as_ref(),
         &rel,
-        &server,
-        &dest,
+        &dest.name,
         &dest_ds,
+        &view,
         &stamp,
-    )? {
+    ) {
         Ok(p) => p,
-        Err((kind, message, hint)) => {
-            refuse(kind, message, hint, &mut report);
-            report.seconds = started.elapsed().as_secs_f64();
+        Err(r) => {
+            refuse(r, &mut report);
             return Ok(report);
         }
     };
@@ -289,11 +372,9 @@ pub fn restore_path(
             report.warnings = warnings;
             report.outcome = Outcome::Restored;
         }
-        Err(Refusable::Refused(kind, message, hint)) => refuse(kind, message, hint, &mut report),
+        Err(Refusable::Refused(r)) => refuse(r, &mut report),
         Err(Refusable::Error(e)) => {
-            report.outcome = Outcome::Failed {
-                message: e.to_string(),
-            }
+            report.outcome = Outcome::failed(&e);
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -307,30 +388,110 @@ fn join(dir: &str, member: &str) -> String {
     }
 }
 
-type Refused = (RefusalKind, String, String);
+/// What a file restore writes: the directory tar extracts in, and the
+/// member it writes there; the name it gets with `--into`.
+fn placement(req: &FileRequest, source: &observe::Source, rel: &str) -> Option<(String, String)> {
+    let into = normalize(req.into.as_deref()?).ok()?;
+    let name = if rel.is_empty() {
+        source
+            .dataset
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or("restored")
+            .to_string()
+    } else {
+        rel.rsplit('/').next().unwrap_or(rel).to_string()
+    };
+    Some((into, name))
+}
 
-/// Looks at the host and decides where the tree goes. `Ok(Err(..))` is a refusal.
+/// The paths on the host whose existence the plan depends on: with `--into`,
+/// the path it would write and the directory; in place, the path and each
+/// directory between the dataset's root (`mounted_at`) and it.
+pub fn probes(into: Option<(&str, &str)>, rel: &str, mounted_at: Option<&str>) -> Vec<String> {
+    match (into, mounted_at) {
+        (Some((into, name)), _) => vec![join(into, name), into.to_string()],
+        (None, Some(mp)) => {
+            let mp = mp.trim_end_matches('/');
+            let mut probe = vec![join(mp, if rel.is_empty() { "." } else { rel })];
+            let parts: Vec<&str> = if rel.is_empty() {
+                Vec::new()
+            } else {
+                rel.split('/').collect()
+            };
+            for i in 1..parts.len() {
+                probe.push(join(mp, &parts[..i].join("/")));
+            }
+            probe
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+/// Reads what the plan needs from the host and the server.
+fn observe_files(
+    req: &FileRequest,
+    source: &observe::Source,
+    rel: &str,
+    server: &Host,
+    dest: &Host,
+    dest_ds: &DatasetName,
+) -> Result<FileView, Error> {
+    let server_snapdirs = matches!(server.caps()?.dialect, crate::zfs::Dialect::OpenZfs { .. });
+    let into = placement(req, source, rel);
+    let mounted = if into.is_none() {
+        mounted_at(dest, dest_ds)?
+    } else {
+        None
+    };
+    let probe = probes(
+        into.as_ref().map(|(i, n)| (i.as_str(), n.as_str())),
+        rel,
+        mounted.as_deref(),
+    );
+    let existing = if probe.is_empty() {
+        Vec::new()
+    } else {
+        existing_paths(dest, &probe)?
+    };
+    Ok(FileView {
+        server_snapdirs,
+        mounted_at: mounted,
+        existing,
+    })
+}
+
+/// Decides where the tree goes and how it is read — a pure function of the
+/// request, the choice and what [`observe_files`] saw.
 #[allow(clippy::too_many_arguments)]
-fn plan_files(
+pub fn plan_files(
     req: &FileRequest,
     source: &observe::Source,
     choice: &Choice,
     copy: Option<&plan::BackupCopy>,
     rel: &str,
-    server: &Host,
-    dest: &Host,
+    dest_host: &str,
     dest_ds: &DatasetName,
+    view: &FileView,
     stamp: &str,
-) -> Result<Result<FilePlan, Refused>, Error> {
-    let snap = choice.backup.snapshot(&choice.snapshot.name)?;
-    let openzfs = matches!(server.caps()?.dialect, crate::zfs::Dialect::OpenZfs { .. });
+) -> Result<FilePlan, Refusal> {
+    let bad_name = |e: crate::zfs::NameError| Refusal::NameTooLong {
+        destination: format!("{}:{}", choice.server, choice.backup),
+        error: e.reason,
+    };
+    let snap = choice
+        .backup
+        .snapshot(&choice.snapshot.name)
+        .map_err(bad_name)?;
     let clone = Reader::Clone {
         snapshot: snap.clone(),
-        clone: DatasetName::parse(&format!("{}-zfleet-files-{stamp}", choice.backup))?,
+        clone: DatasetName::parse(&format!("{}-zfleet-files-{stamp}", choice.backup))
+            .map_err(bad_name)?,
         mountpoint: format!("/run/zfleet/restore-{stamp}"),
     };
     let (reader, fallback) = match copy.and_then(|c| c.mounted_at.clone()) {
-        Some(mp) if openzfs => (
+        Some(mp) if view.server_snapdirs => (
             Reader::Snapdir {
                 dir: format!("{}/.zfs/snapshot/{}", mp.trim_end_matches('/'), snap.name),
             },
@@ -338,150 +499,119 @@ fn plan_files(
         ),
         _ => (clone, None),
     };
-    let base = rel.rsplit('/').next().unwrap_or(rel);
-    let (extract_in, member, probe, create_into) = match &req.into {
-        Some(into) => {
-            let into = normalize(into).map_err(Error::Usage)?;
-            let name = if rel.is_empty() {
-                source
-                    .dataset
-                    .as_str()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("restored")
-            } else {
-                base
-            };
-            let target = join(&into, name);
-            let found = existing_paths(dest, &[target.clone(), into.clone()])?;
-            if found.contains(&target) {
-                return Ok(Err((
-                    RefusalKind::Protect,
-                    format!("{}:{target} exists", dest.name),
-                    "--into needs a place where nothing is yet; choose another directory".into(),
-                )));
+    let found = |p: &str| view.existing.iter().any(|e| e == p);
+    let mut missing_parents = Vec::new();
+    let mut safety_snapshot = None;
+    let (extract_in, member, create_into) = match placement(req, source, rel) {
+        Some((into, name)) => {
+            let target = join(&into, &name);
+            if found(&target) {
+                return Err(Refusal::PathTaken {
+                    destination: format!("{dest_host}:{target}"),
+                });
             }
-            let create = !found.contains(&into);
+            let create = !found(&into);
             if rel.is_empty() {
-                (target, ".".to_string(), Vec::new(), true)
+                (target, ".".to_string(), true)
             } else {
-                (into, name.to_string(), Vec::new(), create)
+                (into, name, create)
             }
         }
         None => {
-            let mp = mounted_at(dest, dest_ds)?;
-            let Some(mp) = mp else {
-                return Ok(Err((
-                    RefusalKind::NotFound,
-                    format!("{}:{dest_ds} does not exist or is not mounted", dest.name),
-                    "restore the dataset first, or write the files elsewhere with --into DIR"
-                        .into(),
-                )));
+            let Some(mp) = &view.mounted_at else {
+                return Err(Refusal::NotMounted {
+                    destination: format!("{dest_host}:{dest_ds}"),
+                });
             };
             let mp = mp.trim_end_matches('/').to_string();
-            // The path and each directory between the dataset's root and it.
-            let mut probe = vec![join(&mp, if rel.is_empty() { "." } else { rel })];
-            let parts: Vec<&str> = if rel.is_empty() {
-                Vec::new()
-            } else {
-                rel.split('/').collect()
-            };
-            for i in 1..parts.len() {
-                probe.push(join(&mp, &parts[..i].join("/")));
+            let member = if rel.is_empty() { "." } else { rel };
+            let target = join(&mp, member);
+            if found(&target) {
+                if !req.force {
+                    return Err(Refusal::PathExists {
+                        destination: format!("{dest_host}:{target}"),
+                        snapshot: choice.snapshot.name.clone(),
+                        dataset: dest_ds.clone(),
+                        stamp: stamp.to_string(),
+                    });
+                }
+                safety_snapshot = Some(
+                    dest_ds
+                        .snapshot(&format!("zfleet_before_restore_{stamp}"))
+                        .map_err(bad_name)?,
+                );
             }
-            (
-                mp,
-                if rel.is_empty() {
-                    ".".into()
-                } else {
-                    rel.to_string()
-                },
-                probe,
-                false,
-            )
+            let parts: Vec<&str> = rel.split('/').collect();
+            for i in 1..parts.len() {
+                if !found(&join(&mp, &parts[..i].join("/"))) {
+                    missing_parents.push(parts[..i].join("/"));
+                }
+            }
+            (mp, member.to_string(), false)
         }
     };
-    let mut missing_parents = Vec::new();
-    let mut safety_snapshot = None;
-    if req.into.is_none() {
-        let found = existing_paths(dest, &probe)?;
-        let target = &probe[0];
-        if found.contains(target) {
-            if !req.force {
-                return Ok(Err((
-                    RefusalKind::Protect,
-                    format!(
-                        "{}:{target} exists; restoring would overwrite it with the version from @{}",
-                        dest.name, choice.snapshot.name
-                    ),
-                    format!(
-                        "--force takes a snapshot of {dest_ds} first (@zfleet_before_restore_{stamp}), then overwrites; or write it elsewhere with --into DIR"
-                    ),
-                )));
-            }
-            safety_snapshot = Some(dest_ds.snapshot(&format!("zfleet_before_restore_{stamp}"))?);
-        }
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..parts.len() {
-            let p = join(&extract_in, &parts[..i].join("/"));
-            if !found.contains(&p) {
-                missing_parents.push(parts[..i].join("/"));
-            }
-        }
-    }
     let mut steps = Vec::new();
     let mut notes = Vec::new();
     match &reader {
-        Reader::Snapdir { dir } => steps.push(format!(
-            "read @{} on {} from {dir} (or from a temporary read-only clone, if that directory shows nothing from here)",
-            snap.name, choice.server
-        )),
+        Reader::Snapdir { dir } => steps.push(FileStep::ReadSnapshotDirectory {
+            server: choice.server.clone(),
+            snapshot: snap.name.clone(),
+            dir: dir.clone(),
+        }),
         Reader::Clone {
-            clone, mountpoint, ..
-        } => steps.push(format!(
-            "clone {snap} read-only as {clone} (mounted at {mountpoint}) on {} to read it",
-            choice.server
-        )),
+            snapshot,
+            clone,
+            mountpoint,
+        } => steps.push(FileStep::CloneReadOnly {
+            server: choice.server.clone(),
+            snapshot: snapshot.clone(),
+            clone: clone.clone(),
+            mountpoint: mountpoint.clone(),
+        }),
     }
     if let Some(s) = &safety_snapshot {
-        steps.push(format!("take the safety snapshot {}:{s}", dest.name));
+        steps.push(FileStep::SafetySnapshot {
+            host: dest_host.to_string(),
+            snapshot: s.clone(),
+        });
     }
     if create_into {
-        steps.push(format!("create the directory {}:{extract_in}", dest.name));
+        steps.push(FileStep::CreateDirectory {
+            host: dest_host.to_string(),
+            dir: extract_in.clone(),
+        });
     }
     if !missing_parents.is_empty() {
-        steps.push(format!(
-            "recreate the missing director{} {} with their backed-up modes, owners and times",
-            if missing_parents.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            missing_parents.join(", ")
-        ));
+        steps.push(FileStep::RecreateParents {
+            dirs: missing_parents.clone(),
+        });
     }
-    steps.push(format!(
-        "copy {} to {}:{} with tar (content, modes, numeric owners, times, symlinks, hard links)",
-        if rel.is_empty() { "everything" } else { rel },
-        dest.name,
-        join(&extract_in, &member)
-    ));
+    steps.push(FileStep::Copy {
+        what: if rel.is_empty() {
+            "everything".into()
+        } else {
+            rel.to_string()
+        },
+        host: dest_host.to_string(),
+        to: join(&extract_in, &member),
+    });
     if matches!(reader, Reader::Clone { .. }) {
-        steps.push(format!("destroy the clone on {}", choice.server));
+        steps.push(FileStep::DestroyClone {
+            server: choice.server.clone(),
+        });
     }
     if safety_snapshot.is_some() {
         notes.push(format!(
-            "what was at the path before is in {}:{dest_ds}@zfleet_before_restore_{stamp}",
-            dest.name
+            "what was at the path before is in {dest_host}:{dest_ds}@zfleet_before_restore_{stamp}"
         ));
     }
-    Ok(Ok(FilePlan {
+    Ok(FilePlan {
         source: source.label(),
         choice: choice.clone(),
         relative: rel.to_string(),
         reader,
         fallback,
-        destination_host: dest.name.clone(),
+        destination_host: dest_host.to_string(),
         extract_in,
         member,
         missing_parents,
@@ -489,7 +619,7 @@ fn plan_files(
         safety_snapshot,
         steps,
         notes,
-    }))
+    })
 }
 
 /// The dataset's mountpoint on `h`, if it is mounted there.
@@ -575,7 +705,7 @@ pub fn tar_create(p: &FilePlan, root: &str) -> Argv {
 }
 
 enum Refusable {
-    Refused(RefusalKind, String, String),
+    Refused(Refusal),
     Error(Error),
 }
 
@@ -688,14 +818,11 @@ fn copy_tree(
     };
     let present = existing_paths(server, std::slice::from_ref(&member_path))?;
     if present.is_empty() {
-        return Err(Refusable::Refused(
-            RefusalKind::NotFound,
-            format!(
-                "{} is not in @{} of {} (it did not exist yet, or is in another dataset)",
-                p.relative, p.choice.snapshot.name, p.source
-            ),
-            "`zfleet restore HOST --list` shows the snapshots; pick another with --snapshot or --at".into(),
-        ));
+        return Err(Refusable::Refused(Refusal::NotInSnapshot {
+            path: p.relative.clone(),
+            snapshot: p.choice.snapshot.name.clone(),
+            source: p.source.clone(),
+        }));
     }
     if let Some(s) = &p.safety_snapshot {
         dest.endpoint()
@@ -722,15 +849,14 @@ fn copy_tree(
         "-C",
         &p.extract_in,
     ]);
-    let opts = Options {
-        pump,
-        ..Options::default()
+    let stream = Stream {
+        send: create,
+        receive: extract,
+        estimate: None,
+        label: format!("{}:{}", dest.name, join(&p.extract_in, &p.member)),
+        compress: false,
     };
-    let label = format!("{}:{}", dest.name, join(&p.extract_in, &p.member));
-    transfer(
-        server, dest, &create, &extract, None, &label, false, &opts, progress,
-    )
-    .map_err(|e| Refusable::Error(e.into_error(server, dest)))
+    transfer(server, dest, &stream, pump, progress).map_err(|f| Refusable::Error(Error::Failed(f)))
 }
 
 #[cfg(test)]
@@ -797,6 +923,90 @@ mod tests {
         );
         // The whole dataset.
         assert_eq!(t(&file_plan("", ".", &[])), format!("{opts} -C /snap ."));
+    }
+
+    fn request(into: Option<&str>, force: bool) -> FileRequest {
+        FileRequest {
+            host: "c".into(),
+            path: "/persist/save/docs/a.txt".into(),
+            into: into.map(str::to_string),
+            selector: Selector::Newest,
+            from: None,
+            to: None,
+            force,
+            dry_run: true,
+            pump: PumpOptions::default(),
+        }
+    }
+
+    fn source() -> observe::Source {
+        observe::Source {
+            client: "c".into(),
+            dataset: DatasetName::parse("zroot/x").unwrap(),
+            copies: Vec::new(),
+        }
+    }
+
+    fn plan_of(into: Option<&str>, force: bool, view: &FileView) -> Result<FilePlan, Refusal> {
+        let p = file_plan("docs/a.txt", "docs/a.txt", &[]);
+        plan_files(
+            &request(into, force),
+            &source(),
+            &p.choice,
+            None,
+            "docs/a.txt",
+            "c",
+            &DatasetName::parse("zroot/x").unwrap(),
+            view,
+            "20261125T130000Z",
+        )
+    }
+
+    #[test]
+    fn files_are_planned_from_what_the_host_has() {
+        let mounted = |existing: &[&str]| FileView {
+            server_snapdirs: false,
+            mounted_at: Some("/persist/save".into()),
+            existing: existing.iter().map(|e| e.to_string()).collect(),
+        };
+        // In place, with the directory between missing: it is recreated.
+        let p = plan_of(None, false, &mounted(&[])).unwrap();
+        assert_eq!(p.missing_parents, ["docs"]);
+        let words: Vec<String> = p.steps.iter().map(FileStep::describe).collect();
+        assert_eq!(
+            words,
+            [
+                "clone zstorage/b/c/zroot/x@s1 read-only as zstorage/b/c/zroot/x-zfleet-files-20261125T130000Z (mounted at /run/zfleet/restore-20261125T130000Z) on s to read it",
+                "recreate the missing directory docs with their backed-up modes, owners and times",
+                "copy docs/a.txt to c:/persist/save/docs/a.txt with tar (content, modes, numeric owners, times, symlinks, hard links)",
+                "destroy the clone on s"
+            ]
+        );
+        // The path is there: refused, or with --force a safety snapshot first.
+        let there = mounted(&["/persist/save/docs/a.txt", "/persist/save/docs"]);
+        let r = plan_of(None, false, &there).unwrap_err();
+        assert!(matches!(r, Refusal::PathExists { .. }), "{r:?}");
+        assert_eq!(r.kind(), plan::RefusalKind::Protect);
+        let p = plan_of(None, true, &there).unwrap();
+        assert_eq!(
+            p.safety_snapshot.unwrap().to_string(),
+            "zroot/x@zfleet_before_restore_20261125T130000Z"
+        );
+        // Not mounted: nowhere to write in place.
+        let r = plan_of(None, false, &FileView::default()).unwrap_err();
+        assert_eq!(r.kind(), plan::RefusalKind::NotFound);
+        // --into a place that is taken.
+        let taken = FileView {
+            existing: vec!["/tmp/r/a.txt".into()],
+            ..FileView::default()
+        };
+        let r = plan_of(Some("/tmp/r"), false, &taken).unwrap_err();
+        assert_eq!(
+            r.message("c:zroot/x", &jiff::tz::TimeZone::UTC),
+            "c:/tmp/r/a.txt exists"
+        );
+        let p = plan_of(Some("/tmp/r"), false, &FileView::default()).unwrap();
+        assert!(p.create_into && p.extract_in == "/tmp/r" && p.member == "a.txt");
     }
 
     #[test]

@@ -15,14 +15,18 @@ pub mod time;
 
 use std::time::Instant;
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
+
+use crate::runtime::Runtime;
 
 pub use observe::{Hosts, Source};
 pub use plan::{RefusalKind, RestorePlan, Selector};
 
 use crate::config::Fleet;
+use crate::failure::{Failure, FailureKind};
 use crate::progress::Progress;
-use crate::replicate::pump::PumpOptions;
+use crate::transfer::PumpOptions;
 use crate::zfs::DatasetName;
 use crate::Error;
 
@@ -78,17 +82,30 @@ pub enum Outcome {
         message: String,
         hint: String,
     },
-    Failed {
-        message: String,
-    },
+    Failed(Failure),
+}
+
+impl Outcome {
+    /// The failure of a step that returned `e`: typed where the step said
+    /// which side failed, by the error's kind otherwise.
+    pub fn failed(e: &Error) -> Self {
+        Outcome::Failed(match e {
+            Error::Failed(f) => f.clone(),
+            e => Failure::new(FailureKind::of(e), e.to_string()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetReport {
     /// `client1:zroot/persistSave`.
     pub source: String,
+    /// The backed-up dataset, as named on its host.
+    pub dataset: DatasetName,
     /// `client1:zroot/persistSave` or the `--to` destination.
     pub destination: String,
+    /// The host restored onto.
+    pub destination_host: String,
     pub outcome: Outcome,
     /// The server and snapshot, once chosen (also when the destination then
     /// refuses).
@@ -165,12 +182,12 @@ pub fn resolve(fleet: &Fleet, req: &Request) -> Result<Vec<Source>, Error> {
 /// Restores each of the request's datasets in turn. A dataset that is
 /// refused or fails does not stop the others; its report says why.
 pub fn restore(
-    fleet: &Fleet,
+    rt: &Runtime,
     req: &Request,
     hosts: &Hosts,
     progress: &dyn Progress,
-    now: i64,
 ) -> Result<RestoreReport, Error> {
+    let (fleet, now) = (&rt.fleet, rt.now());
     let sources = resolve(fleet, req)?;
     let views = observe::servers(fleet, &sources, hosts);
     let stamp = time::stamp(now);
@@ -180,6 +197,8 @@ pub fn restore(
         let (dest_host, dest_ds) = destination_of(req, source);
         let mut report = DatasetReport {
             source: source.label(),
+            dataset: source.dataset.clone(),
+            destination_host: dest_host.clone(),
             destination: format!("{dest_host}:{dest_ds}"),
             outcome: Outcome::Planned,
             choice: None,
@@ -204,13 +223,13 @@ pub fn restore(
             &dest_host,
             &dest_ds,
             &stamp,
+            now,
+            &rt.tz,
             progress,
             &mut report,
         );
         if let Err(e) = result {
-            report.outcome = Outcome::Failed {
-                message: e.to_string(),
-            };
+            report.outcome = Outcome::failed(&e);
         }
         report.seconds = started.elapsed().as_secs_f64();
         reports.push(report);
@@ -231,17 +250,19 @@ fn one(
     dest_host: &str,
     dest_ds: &DatasetName,
     stamp: &str,
+    now: i64,
+    tz: &TimeZone,
     progress: &dyn Progress,
     report: &mut DatasetReport,
 ) -> Result<(), Error> {
     let refuse = |r: plan::Refusal, report: &mut DatasetReport| {
         report.outcome = Outcome::Refused {
             kind: r.kind(),
-            message: r.message(&source.label()),
+            message: r.message(&source.label(), tz),
             hint: r.hint(),
         };
     };
-    let choice = match plan::choose(views, &req.selector, req.from.as_deref()) {
+    let choice = match plan::choose(views, &req.selector, req.from.as_deref(), tz) {
         Ok(c) => c,
         Err(r) => {
             refuse(r, report);
@@ -276,7 +297,7 @@ fn one(
         report.outcome = Outcome::Planned;
         return Ok(());
     }
-    let done = exec::run(&planned, &server, &dest, req.pump, progress)?;
+    let done = exec::run(&planned, &server, &dest, req.pump, progress, now)?;
     report.bytes = done.bytes;
     report.warnings.extend(done.warnings);
     report.outcome = Outcome::Restored;
@@ -297,7 +318,8 @@ pub struct ListedDataset {
     pub servers: Vec<plan::ServerView>,
 }
 
-pub fn list(fleet: &Fleet, req: &Request, hosts: &Hosts) -> Result<ListReport, Error> {
+pub fn list(rt: &Runtime, req: &Request, hosts: &Hosts) -> Result<ListReport, Error> {
+    let fleet = &rt.fleet;
     let sources = observe::sources(fleet, &req.host, &req.datasets, req.from.as_deref())?;
     let views = observe::servers(fleet, &sources, hosts);
     Ok(ListReport {

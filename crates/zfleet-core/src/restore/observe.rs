@@ -11,21 +11,22 @@ use super::plan::{
 use crate::config::Fleet;
 use crate::exec::{Argv, RunOptions};
 use crate::host::{Host, QUERY_TIMEOUT};
-use crate::replicate::exec::short_name;
+use crate::protocol::RECORDED_PREFIX;
+use crate::runtime::Runtime;
 use crate::zfs::{cmd, DatasetName, Dialect, Listing, PropertySource, ZfsError};
 use crate::Error;
 
 /// The fleet's hosts for this run, each made once (one ssh connection, one
 /// dialect probe) and shared by every step that needs it.
 pub struct Hosts<'a> {
-    make: &'a (dyn Fn(&str) -> Result<Host, Error> + Sync),
+    rt: &'a Runtime,
     made: Mutex<Vec<(String, Arc<Host>)>>,
 }
 
 impl<'a> Hosts<'a> {
-    pub fn new(make: &'a (dyn Fn(&str) -> Result<Host, Error> + Sync)) -> Self {
+    pub fn new(rt: &'a Runtime) -> Self {
         Self {
-            make,
+            rt,
             made: Mutex::new(Vec::new()),
         }
     }
@@ -35,7 +36,7 @@ impl<'a> Hosts<'a> {
         if let Some((_, h)) = made.iter().find(|(n, _)| n == name) {
             return Ok(h.clone());
         }
-        let h = Arc::new((self.make)(name)?);
+        let h = Arc::new(self.rt.host(name)?);
         made.push((name.to_string(), h.clone()));
         Ok(h)
     }
@@ -129,7 +130,7 @@ pub fn sources(
 /// Properties read with each server's listing.
 fn server_extra(dialect: &Dialect) -> Vec<String> {
     let mut v = vec![
-        "zfleet:src:mountpoint".to_string(),
+        format!("{RECORDED_PREFIX}mountpoint"),
         "mountpoint".to_string(),
         "mounted".to_string(),
     ];
@@ -209,7 +210,7 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
             .snapshots_of(backup)
             .iter()
             .map(|o| BackupSnapshot {
-                name: short_name(o),
+                name: o.name.short().to_string(),
                 guid: o.guid,
                 createtxg: o.createtxg,
                 creation: o.creation,
@@ -219,7 +220,7 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
             .collect(),
         encrypted: prop("encryption").is_some_and(|e| e != "off"),
         key_loaded: prop("keystatus").is_some_and(|k| k == "available"),
-        recorded_mountpoint: prop("zfleet:src:mountpoint"),
+        recorded_mountpoint: prop(&format!("{RECORDED_PREFIX}mountpoint")),
         mounted_at: if prop("mounted").as_deref() == Some("yes") {
             prop("mountpoint")
         } else {
@@ -231,29 +232,16 @@ fn copy_from(server: &str, backup: &DatasetName, l: Option<&Listing>) -> ServerV
 /// The backup's `zfleet:src:*` properties (the client's own, recorded at
 /// backup), without the prefix.
 pub fn recorded(server: &Host, backup: &DatasetName) -> Result<Vec<(String, String)>, Error> {
-    let rows = properties(server, backup)?;
+    let rows = server.properties(backup)?;
     Ok(rows
         .into_iter()
         .filter(|r| matches!(r.source, PropertySource::Local | PropertySource::Received))
         .filter_map(|r| {
             r.property
-                .strip_prefix("zfleet:src:")
+                .strip_prefix(RECORDED_PREFIX)
                 .map(|p| (p.to_string(), r.value))
         })
         .collect())
-}
-
-pub(crate) fn properties(
-    h: &Host,
-    ds: &DatasetName,
-) -> Result<Vec<crate::zfs::PropertyRow>, Error> {
-    let argv = cmd::get_properties(&[], &[ds]);
-    let out = h.query(&argv)?;
-    crate::zfs::parse::properties(&out.stdout_text()).map_err(|source| Error::Parse {
-        host: h.name.clone(),
-        cmdline: argv.to_string(),
-        source,
-    })
 }
 
 /// The pool's altroot, or `None`.
@@ -399,7 +387,8 @@ pub(crate) fn existing(h: &Host, l: &Listing, ds: &DatasetName) -> Result<Option
         }
         _ => None,
     };
-    let local_properties = properties(h, ds)?
+    let local_properties = h
+        .properties(ds)?
         .into_iter()
         .filter(|r| r.source == PropertySource::Local)
         .map(|r| (r.property, r.value))
@@ -409,7 +398,7 @@ pub(crate) fn existing(h: &Host, l: &Listing, ds: &DatasetName) -> Result<Option
             .snapshots_of(ds)
             .iter()
             .map(|o| DestSnapshot {
-                name: short_name(o),
+                name: o.name.short().to_string(),
                 guid: o.guid,
                 creation: o.creation,
                 referenced: o.referenced,

@@ -12,6 +12,7 @@
 //!    new name. Always: receive into a temporary name first and rename into
 //!    place, so a failed transfer never leaves the destination half-replaced.
 
+use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::zfs::{DatasetName, SnapshotName};
@@ -21,12 +22,7 @@ use crate::zfs::{DatasetName, SnapshotName};
 /// depending on ashift and dnode size), and any file adds at least a block.
 pub const EMPTY_REFERENCED_MAX: u64 = 256 << 10;
 
-/// The suffix of the temporary dataset a restore receives into.
-pub const TEMP_SUFFIX: &str = "-zfleet-restoring";
-/// The user property that marks a temporary dataset as zfleet's (value: the
-/// guid of the snapshot it holds), so a leftover is recognised and never
-/// confused with somebody's data.
-pub const TEMP_MARK: &str = "zfleet:restoring";
+pub use crate::protocol::{RESTORE_TEMP_MARK as TEMP_MARK, RESTORE_TEMP_SUFFIX as TEMP_SUFFIX};
 
 /// One snapshot of a backup, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -194,6 +190,39 @@ pub enum Refusal {
     PoolRoot {
         dataset: String,
     },
+    /// `--path` in place: the path exists and `--force` was not given.
+    PathExists {
+        destination: String,
+        snapshot: String,
+        dataset: DatasetName,
+        stamp: String,
+    },
+    /// `--into`: something is already where the files would go.
+    PathTaken {
+        destination: String,
+    },
+    /// `--path` in place: the host's dataset is not there to write into.
+    NotMounted {
+        destination: String,
+    },
+    /// `--path` from a backup whose key the server does not have.
+    EncryptedFiles {
+        server: String,
+        host: String,
+        dataset: DatasetName,
+    },
+    /// `--path` names nothing in the chosen snapshot.
+    NotInSnapshot {
+        path: String,
+        snapshot: String,
+        source: String,
+    },
+    /// A name the restore needs next to the destination (its temporary
+    /// name, where it keeps what it replaces) is longer than ZFS allows.
+    NameTooLong {
+        destination: String,
+        error: String,
+    },
 }
 
 /// How a refusal ends the command.
@@ -214,17 +243,24 @@ impl Refusal {
             Refusal::NoCopy { .. }
             | Refusal::NoSuchSnapshot { .. }
             | Refusal::NothingAtOrBefore { .. }
-            | Refusal::PoolRoot { .. } => RefusalKind::NotFound,
+            | Refusal::PoolRoot { .. }
+            | Refusal::NameTooLong { .. }
+            | Refusal::NotMounted { .. }
+            | Refusal::NotInSnapshot { .. } => RefusalKind::NotFound,
             Refusal::Unreachable { .. } => RefusalKind::Remote,
             Refusal::DataAtDestination { .. }
             | Refusal::HasChildren { .. }
             | Refusal::TemporaryNameTaken { .. }
-            | Refusal::PoolMissing { .. } => RefusalKind::Protect,
+            | Refusal::PoolMissing { .. }
+            | Refusal::PathExists { .. }
+            | Refusal::PathTaken { .. }
+            | Refusal::EncryptedFiles { .. } => RefusalKind::Protect,
         }
     }
 
-    /// One sentence; `what` is `client1:zroot/persistSave`.
-    pub fn message(&self, what: &str) -> String {
+    /// One sentence; `what` is `client1:zroot/persistSave`; times are
+    /// shown in `tz`.
+    pub fn message(&self, what: &str, tz: &TimeZone) -> String {
         match self {
             Refusal::NoCopy { servers } => format!(
                 "no backup of {what} to restore: {}",
@@ -245,8 +281,8 @@ impl Refusal {
             Refusal::NothingAtOrBefore { at, oldest } => match oldest {
                 Some((server, name, creation)) => format!(
                     "no backup of {what} is from {} or before: the oldest is @{name} on {server}, from {}",
-                    human_time(*at),
-                    human_time(*creation)
+                    human_time(*at, tz),
+                    human_time(*creation, tz)
                 ),
                 None => format!("no backup of {what} has any snapshot"),
             },
@@ -276,6 +312,30 @@ impl Refusal {
             }
             Refusal::PoolRoot { dataset } => format!(
                 "{dataset} is a pool's root dataset, which a restore cannot replace"
+            ),
+            Refusal::PathExists {
+                destination,
+                snapshot,
+                ..
+            } => format!(
+                "{destination} exists; restoring would overwrite it with the version from @{snapshot}"
+            ),
+            Refusal::PathTaken { destination } => format!("{destination} exists"),
+            Refusal::NotMounted { destination } => {
+                format!("{destination} does not exist or is not mounted")
+            }
+            Refusal::EncryptedFiles { server, host, dataset } => format!(
+                "the backup of {host}:{dataset} on {server} is encrypted and its key is not on the server, so zfleet cannot read files from it"
+            ),
+            Refusal::NotInSnapshot {
+                path,
+                snapshot,
+                source,
+            } => format!(
+                "{path} is not in @{snapshot} of {source} (it did not exist yet, or is in another dataset)"
+            ),
+            Refusal::NameTooLong { destination, error } => format!(
+                "{destination} is too long a name to restore into: the names a restore needs beside it would be longer than ZFS allows ({error})"
             ),
         }
     }
@@ -324,14 +384,32 @@ impl Refusal {
             Refusal::PoolRoot { .. } => {
                 "restore into a dataset below it with --to HOST:POOL/NAME".into()
             }
+            Refusal::NameTooLong { .. } => {
+                "restore under a shorter name with --to HOST:POOL/NAME, then rename it".into()
+            }
+            Refusal::PathExists { dataset, stamp, .. } => format!(
+                "--force takes a snapshot of {dataset} first (@zfleet_before_restore_{stamp}), then overwrites; or write it elsewhere with --into DIR"
+            ),
+            Refusal::PathTaken { .. } => {
+                "--into needs a place where nothing is yet; choose another directory".into()
+            }
+            Refusal::NotMounted { .. } => {
+                "restore the dataset first, or write the files elsewhere with --into DIR".into()
+            }
+            Refusal::EncryptedFiles { host, dataset, .. } => format!(
+                "restore the whole dataset next to the original (`zfleet restore {host} --dataset {dataset} --to HOST:POOL/NAME`), unlock it there and copy what you need"
+            ),
+            Refusal::NotInSnapshot { .. } => {
+                "`zfleet restore HOST --list` shows the snapshots; pick another with --snapshot or --at".into()
+            }
         }
     }
 }
 
-fn human_time(unix: i64) -> String {
+fn human_time(unix: i64, tz: &TimeZone) -> String {
     match jiff::Timestamp::from_second(unix) {
         Ok(ts) => ts
-            .to_zoned(jiff::tz::TimeZone::system())
+            .to_zoned(tz.clone())
             .strftime("%Y-%m-%d %H:%M:%S %Z")
             .to_string(),
         Err(_) => unix.to_string(),
@@ -339,11 +417,13 @@ fn human_time(unix: i64) -> String {
 }
 
 /// Picks the server and snapshot. `views` are in fleet order; `from` limits
-/// the choice to one server (already checked to back the dataset up).
+/// the choice to one server (already checked to back the dataset up). The
+/// reason shows times in `tz`.
 pub fn choose(
     all: &[ServerView],
     selector: &Selector,
     from: Option<&str>,
+    tz: &TimeZone,
 ) -> Result<Choice, Refusal> {
     let all_copies: Vec<&BackupCopy> = all
         .iter()
@@ -411,7 +491,7 @@ pub fn choose(
     let what = match selector {
         Selector::Newest => "the newest snapshot".to_string(),
         Selector::Named(n) => format!("@{n}"),
-        Selector::At(t) => format!("the newest snapshot at or before {}", human_time(*t)),
+        Selector::At(t) => format!("the newest snapshot at or before {}", human_time(*t, tz)),
     };
     let reason = match (from, copies.len()) {
         (Some(f), _) => format!("{what} on {f} (--from)"),
@@ -704,7 +784,7 @@ pub fn freshness(e: &Existing) -> Freshness {
     }
 }
 
-use crate::progress::human_bytes as bytes;
+use crate::words::{human_bytes as bytes, plural};
 
 /// A property the restored dataset gets, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -936,8 +1016,9 @@ pub fn plan_dataset(
             pool: ds.pool().as_str().to_string(),
         });
     }
-    let name_err = |e: crate::zfs::NameError| Refusal::PoolRoot {
-        dataset: e.to_string(),
+    let name_err = |e: crate::zfs::NameError| Refusal::NameTooLong {
+        destination: destination.clone(),
+        error: e.reason,
     };
     let temp = temp_name(ds).map_err(name_err)?;
     let kept = kept_name(ds, &opts.stamp).map_err(name_err)?;
@@ -1124,7 +1205,7 @@ pub fn plan_dataset(
                 for (server, snap) in marks {
                     plan.undo.push(format!(
                         "zfs release {} {dataset}@{snap}",
-                        crate::replicate::exec::base_marker(server)
+                        crate::protocol::base_marker(server)
                     ));
                 }
             }
@@ -1184,10 +1265,6 @@ fn continuity_notes(source: &str, choice: &Choice) -> Vec<String> {
         ));
     }
     notes
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Properties that never come along from the dataset a restore replaces:
@@ -1325,7 +1402,7 @@ pub fn backup_side_properties(rows: &[crate::zfs::PropertyRow]) -> Vec<String> {
         .filter(|r| matches!(r.source, PropertySource::Local | PropertySource::Received))
         .filter(|r| {
             r.property == "readonly"
-                || r.property.starts_with("zfleet:src:")
+                || r.property.starts_with(crate::protocol::RECORDED_PREFIX)
                 || r.property.starts_with("zfleet:base:")
         })
         .map(|r| r.property.clone())

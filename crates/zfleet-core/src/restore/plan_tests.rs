@@ -1,3 +1,4 @@
+use jiff::tz::TimeZone;
 use rstest::rstest;
 
 use super::*;
@@ -76,7 +77,7 @@ fn choosing(
     #[case] server: &str,
     #[case] snapshot: &str,
 ) {
-    let c = choose(&two_servers(), &sel, from).unwrap();
+    let c = choose(&two_servers(), &sel, from, &TimeZone::UTC).unwrap();
     assert_eq!(
         (c.server.as_str(), c.snapshot.name.as_str()),
         (server, snapshot)
@@ -85,7 +86,13 @@ fn choosing(
 
 #[test]
 fn a_choice_knows_what_is_newer_and_where_else_it_is() {
-    let c = choose(&two_servers(), &Selector::Named("d2".into()), Some("attic")).unwrap();
+    let c = choose(
+        &two_servers(),
+        &Selector::Named("d2".into()),
+        Some("attic"),
+        &TimeZone::UTC,
+    )
+    .unwrap();
     assert_eq!(c.newer, ["d3"]);
     assert_eq!(c.anchors.len(), 1);
     assert_eq!(
@@ -96,7 +103,7 @@ fn a_choice_knows_what_is_newer_and_where_else_it_is() {
     assert_eq!(c.base(), "d2");
     // The newest: vault lags a day, so its newest (d2) comes back too and
     // the full send starts there.
-    let c = choose(&two_servers(), &Selector::Newest, None).unwrap();
+    let c = choose(&two_servers(), &Selector::Newest, None, &TimeZone::UTC).unwrap();
     assert_eq!(c.anchors[0].snapshot, "d2");
     assert_eq!(
         c.reason,
@@ -104,7 +111,13 @@ fn a_choice_knows_what_is_newer_and_where_else_it_is() {
     );
     assert_eq!(c.base(), "d2");
     // An older one: vault's d2 is not in what d1 brings back.
-    let c = choose(&two_servers(), &Selector::Named("d1".into()), Some("attic")).unwrap();
+    let c = choose(
+        &two_servers(),
+        &Selector::Named("d1".into()),
+        Some("attic"),
+        &TimeZone::UTC,
+    )
+    .unwrap();
     assert_eq!(c.base(), "d1");
     assert_eq!(
         c.diverging,
@@ -119,10 +132,18 @@ fn a_choice_knows_what_is_newer_and_where_else_it_is() {
 fn failed_servers_are_passed_over_but_all_failed_is_its_own_refusal() {
     let views = vec![failed("vault"), two_servers().remove(1)];
     assert_eq!(
-        choose(&views, &Selector::Newest, None).unwrap().server,
+        choose(&views, &Selector::Newest, None, &TimeZone::UTC)
+            .unwrap()
+            .server,
         "attic"
     );
-    let r = choose(&[failed("vault"), failed("attic")], &Selector::Newest, None).unwrap_err();
+    let r = choose(
+        &[failed("vault"), failed("attic")],
+        &Selector::Newest,
+        None,
+        &TimeZone::UTC,
+    )
+    .unwrap_err();
     assert_eq!(r.kind(), RefusalKind::Remote);
     assert!(matches!(r, Refusal::Unreachable { .. }));
 }
@@ -133,28 +154,35 @@ fn refusals_say_what_is_there() {
         &[no_copy("vault"), failed("attic")],
         &Selector::Newest,
         None,
+        &TimeZone::UTC,
     )
     .unwrap_err();
     assert_eq!(r.kind(), RefusalKind::NotFound);
     assert_eq!(
-        r.message("client1:zroot/persistSave"),
+        r.message("client1:zroot/persistSave", &TimeZone::UTC),
         "no backup of client1:zroot/persistSave to restore: vault has no zstorage/backups/client1/zroot/persistSave; attic could not be asked (host `x` did not answer)"
     );
     // --from a server without a copy, even though the other has one.
     let views = vec![no_copy("vault"), two_servers().remove(1)];
-    let r = choose(&views, &Selector::Newest, Some("vault")).unwrap_err();
+    let r = choose(&views, &Selector::Newest, Some("vault"), &TimeZone::UTC).unwrap_err();
     assert!(matches!(r, Refusal::NoCopy { .. }), "{r:?}");
 
-    let r = choose(&two_servers(), &Selector::Named("nope".into()), None).unwrap_err();
+    let r = choose(
+        &two_servers(),
+        &Selector::Named("nope".into()),
+        None,
+        &TimeZone::UTC,
+    )
+    .unwrap_err();
     assert_eq!(
-        r.message("client1:zroot/persistSave"),
+        r.message("client1:zroot/persistSave", &TimeZone::UTC),
         "no backup of client1:zroot/persistSave has a snapshot @nope (looked on vault, attic)"
     );
     assert_eq!(
         r.hint(),
         "snapshots there, newest first: vault: @d2 @d1; attic: @d3 @d2 @d1 (all of them: --list)"
     );
-    let r = choose(&two_servers(), &Selector::At(999), None).unwrap_err();
+    let r = choose(&two_servers(), &Selector::At(999), None, &TimeZone::UTC).unwrap_err();
     assert_eq!(
         r,
         Refusal::NothingAtOrBefore {
@@ -236,7 +264,13 @@ fn recorded() -> Vec<(String, String)> {
 }
 
 fn newest() -> Choice {
-    choose(&two_servers(), &Selector::Newest, Some("attic")).unwrap()
+    choose(
+        &two_servers(),
+        &Selector::Newest,
+        Some("attic"),
+        &TimeZone::UTC,
+    )
+    .unwrap()
 }
 
 fn plan_of(choice: &Choice, d: &DestinationView, force: bool) -> Result<RestorePlan, Refusal> {
@@ -273,7 +307,7 @@ fn data_is_refused_without_force_and_kept_with_it() {
     let r = plan_of(&newest(), &dest(Some(e.clone())), false).unwrap_err();
     assert_eq!(r.kind(), RefusalKind::Protect);
     assert_eq!(
-        r.message("client1:zroot/persistSave"),
+        r.message("client1:zroot/persistSave", &TimeZone::UTC),
         "client1:zroot/persistSave holds data: 40.0 MiB referenced, more than @empty holds"
     );
     assert_eq!(r.hint(), "--force keeps it as zroot/persistSave-zfleet-before-restore-20261125T130000Z (after a safety snapshot) and restores in its place; or restore next to it with --to HOST:DATASET");
@@ -300,7 +334,13 @@ fn a_destination_already_at_the_snapshot_needs_nothing() {
 
 #[test]
 fn an_older_snapshot_says_the_next_backup_will_diverge() {
-    let c = choose(&two_servers(), &Selector::Named("d1".into()), Some("attic")).unwrap();
+    let c = choose(
+        &two_servers(),
+        &Selector::Named("d1".into()),
+        Some("attic"),
+        &TimeZone::UTC,
+    )
+    .unwrap();
     let p = plan_of(&c, &dest(None), false).unwrap();
     insta::assert_json_snapshot!(p.notes);
 }
@@ -410,7 +450,7 @@ fn child_datasets_are_refused_even_with_force() {
         let r = plan_of(&newest(), &dest(Some(e.clone())), force).unwrap_err();
         assert_eq!(r.kind(), RefusalKind::Protect);
         assert_eq!(
-            r.message("x"),
+            r.message("x", &TimeZone::UTC),
             "client1:zroot/persistSave has child datasets (zroot/persistSave/sub), which a restore of it would have to move or destroy"
         );
     }
@@ -421,13 +461,37 @@ fn pools_must_exist_and_roots_cannot_be_replaced() {
     let mut d = dest(None);
     d.pool_exists = false;
     let r = plan_of(&newest(), &d, false).unwrap_err();
-    assert_eq!(r.message("x"), "pool `zroot` does not exist on client1");
+    assert_eq!(
+        r.message("x", &TimeZone::UTC),
+        "pool `zroot` does not exist on client1"
+    );
     let mut d = dest(None);
     d.dataset = ds("zroot");
     assert!(matches!(
         plan_of(&newest(), &d, false).unwrap_err(),
         Refusal::PoolRoot { .. }
     ));
+}
+
+// A name that leaves no room for the temporary one beside it was reported as
+// "a pool's root dataset".
+#[test]
+fn a_name_too_long_for_the_temporary_one_is_said_to_be_too_long() {
+    let mut d = dest(None);
+    let long = format!("zroot/{}", "n".repeat(240));
+    d.dataset = ds(&long);
+    let r = plan_of(&newest(), &d, false).unwrap_err();
+    assert!(matches!(r, Refusal::NameTooLong { .. }), "{r:?}");
+    assert_eq!(r.kind(), RefusalKind::NotFound);
+    let m = r.message("x", &TimeZone::UTC);
+    assert!(
+        m.starts_with(&format!(
+            "client1:{long} is too long a name to restore into"
+        )),
+        "{m}"
+    );
+    assert!(!m.contains("root dataset"), "{m}");
+    assert!(r.hint().contains("--to HOST:POOL/NAME"));
 }
 
 #[rstest]

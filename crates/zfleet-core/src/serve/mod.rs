@@ -4,10 +4,11 @@
 //! datasets, runs them without a shell, and refuses and logs everything else.
 
 mod holds;
+/// Resume tokens are a ZFS format, decoded in `zfs`; serve checks them.
+pub use crate::zfs::resume_token as token;
 pub mod policy;
 pub mod request;
 mod run;
-pub mod token;
 
 pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
 pub use run::{serve, Banner, ServeLog, REFUSED, SERVE_BANNER};

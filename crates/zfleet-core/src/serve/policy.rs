@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::Refusal;
 use crate::config::PRESERVABLE_PROPERTIES;
 use crate::exec::Argv;
-use crate::zfs::{cmd, parse::LIST_PROPERTIES, BookmarkName, DatasetName, SnapshotName};
+use crate::zfs::{
+    cmd, parse::LIST_PROPERTIES, BookmarkName, DatasetName, SnapshotName, ZfsErrorKind,
+};
 
 /// Who is connecting, and so what they may touch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +42,7 @@ impl Mode {
             | Mode::Receive { server, .. }
             | Mode::Restore { server, .. } => server,
         };
-        crate::replicate::exec::base_marker(server)
+        crate::protocol::base_marker(server)
     }
 
     pub(crate) fn who(&self) -> String {
@@ -76,10 +78,11 @@ pub enum OpKind {
     Plain,
     /// The capability probe: `zfs version`, else `zpool upgrade -v`.
     Probe,
-    /// Succeeds also when zfs fails with this message (a hold that exists, a
-    /// release of a tag that is not there).
+    /// Succeeds also when zfs fails in one of these ways (a hold that
+    /// exists, a release of a tag that is not there), or because the dialect
+    /// lacks the command.
     Tolerate {
-        benign: String,
+        benign: Vec<ZfsErrorKind>,
     },
     /// `zfs send -t TOKEN`: allowed only after the token was read and found to
     /// be for an allowed dataset.
@@ -133,9 +136,7 @@ fn op(argv: Argv, stream: Stream, kind: OpKind) -> Op {
     }
 }
 
-/// The request prefix that asks `serve` to compress a send's stream in process
-/// (the server decompresses in process too: no `zstd` program, no shell).
-pub const ZSTD_PREFIX: &str = "zfleet-zstd";
+pub use crate::protocol::ZSTD_PREFIX;
 
 fn refuse(msg: impl Into<String>) -> Refusal {
     Refusal::new(msg)
@@ -199,22 +200,22 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 )));
             }
             let (argv, benign) = if *verb == "hold" {
-                (cmd::hold(tag, &[&snap]), "tag already exists")
+                (cmd::hold(tag, &[&snap]), ZfsErrorKind::HoldExists)
             } else {
-                (cmd::release(tag, &[&snap]), "no such tag")
+                (cmd::release(tag, &[&snap]), ZfsErrorKind::NoSuchHold)
             };
             Ok(op(
                 argv,
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: benign.into(),
+                    benign: vec![benign],
                 },
             ))
         }
         ["zfs", "bookmark", snap, bm] => {
             let snap = snapshot(mode, snap)?;
             let bm = BookmarkName::parse(bm).map_err(|e| refuse(e.to_string()))?;
-            let want = crate::replicate::exec::base_bookmark(&mode.marker(), &snap.name);
+            let want = crate::protocol::base_bookmark(&mode.marker(), &snap.name);
             if !matches!(mode, Mode::Send { .. }) || bm.dataset != snap.dataset || bm.name != want {
                 return Err(refuse(format!(
                     "bookmark `{bm}` is not this server's bookmark of `{snap}` (`#{want}`)"
@@ -224,13 +225,13 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 cmd::bookmark(&snap, &bm),
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: "already exists".into(),
+                    benign: vec![ZfsErrorKind::AlreadyExists],
                 },
             ))
         }
         ["zfs", "destroy", target] if target.contains('#') => {
             let bm = BookmarkName::parse(target).map_err(|e| refuse(e.to_string()))?;
-            let prefix = crate::replicate::exec::base_bookmark(&mode.marker(), "");
+            let prefix = crate::protocol::base_bookmark_prefix(&mode.marker());
             if !matches!(mode, Mode::Send { .. })
                 || !mode.dataset_ok(&bm.dataset)
                 || !bm.name.starts_with(&prefix)
@@ -241,7 +242,7 @@ pub fn authorize(mode: &Mode, w: &[String]) -> Result<Op, Refusal> {
                 cmd::destroy_bookmark(&bm),
                 Stream::None,
                 OpKind::Tolerate {
-                    benign: "does not exist".into(),
+                    benign: vec![ZfsErrorKind::DoesNotExist { name: None }],
                 },
             ))
         }
@@ -522,7 +523,7 @@ fn sync_snapshot(mode: &Mode, verb: &str, target: &str) -> Result<Op, Refusal> {
         )));
     };
     let snap = snapshot(mode, target)?;
-    let ours = crate::replicate::sync_snapshot::is_sync_snapshot_of(&snap.name, server);
+    let ours = crate::protocol::is_sync_snapshot_of(&snap.name, server);
     if !*sync_snapshots || !ours {
         return Err(refuse(format!(
             "`zfs {verb} {target}` is refused: only `{server}`'s own sync snapshots, and only when its sync_snapshot is on"

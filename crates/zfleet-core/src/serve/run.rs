@@ -9,16 +9,11 @@ use std::process::{Command, Stdio};
 use super::policy::{authorize, Mode, Op, OpKind, Stream};
 use super::{request, Refusal};
 use crate::exec::quote::display_line;
-use crate::zfs::{cmd, SnapshotName};
+use crate::zfs::{cmd, SnapshotName, ZfsErrorKind};
 
 /// Exit status for a refused request (126: "cannot execute").
 pub const REFUSED: i32 = 126;
-/// What the probe answers first, so the server knows it talks to `zfleet serve`
-/// and sends single commands it can check.
-pub const SERVE_BANNER: &str = "zfleet-serve 1";
-/// What this `serve` can do beyond plain commands, announced on the banner line
-/// (an older server ignores words it does not know).
-pub const SERVE_FEATURES: &[&str] = &["zstd"];
+pub use crate::protocol::{SERVE_BANNER, SERVE_FEATURES};
 
 /// The banner line as a client's serve printed it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,7 +22,7 @@ pub struct Banner {
     pub protocol: u32,
     /// Feature words (`zstd`); a server uses only those it knows.
     pub features: Vec<String>,
-    /// `zfleet=X.Y.Z`: the client's zfleet version (absent before 0.1).
+    /// `zfleet=X.Y.Z`: the version of the zfleet that serves (absent before 0.1).
     pub version: Option<String>,
 }
 
@@ -126,7 +121,7 @@ fn refuse(log: &ServeLog, raw: &str, r: &Refusal) -> i32 {
 /// may send, like any other send, and its guids must be that snapshot's. The
 /// token is decoded here, field by field, not read from what zfs prints.
 fn check_token(mode: &Mode, token: &str) -> Result<(), Refusal> {
-    let t = super::token::decode(token).map_err(Refusal::new)?;
+    let t = crate::zfs::resume_token::decode(token).map_err(Refusal::new)?;
     let snap = SnapshotName::parse(&t.toname).map_err(|e| Refusal::new(e.to_string()))?;
     authorize(mode, &["zfs".into(), "send".into(), snap.to_string()])?;
     let list = cmd::zfs()
@@ -154,7 +149,8 @@ fn check_token(mode: &Mode, token: &str) -> Result<(), Refusal> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    super::token::check_guids(&t, &String::from_utf8_lossy(&out.stdout)).map_err(Refusal::new)
+    crate::zfs::resume_token::check_guids(&t, &String::from_utf8_lossy(&out.stdout))
+        .map_err(Refusal::new)
 }
 
 fn run(op: &Op) -> i32 {
@@ -168,11 +164,12 @@ fn run(op: &Op) -> i32 {
                 Err(e) => return spawn_failed(op, &e),
             };
             let err = String::from_utf8_lossy(&out.stderr);
-            if out.status.success()
-                || err.contains(benign.as_str())
-                || err.contains("unrecognized command")
-                || err.contains("pyzfs")
-            {
+            let kind = ZfsErrorKind::classify(&err);
+            let harmless = kind == ZfsErrorKind::Unsupported
+                || benign
+                    .iter()
+                    .any(|b| std::mem::discriminant(b) == std::mem::discriminant(&kind));
+            if out.status.success() || harmless {
                 0
             } else {
                 eprint!("{err}");
@@ -249,7 +246,7 @@ fn send_compressed(op: &Op, mut c: Command) -> i32 {
     };
     let out = std::io::stdout().lock();
     let copied =
-        zstd::stream::write::Encoder::new(out, crate::replicate::ZSTD_LEVEL).and_then(|mut enc| {
+        zstd::stream::write::Encoder::new(out, crate::protocol::ZSTD_LEVEL).and_then(|mut enc| {
             std::io::copy(&mut stream, &mut enc)?;
             enc.finish()?.flush()
         });

@@ -15,7 +15,7 @@ use super::plan::{apply_takes, plan, Action, Destroy, Plan, PlanInput, Steps, Ta
 use crate::config::Hooks;
 use crate::exec::{Argv, RunOptions};
 use crate::host::Host;
-use crate::zfs::{cmd, Caps, DatasetName, Listing, ZfsError, ZfsErrorKind};
+use crate::zfs::{cmd, Caps, DatasetName, ZfsError, ZfsErrorKind};
 use crate::Error;
 
 /// Limit for one `zfs snapshot` or `zfs destroy`.
@@ -34,7 +34,6 @@ pub struct Observation {
 /// Reads every configured tree of the host in one call, with the replication
 /// marks of every server as extra columns.
 pub fn observe(host: &Host, input: &PlanInput) -> Result<Observation, Error> {
-    let caps = host.caps()?.clone();
     let props = input.base_properties();
     let mut roots = input.roots();
     let mut missing = Vec::new();
@@ -48,21 +47,9 @@ pub fn observe(host: &Host, input: &PlanInput) -> Result<Observation, Error> {
             });
         }
         let refs: Vec<&DatasetName> = roots.iter().collect();
-        let argv = cmd::observe_roots(&caps, &refs, &props);
         zfs_calls += 1;
-        match host.query(&argv) {
-            Ok(out) => {
-                let text = out.stdout_text();
-                let parsed = if caps.list_parsable {
-                    Listing::from_list(&text, &props)
-                } else {
-                    Listing::from_get(&text, &props)
-                };
-                let listing = parsed.map_err(|source| Error::Parse {
-                    host: host.name.clone(),
-                    cmdline: argv.to_string(),
-                    source,
-                })?;
+        match host.observe_many(&refs, &props) {
+            Ok(listing) => {
                 return Ok(Observation {
                     index: Index::new(&listing),
                     missing,
@@ -70,14 +57,14 @@ pub fn observe(host: &Host, input: &PlanInput) -> Result<Observation, Error> {
                 });
             }
             // One missing tree fails the whole call; ask again without it.
-            Err(ZfsError {
+            Err(Error::Zfs(ZfsError {
                 kind: ZfsErrorKind::DoesNotExist { name: Some(n) },
                 ..
-            }) if roots.iter().any(|r| r.as_str() == n) => {
+            })) if roots.iter().any(|r| r.as_str() == n) => {
                 roots.retain(|r| r.as_str() != n);
                 missing.extend(DatasetName::parse(&n));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }

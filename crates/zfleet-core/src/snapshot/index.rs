@@ -11,11 +11,7 @@ use crate::zfs::{DatasetName, Listing, ObjectName, ObjectType};
 
 /// The user property replication sets on the newest snapshot a server shares
 /// with a client: `zfleet:base:<server, lower case>`.
-pub const BASE_PREFIX: &str = "zfleet:base:";
-
-pub fn base_property(server: &str) -> String {
-    format!("{BASE_PREFIX}{}", server.to_lowercase())
-}
+pub use crate::protocol::{base_marker as base_property, BASE_PREFIX};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snap {

@@ -81,15 +81,6 @@ pub fn display_time(secs: i64) -> String {
     out.join(" ")
 }
 
-const ORDER: [Period; 6] = [
-    Period::Yearly,
-    Period::Monthly,
-    Period::Weekly,
-    Period::Daily,
-    Period::Hourly,
-    Period::Frequently,
-];
-
 fn sort_ci(v: &mut [String]) {
     v.sort_by_key(|s| s.to_lowercase());
 }
@@ -167,7 +158,7 @@ fn check_one(
     checks: &mut Vec<SnapshotCheck>,
 ) {
     let m = &policy.monitor;
-    for period in ORDER {
+    for period in Period::LONGEST_FIRST {
         if policy.count(period) == 0 {
             continue;
         }

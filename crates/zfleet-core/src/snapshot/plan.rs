@@ -22,16 +22,6 @@ use super::targets::{targets, TakeMode, Target};
 use crate::config::{ExpandedPolicy, Fleet, Hooks, Period, Policy};
 use crate::zfs::DatasetName;
 
-/// Periods in the order sanoid takes them.
-const TAKE_ORDER: [Period; 6] = [
-    Period::Yearly,
-    Period::Monthly,
-    Period::Weekly,
-    Period::Daily,
-    Period::Hourly,
-    Period::Frequently,
-];
-
 /// What the planner needs from the fleet file for one host.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanInput {
@@ -256,7 +246,7 @@ fn plan_takes(ts: &[Target], index: &Index, now: i64, tz: &TimeZone, out: &mut P
                 }
             }
         }
-        for period in TAKE_ORDER {
+        for period in Period::LONGEST_FIRST {
             if t.policy.count(period) == 0 {
                 continue;
             }

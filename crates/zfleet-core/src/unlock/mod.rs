@@ -38,8 +38,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{Fleet, SecretRef, SshEndpoint, UnlockConfig, UnlockMethod};
-use crate::exec::{self, SshOptions, SshSessions, SshTarget};
+use crate::exec::{self, SshOptions, SshTarget};
 use crate::host::Host;
+use crate::runtime::Runtime;
 use crate::{parallel, text, Error};
 
 pub use provider::{ProviderError, Providers, SecretCache};
@@ -95,12 +96,8 @@ fn shown(ep: &SshEndpoint) -> String {
 /// Also withholds every `env:` secret variable of the fleet from child
 /// processes, before any is started: an ssh started to probe a host must not
 /// inherit a passphrase zfleet was given in its environment.
-pub fn targets(
-    fleet: &Fleet,
-    names: &[String],
-    this_host: &str,
-    sessions: &Arc<SshSessions>,
-) -> Result<Vec<Target>, Error> {
+pub fn targets(rt: &Runtime, names: &[String]) -> Result<Vec<Target>, Error> {
+    let (fleet, sessions) = (&rt.fleet, rt.sessions());
     for h in fleet.hosts.values() {
         if let Some(SecretRef::Env(name)) = h.unlock.as_ref().map(|u| &u.secret) {
             exec::withhold_env_var(name);
@@ -137,7 +134,7 @@ pub fn targets(
         if out.iter().any(|t: &Target| &t.name == name) {
             continue;
         }
-        let host = Host::from_fleet(fleet, name, this_host, sessions)?;
+        let host = rt.host(name)?;
         let initrd = config.initrd.as_ref().map(|ep| {
             Arc::new(SshTarget::new(
                 format!("{name} (initrd)"),

@@ -2,7 +2,7 @@
 //! that reached here was validated; nothing is concatenated into a shell string.
 
 use super::caps::Caps;
-use super::name::{BookmarkName, DatasetName, PoolName, SnapshotName};
+use super::name::{BookmarkName, DatasetName, SnapshotName};
 use super::parse::LIST_PROPERTIES;
 use crate::exec::Argv;
 
@@ -241,17 +241,6 @@ pub fn get_properties(props: &[&str], datasets: &[&DatasetName]) -> Argv {
         .args(["get", "-H", "-p", "-o", "name,property,value,source"])
         .arg(props)
         .args(datasets.iter().map(|d| d.as_str()))
-}
-
-/// Imported pools.
-pub fn pool_list(caps: &Caps) -> Argv {
-    let a = zpool().args(["list", "-H"]);
-    let a = if caps.list_parsable { a.arg("-p") } else { a };
-    a.args(["-o", "name,size,allocated,free,health"])
-}
-
-pub fn pool_status(pool: &PoolName) -> Argv {
-    zpool().arg("status").arg(pool.as_str())
 }
 
 /// A receive into a new dataset that is never left half-done: no `-s`, so an

@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod error;
 pub mod name;
 pub mod parse;
+pub mod resume_token;
 
 pub use caps::{Caps, Dialect};
 pub use error::{ZfsError, ZfsErrorKind};

@@ -373,6 +373,15 @@ impl ObjectName {
             ObjectName::Bookmark(b) => &b.dataset,
         }
     }
+
+    /// The part after `@` or `#`; a dataset's whole name.
+    pub fn short(&self) -> &str {
+        match self {
+            ObjectName::Dataset(d) => d.as_str(),
+            ObjectName::Snapshot(s) => &s.name,
+            ObjectName::Bookmark(b) => &b.name,
+        }
+    }
 }
 
 impl fmt::Display for ObjectName {

@@ -1,11 +1,13 @@
 use clap::Args;
+use zfleet_core::failure::FailureKind;
 use zfleet_core::replicate::backup::{run_backups, run_pushes, BackupReport};
-use zfleet_core::replicate::exec::{Options, Outcome};
+use zfleet_core::replicate::plan::Plan;
+use zfleet_core::replicate::{JobReport, Options, Outcome};
 use zfleet_core::state::State;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs, TransferArgs};
-use crate::context::Context;
+use crate::context;
 use crate::progress::CliProgress;
 use crate::render;
 
@@ -17,11 +19,24 @@ use crate::render;
 /// in full and then every later one; later runs send incrementally from the
 /// newest snapshot both sides share (found by guid). A target that was changed
 /// or has snapshots the source lacks is refused unless --rollback.
+///
+/// With --dry-run, each job's plan is printed in words, as `zfleet run
+/// --dry-run` prints a snapshot plan: the common base (name and guid), each
+/// step with its snapshot count and the sender's size estimate, and how the
+/// base marks move on each side; nothing changes. With --json, each job in
+/// `clients[].jobs[]` has its `plan` as a value (`decision`, `base`, `steps`,
+/// `new_base`, `base_moves`) beside its `outcome`: "planned", "up_to_date",
+/// `refused` (reason, message, hint) or `nothing_to_send`; after a run "sent",
+/// or `failed` with its `kind`, `side`, `host` and `bytes`. docs/guide.md
+/// shows the whole shape.
+///
+/// Exits 4 when a host, ssh or ZFS failed, 5 when a job was refused to
+/// protect data, 70 on a bug.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Clients to back up (default: all of this server's clients).
     hosts: Vec<String>,
-    /// Show what would be sent, change nothing.
+    /// Show each job's plan (what would be sent and why), change nothing.
     #[arg(long)]
     dry_run: bool,
     #[command(flatten)]
@@ -34,7 +49,7 @@ pub struct BackupArgs {
 }
 
 pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let state = if a.dry_run {
         None
     } else {
@@ -50,16 +65,16 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
     let is_server = cx.fleet.host(me).is_some_and(|h| h.server.is_some());
     let pushes = !cx.fleet.push_jobs(me).is_empty();
     let report = match (is_server, pushes) {
-        (true, false) => run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?,
+        (true, false) => run_backups(&cx, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?,
         (false, true) => {
             if !a.hosts.is_empty() {
                 return Err(Error::Usage("a push client sends to every server that backs it up; it takes no host names".into()));
             }
-            run_pushes(&cx.fleet, me, &opts, &progress, state.as_ref())?
+            run_pushes(&cx, &opts, &progress, state.as_ref())?
         }
         (true, true) => {
-            let mut r = run_backups(&cx.fleet, me, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?;
-            r.clients.extend(run_pushes(&cx.fleet, me, &opts, &progress, state.as_ref())?.clients);
+            let mut r = run_backups(&cx, &a.hosts, &opts, a.parallel, &progress, state.as_ref())?;
+            r.clients.extend(run_pushes(&cx, &opts, &progress, state.as_ref())?.clients);
             r
         }
         (false, false) => {
@@ -72,24 +87,107 @@ pub fn cmd_backup(g: &GlobalArgs, a: &BackupArgs) -> Result<u8, Error> {
     if a.out.json {
         render::json(&report);
     } else {
+        if report.dry_run {
+            print_plans(&report);
+        }
         print_summary(&report);
     }
-    let outcomes = || {
-        report
-            .clients
-            .iter()
-            .flat_map(|c| &c.jobs)
-            .map(|j| &j.outcome)
+    Ok(exit_code(report.clients.iter().flat_map(|c| &c.jobs)))
+}
+
+/// A bug first (70), then hosts that failed (4), then refusals (5).
+pub fn exit_code<'a>(jobs: impl IntoIterator<Item = &'a JobReport>) -> u8 {
+    let code = |j: &JobReport| match &j.outcome {
+        Outcome::Failed(f) if f.kind == FailureKind::Internal => crate::exit::INTERNAL,
+        Outcome::Failed(f) if f.kind == FailureKind::Diverged => crate::exit::REFUSED,
+        Outcome::Failed(_) | Outcome::Degraded { .. } => crate::exit::REMOTE,
+        Outcome::Refused { .. } => crate::exit::REFUSED,
+        _ => crate::exit::OK,
     };
-    Ok(
-        if outcomes().any(|o| matches!(o, Outcome::Failed { .. } | Outcome::Degraded { .. })) {
-            crate::exit::REMOTE
-        } else if outcomes().any(|o| matches!(o, Outcome::Refused { .. })) {
-            crate::exit::REFUSED
-        } else {
-            crate::exit::OK
-        },
-    )
+    let rank = |c: u8| match c {
+        crate::exit::INTERNAL => 3,
+        crate::exit::REMOTE => 2,
+        crate::exit::REFUSED => 1,
+        _ => 0,
+    };
+    jobs.into_iter()
+        .map(code)
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(crate::exit::OK)
+}
+
+/// Each job's plan in words, as `zfleet run --dry-run` prints a snapshot plan.
+pub fn print_plans(r: &BackupReport) {
+    for j in r.clients.iter().flat_map(|c| &c.jobs) {
+        outln!("{} → {}", j.source, j.target);
+        // A backup's source is on its client and its target on its server,
+        // whoever runs it.
+        let (src_host, dst_host) = (j.client.as_str(), j.server.as_str());
+        match &j.plan {
+            None => {}
+            Some(Plan::Refused { .. }) => {
+                if let Outcome::Refused { message, hint, .. } = &j.outcome {
+                    outln!("  refused: {message}");
+                    outln!("  hint: {hint}");
+                } else if let Outcome::NothingToSend { message } = &j.outcome {
+                    outln!("  nothing to send: {message}");
+                }
+            }
+            Some(Plan::UpToDate { base, base_moves }) => {
+                outln!("  up to date at @{} (guid {:#x})", base.name, base.guid);
+                print_moves(src_host, dst_host, base_moves);
+            }
+            Some(Plan::Send {
+                base,
+                steps,
+                new_base,
+                base_moves,
+            }) => {
+                match base {
+                    Some(b) => outln!(
+                        "  common base: {}{} (guid {:#x})",
+                        if matches!(b, zfleet_core::replicate::plan::Base::Bookmark { .. }) {
+                            "#"
+                        } else {
+                            "@"
+                        },
+                        b.name(),
+                        b.guid()
+                    ),
+                    None => outln!("  no common base: a first send"),
+                }
+                for (i, s) in steps.iter().enumerate() {
+                    let mut detail = Vec::new();
+                    if s.is_transfer() {
+                        detail.push(zfleet_core::replicate::plan::plural(
+                            s.snapshots() as usize,
+                            "snapshot",
+                        ));
+                    }
+                    if let Some(b) = s.estimated_bytes() {
+                        detail.push(format!("about {}", render::bytes(b)));
+                    }
+                    let detail = if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", detail.join(", "))
+                    };
+                    outln!("  {}. {}{detail}", i + 1, s.describe());
+                }
+                outln!("  then @{} is the base", new_base.name);
+                print_moves(src_host, dst_host, base_moves);
+            }
+        }
+    }
+}
+
+fn print_moves(src_host: &str, dst_host: &str, m: &zfleet_core::replicate::base_moves::BaseMoves) {
+    for (host, moves) in [(src_host, &m.source), (dst_host, &m.target)] {
+        if !moves.is_empty() {
+            let words: Vec<String> = moves.iter().map(|m| m.describe()).collect();
+            outln!("  on {host}: {}", words.join(", "));
+        }
+    }
 }
 
 pub fn print_summary(r: &BackupReport) {
@@ -97,48 +195,53 @@ pub fn print_summary(r: &BackupReport) {
     let mut notes = Vec::new();
     for c in &r.clients {
         for j in &c.jobs {
-            let dataset = j
-                .label
-                .split_once(':')
-                .map_or(j.label.as_str(), |(_, d)| d)
-                .to_string();
             let result = match &j.outcome {
                 Outcome::UpToDate => "up to date".to_string(),
                 Outcome::Sent => "ok".to_string(),
-                Outcome::Planned => format!("would run: {}", j.steps.join("; ")),
+                Outcome::Planned => "would send".to_string(),
                 Outcome::NothingToSend { message } => {
-                    notes.push(format!("{}: {message}; it is backed up once it has one (zfleet run takes the policy's snapshots)", j.label));
+                    notes.push(format!("{}: {message}; it is backed up once it has one (zfleet run takes the policy's snapshots)", j.source));
                     "no snapshot yet".to_string()
                 }
-                Outcome::Refused { message, hint } => {
-                    notes.push(format!("{}: refused: {message}\n  hint: {hint}", j.label));
+                Outcome::Refused { message, hint, .. } => {
+                    notes.push(format!("{}: refused: {message}\n  hint: {hint}", j.source));
                     "REFUSED".to_string()
                 }
-                Outcome::Failed { message } => {
-                    notes.push(format!("{}: {message}", j.label));
+                Outcome::Failed(f) => {
+                    notes.push(format!("{}: {}", j.source, f.message));
                     "FAILED".to_string()
                 }
                 Outcome::Degraded { message } => {
-                    notes.push(format!("{}: {message}", j.label));
+                    notes.push(format!("{}: {message}", j.source));
                     "DEGRADED".to_string()
                 }
             };
             notes.extend(
                 j.warnings
                     .iter()
-                    .map(|w| format!("{}: warning: {w}", j.label)),
+                    .map(|w| format!("{}: warning: {w}", j.source)),
             );
+            let snapshots = if r.dry_run {
+                j.plan
+                    .as_ref()
+                    .map_or(0, |p| p.steps().iter().map(|s| s.snapshots()).sum())
+            } else {
+                j.snapshots
+            };
             t.add_row(vec![
                 c.client.clone(),
-                dataset,
+                j.dataset.to_string(),
                 result,
-                j.snapshots.to_string(),
+                snapshots.to_string(),
                 render::bytes(j.bytes),
                 format!("{:.1}s", j.seconds),
             ]);
         }
     }
     render::print_table(&t, "");
+    if r.dry_run {
+        outln!("dry run: nothing was changed");
+    }
     for n in notes {
         eprintln!("{n}");
     }

@@ -1,5 +1,6 @@
 use clap::Args;
 use zfleet_core::config::{self, Fleet};
+use zfleet_core::words::plural;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
@@ -35,13 +36,12 @@ fn print_human(fleet: &Fleet, plan: &config::FleetPlan) {
         .count();
     let servers = plan.servers.len();
     outln!(
-        "{}: ok — {} hosts ({clients} backup client{}, {servers} backup server{}), {} template{}",
+        "{}: ok — {} hosts ({}, {}), {}",
         plan.file,
         fleet.hosts.len(),
-        plural(clients),
-        plural(servers),
-        fleet.templates.len(),
-        plural(fleet.templates.len()),
+        plural(clients, "backup client"),
+        plural(servers, "backup server"),
+        plural(fleet.templates.len(), "template"),
     );
     outln!();
     outln!("Backup jobs");
@@ -90,13 +90,5 @@ fn print_human(fleet: &Fleet, plan: &config::FleetPlan) {
             ]);
         }
         render::print_table(&t, "    ");
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }

@@ -6,7 +6,7 @@ use zfleet_core::zfs::cmd;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Check pool health and capacity (Nagios plugin).
@@ -34,7 +34,7 @@ pub fn cmd_check_pools(g: &GlobalArgs, a: &CheckPoolsArgs) -> Result<u8, Error> 
         other => other,
     };
     let run = || -> Result<_, Error> {
-        let cx = Context::load(g)?;
+        let cx = context::load(g)?;
         let host = cx.host(&cx.this_host)?;
         let input = PlanInput::from_fleet(&cx.fleet, &cx.this_host);
         let mut pools: Vec<(String, u32, u32)> = Vec::new();

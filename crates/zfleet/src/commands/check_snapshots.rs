@@ -4,7 +4,7 @@ use zfleet_core::snapshot::{exec, PlanInput};
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Check that every monitored dataset has fresh snapshots (Nagios plugin).
@@ -20,15 +20,11 @@ pub struct CheckSnapshotsArgs {
 
 pub fn cmd_check_snapshots(g: &GlobalArgs, a: &CheckSnapshotsArgs) -> Result<u8, Error> {
     let run = || -> Result<_, Error> {
-        let cx = Context::load(g)?;
+        let cx = context::load(g)?;
         let host = cx.host(&cx.this_host)?;
         let input = PlanInput::from_fleet(&cx.fleet, &cx.this_host);
         let obs = exec::observe(&host, &input)?;
-        Ok(check_snapshots(
-            &input,
-            &obs.index,
-            jiff::Timestamp::now().as_second(),
-        ))
+        Ok(check_snapshots(&input, &obs.index, cx.now()))
     };
     Ok(render::nagios(run(), a.out.json))
 }

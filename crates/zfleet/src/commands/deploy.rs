@@ -5,7 +5,7 @@ use zfleet_core::deploy::{self, BinaryStep, Build, FleetStep, HostPlan};
 use zfleet_core::Error;
 
 use crate::cli::{parse_size, GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Install or upgrade zfleet on fleet hosts over the admin ssh access: this
@@ -81,7 +81,7 @@ fn step_words(p: &HostPlan, dry: bool) -> (&'static str, &'static str) {
 }
 
 pub fn cmd_deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let hosts: Vec<String> = if a.hosts.is_empty() {
         cx.fleet
             .hosts
@@ -193,7 +193,7 @@ pub fn cmd_deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<u8, Error> {
 
 #[allow(clippy::too_many_arguments)]
 fn deploy_one(
-    cx: &Context,
+    cx: &zfleet_core::runtime::Runtime,
     name: &str,
     a: &DeployArgs,
     build: &Build,

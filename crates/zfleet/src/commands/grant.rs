@@ -3,7 +3,7 @@ use zfleet_core::grant::{self, Delegation, GrantOptions};
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Set up HOST's backup account so backup keys can do their job and nothing more.
@@ -44,7 +44,7 @@ enum DelegationArg {
 }
 
 pub fn cmd_grant(g: &GlobalArgs, a: &GrantArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let host = cx.host(&a.host)?;
     let delegation = match a.delegation {
         DelegationArg::ZfsAllow => Delegation::ZfsAllow,

@@ -4,7 +4,7 @@ use zfleet_core::zfs::Listing;
 use zfleet_core::{parallel, Error};
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// List the datasets (and with --snapshots, the snapshots) of fleet hosts.
@@ -34,7 +34,7 @@ struct HostListing {
 }
 
 pub fn cmd_list(g: &GlobalArgs, a: &ListArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     let names: Vec<String> = if a.hosts.is_empty() {
         cx.fleet.hosts.keys().cloned().collect()
     } else {
@@ -67,7 +67,7 @@ pub fn cmd_list(g: &GlobalArgs, a: &ListArgs) -> Result<u8, Error> {
     if a.out.json {
         render::json(&results);
     } else {
-        print_human(&results, a.snapshots);
+        print_human(&results, a.snapshots, cx.now());
     }
     Ok(if failed > 0 {
         crate::exit::REMOTE
@@ -76,8 +76,7 @@ pub fn cmd_list(g: &GlobalArgs, a: &ListArgs) -> Result<u8, Error> {
     })
 }
 
-fn print_human(results: &[HostListing], all_snapshots: bool) {
-    let now = jiff::Timestamp::now().as_second();
+fn print_human(results: &[HostListing], all_snapshots: bool, now: i64) {
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             outln!();

@@ -1,4 +1,5 @@
 use clap::Args;
+use zfleet_core::failure::FailureKind;
 use zfleet_core::restore::files::{self, FileReport, FileRequest};
 use zfleet_core::restore::plan::{ServerView, Step};
 use zfleet_core::restore::{
@@ -8,7 +9,7 @@ use zfleet_core::zfs::DatasetName;
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs, StreamArgs};
-use crate::context::Context;
+use crate::context;
 use crate::progress::CliProgress;
 use crate::render;
 
@@ -74,7 +75,7 @@ pub struct RestoreArgs {
     out: OutputArgs,
 }
 
-fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
+fn selector(a: &RestoreArgs, tz: &jiff::tz::TimeZone) -> Result<Selector, Error> {
     Ok(match (&a.snapshot, &a.at) {
         (Some(n), _) => {
             let n = n.strip_prefix('@').unwrap_or(n);
@@ -84,17 +85,17 @@ fn selector(a: &RestoreArgs) -> Result<Selector, Error> {
             Selector::Named(n.to_string())
         }
         (None, Some(t)) => Selector::At(
-            restore::time::parse_at(t, &jiff::tz::TimeZone::system())
-                .map_err(|e| Error::Usage(format!("--at: {e}")))?,
+            restore::time::parse_at(t, tz).map_err(|e| Error::Usage(format!("--at: {e}")))?,
         ),
         (None, None) => Selector::Newest,
     })
 }
 
 pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
-    // The command line is checked before the fleet file is read or any host asked.
-    let selector = selector(a)?;
-    let cx = Context::load(g)?;
+    // The command line is checked before the fleet file is read or any host
+    // asked; `--at` is in this machine's zone, the runtime's too.
+    let selector = selector(a, &jiff::tz::TimeZone::system())?;
+    let cx = context::load(g)?;
     let datasets = a
         .datasets
         .iter()
@@ -111,12 +112,10 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
         pump: a.stream.pump_options()?,
     };
-    let make = |name: &str| cx.host(name);
-    let hosts = Hosts::new(&make);
+    let hosts = Hosts::new(&cx);
     let progress = CliProgress::new(g.quiet, a.out.json);
-    let now = jiff::Timestamp::now().as_second();
     if a.list {
-        let report = restore::list(&cx.fleet, &req, &hosts)?;
+        let report = restore::list(&cx, &req, &hosts)?;
         if a.out.json {
             render::json(&report);
         } else {
@@ -150,7 +149,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
             dry_run: req.dry_run,
             pump: req.pump,
         };
-        let report = files::restore_path(&cx.fleet, &freq, &hosts, &progress, now)?;
+        let report = files::restore_path(&cx, &freq, &hosts, &progress)?;
         if a.out.json {
             render::json(&report);
         } else {
@@ -158,7 +157,7 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
         }
         return Ok(exit_code([&report.outcome]));
     }
-    let report = restore::restore(&cx.fleet, &req, &hosts, &progress, now)?;
+    let report = restore::restore(&cx, &req, &hosts, &progress)?;
     if a.out.json {
         render::json(&report);
     } else {
@@ -167,13 +166,14 @@ pub fn cmd_restore(g: &GlobalArgs, a: &RestoreArgs) -> Result<u8, Error> {
     Ok(exit_code(report.datasets.iter().map(|d| &d.outcome)))
 }
 
-/// Failures first (4), then refusals to protect data (5), then things that
-/// were not found (2).
+/// A bug first (70), then failures (4), then refusals to protect data (5),
+/// then things that were not found (2).
 fn exit_code<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> u8 {
     let mut code = crate::exit::OK;
     for o in outcomes {
         let c = match o {
-            Outcome::Failed { .. }
+            Outcome::Failed(f) if f.kind == FailureKind::Internal => crate::exit::INTERNAL,
+            Outcome::Failed(_)
             | Outcome::Refused {
                 kind: RefusalKind::Remote,
                 ..
@@ -189,6 +189,7 @@ fn exit_code<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> u8 {
             _ => crate::exit::OK,
         };
         let rank = |c: u8| match c {
+            crate::exit::INTERNAL => 4,
             crate::exit::REMOTE => 3,
             crate::exit::REFUSED => 2,
             crate::exit::USAGE => 1,
@@ -270,7 +271,7 @@ fn print_report(r: &RestoreReport) {
                 outln!("  note: {n}");
             }
             if !p.undo.is_empty() && !r.dry_run && d.outcome == Outcome::Restored {
-                outln!("  to undo this restore, on {}:", host_of(&d.destination));
+                outln!("  to undo this restore, on {}:", d.destination_host);
                 for u in &p.undo {
                     outln!("    {u}");
                 }
@@ -287,7 +288,7 @@ fn print_report(r: &RestoreReport) {
             Outcome::Refused { message, hint, .. } => {
                 notes.push(format!("{}: refused: {message}\n  hint: {hint}", d.source))
             }
-            Outcome::Failed { message } => notes.push(format!("{}: {message}", d.source)),
+            Outcome::Failed(f) => notes.push(format!("{}: {}", d.source, f.message)),
             _ => {}
         }
         notes.extend(
@@ -312,9 +313,7 @@ fn print_report(r: &RestoreReport) {
                 Outcome::Failed { .. } => "FAILED",
             };
             t.add_row(vec![
-                d.source
-                    .split_once(':')
-                    .map_or(d.source.clone(), |(_, s)| s.to_string()),
+                d.dataset.to_string(),
                 d.destination.clone(),
                 from,
                 result.to_string(),
@@ -330,10 +329,6 @@ fn print_report(r: &RestoreReport) {
     for n in notes {
         eprintln!("{n}");
     }
-}
-
-fn host_of(destination: &str) -> &str {
-    destination.split_once(':').map_or(destination, |(h, _)| h)
 }
 
 fn print_file(r: &FileReport) {
@@ -354,7 +349,7 @@ fn print_file(r: &FileReport) {
         );
         outln!("  from: {}", c.reason);
         for (i, s) in p.steps.iter().enumerate() {
-            outln!("  {}. {s}", i + 1);
+            outln!("  {}. {}", i + 1, s.describe());
         }
         for n in &p.notes {
             outln!("  note: {n}");
@@ -371,7 +366,7 @@ fn print_file(r: &FileReport) {
         Outcome::Refused { message, hint, .. } => {
             eprintln!("refused: {message}\n  hint: {hint}")
         }
-        Outcome::Failed { message } => eprintln!("error: {message}"),
+        Outcome::Failed(f) => eprintln!("error: {}", f.message),
         Outcome::AlreadyThere => {}
     }
     for w in &r.warnings {

@@ -8,7 +8,7 @@ use zfleet_core::snapshot::{plan, Action, Index, KeepRule, Plan, PlanInput, Step
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Take the snapshots that are due, then destroy the ones that have expired,
@@ -59,8 +59,8 @@ pub fn cmd_run(g: &GlobalArgs, a: &RunArgs) -> Result<u8, Error> {
 
 /// The body of `snapshot`, `prune` and `run`.
 pub fn execute(g: &GlobalArgs, a: &SnapshotCommon, steps: Steps) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
-    let host = cx.host(&cx.this_host)?;
+    let cx = context::load(g)?;
+    let host = cx.local();
     // Timers run this often: remember the dialect instead of probing each time.
     let cached = caps_cache::load(&cx.fleet.state_dir);
     let probe = cached.is_none();
@@ -75,11 +75,10 @@ pub fn execute(g: &GlobalArgs, a: &SnapshotCommon, steps: Steps) -> Result<u8, E
         );
         return Ok(crate::exit::OK);
     }
-    let tz = jiff::tz::TimeZone::system();
+    let tz = &cx.tz;
     if a.dry_run {
         let obs = exec::observe(&host, &input)?;
-        let now = jiff::Timestamp::now().as_second();
-        let p = plan(&input, &obs.index, now, &tz, steps);
+        let p = plan(&input, &obs.index, cx.now(), tz, steps);
         if a.out.json {
             render::json(&p);
         } else {
@@ -98,8 +97,7 @@ pub fn execute(g: &GlobalArgs, a: &SnapshotCommon, steps: Steps) -> Result<u8, E
         }
         Err(e @ LockError::Io { .. }) => return Err(Error::Internal(e.to_string())),
     };
-    let now = jiff::Timestamp::now().as_second();
-    let report = exec::run(&host, &input, now, &tz, steps)?;
+    let report = exec::run(&host, &input, cx.now(), tz, steps)?;
     if probe {
         if let Ok(c) = host.caps() {
             caps_cache::save(&cx.fleet.state_dir, c);

@@ -1,8 +1,9 @@
 use clap::Args;
+use zfleet_core::clock::SystemClock;
 use zfleet_core::config::{SshEndpoint, DEFAULT_CONNECT_TIMEOUT};
 use zfleet_core::exec::SshSessions;
 use zfleet_core::host::Host;
-use zfleet_core::replicate::exec::{replicate, JobSpec, Options, Outcome};
+use zfleet_core::replicate::{replicate, JobSpec, Options, Outcome};
 use zfleet_core::zfs::DatasetName;
 use zfleet_core::Error;
 
@@ -120,7 +121,7 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
         raw: a.raw,
         compress: a.compress,
         ..JobSpec::new(
-            a.source.clone(),
+            s_host.name.clone(),
             src.dataset.clone(),
             dst.dataset.clone(),
             "sync",
@@ -132,7 +133,7 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
     };
     let progress = CliProgress::new(g.quiet, a.out.json);
-    let report = replicate(&s_host, &d_host, &job, &opts, &progress);
+    let report = replicate(&s_host, &d_host, &job, &opts, &SystemClock, &progress);
     if a.out.json {
         render::json(&report);
     } else {
@@ -141,7 +142,7 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                 "{} is up to date with {} (@{})",
                 report.target,
                 report.source,
-                report.base.as_deref().unwrap_or("?")
+                report.base.as_ref().map_or("?", |b| b.name.as_str())
             ),
             Outcome::Sent => outln!(
                 "{} → {}: {} snapshot(s), {} in {:.1}s; common snapshot now @{}",
@@ -150,32 +151,24 @@ pub fn cmd_sync(g: &GlobalArgs, a: &SyncArgs) -> Result<u8, Error> {
                 report.snapshots,
                 render::bytes(report.bytes),
                 report.seconds,
-                report.base.as_deref().unwrap_or("?")
+                report.base.as_ref().map_or("?", |b| b.name.as_str())
             ),
             Outcome::Planned => {
                 outln!("would run:");
                 for s in &report.steps {
-                    outln!("  {s}");
+                    outln!("  {}", s.describe());
                 }
             }
             Outcome::NothingToSend { message } => outln!("nothing to send: {message}"),
-            Outcome::Refused { message, hint } => {
+            Outcome::Refused { message, hint, .. } => {
                 eprintln!("refused: {message}\n  hint: {hint}");
                 return Ok(crate::exit::REFUSED);
             }
-            Outcome::Failed { message } => {
-                eprintln!("error: {message}");
-                return Ok(crate::exit::REMOTE);
-            }
+            Outcome::Failed(f) => eprintln!("error: {}", f.message),
             Outcome::Degraded { message } => {
-                eprintln!("error: {} → {}: {message}", report.source, report.target);
-                return Ok(crate::exit::REMOTE);
+                eprintln!("error: {} → {}: {message}", report.source, report.target)
             }
         }
     }
-    Ok(match report.outcome {
-        Outcome::Refused { .. } => crate::exit::REFUSED,
-        Outcome::Failed { .. } | Outcome::Degraded { .. } => crate::exit::REMOTE,
-        _ => crate::exit::OK,
-    })
+    Ok(super::backup::exit_code([&report]))
 }

@@ -7,7 +7,7 @@ use zfleet_core::unlock::{self, HostStatus, Options, Outcome, PinPlan, Providers
 use zfleet_core::Error;
 
 use crate::cli::{GlobalArgs, OutputArgs};
-use crate::context::Context;
+use crate::context;
 use crate::render;
 
 /// Unlock encrypted hosts with passphrases from a password manager.
@@ -87,11 +87,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
-    let cx = Context::load(g)?;
+    let cx = context::load(g)?;
     if let Some(host) = &a.pin {
         return pin(&cx, host, a);
     }
-    let targets = unlock::targets(&cx.fleet, &a.hosts, &cx.this_host, cx.sessions())?;
+    let targets = unlock::targets(&cx, &a.hosts)?;
     if a.check_secrets {
         let checks = unlock::check_secrets(&targets, &providers(a));
         if a.out.json {
@@ -139,7 +139,7 @@ pub fn cmd_unlock(g: &GlobalArgs, a: &UnlockArgs) -> Result<u8, Error> {
         // History is worth keeping, but not worth failing an unlock over (an
         // admin's laptop may have no writable state directory).
         let recorded = zfleet_core::state::State::open(&cx.fleet.state_dir)
-            .and_then(|s| unlock::record(&s, &reports, jiff::Timestamp::now().as_second()));
+            .and_then(|s| unlock::record(&s, &reports, cx.now()));
         if let Err(e) = recorded {
             tracing::warn!("unlock results not recorded: {e}");
         }
@@ -254,7 +254,7 @@ struct PinResult<'a> {
     written: Vec<unlock::pin::ScannedKey>,
 }
 
-fn pin(cx: &Context, host: &str, a: &UnlockArgs) -> Result<u8, Error> {
+fn pin(cx: &zfleet_core::runtime::Runtime, host: &str, a: &UnlockArgs) -> Result<u8, Error> {
     let plan = unlock::pin_plan(&cx.fleet, host)?;
     // The human view goes to stderr when stdout carries JSON.
     let say = |line: String| {
@@ -315,7 +315,13 @@ fn pin(cx: &Context, host: &str, a: &UnlockArgs) -> Result<u8, Error> {
         say("Nothing was pinned.".into());
         return Ok(crate::exit::USAGE);
     }
-    let now = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string();
+    let now = jiff::Timestamp::from_second(cx.now())
+        .map(|t| {
+            t.to_zoned(cx.tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_default();
     let written = unlock::pin_apply(&cx.fleet, &plan, a.fingerprint.as_deref(), &now)?;
     for k in &written {
         say(format!(

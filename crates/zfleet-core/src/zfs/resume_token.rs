@@ -1,4 +1,5 @@
-//! Resume tokens, decoded by serve itself before `zfs send -t` may run.
+//! Resume tokens, decoded in process: by serve before `zfs send -t` may run,
+//! and by replication when it observes a partial receive.
 //!
 //! A token is `1-<fletcher4 of the payload, hex>-<unpacked length, hex>-<payload, hex>`
 //! where the payload is a zlib-compressed nvlist, packed in ZFS's native
@@ -313,6 +314,35 @@ pub fn check_guids(t: &ResumeToken, guids: &str) -> Result<(), String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A real token, as OpenZFS left it in the receive error (and as
+    /// `zfs send -nvP -t` printed its contents) in the guest captures.
+    #[test]
+    fn real_tokens_decode_to_what_openzfs_printed() {
+        for (v, to, from) in [
+            ("openzfs-2.3.2", 0x2112da68a7967a5d, 0x8f61de38d03aa9b0),
+            ("openzfs-2.1.11", 0xdd3ceedbb8023624, 0xb109f790af7d89d7),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(v);
+            let err = std::fs::read_to_string(dir.join("err-recv-interrupted.stderr")).unwrap();
+            let token = err
+                .split_whitespace()
+                .skip_while(|w| *w != "-t")
+                .nth(1)
+                .unwrap();
+            let t = decode(token).unwrap();
+            assert_eq!(
+                t.toname, "zroot/data@autosnap_2025-01-01_01:00:00_hourly",
+                "{v}"
+            );
+            assert_eq!((t.toguid, t.fromguid), (to, Some(from)), "{v}");
+            let printed =
+                std::fs::read_to_string(dir.join("zfs-send-nvP-resume-token.txt")).unwrap();
+            assert!(printed.contains(&format!("toguid = {to:#x}")), "{v}");
+        }
+    }
 
     /// Test-side encoder, written from the format description above.
     pub(crate) enum F<'a> {

@@ -1,13 +1,10 @@
 //! Compression of the stream on the wire: where zstd runs depends on which
 //! sides are remote, and a sender's exit status must survive the pipe to zstd.
 
-use super::exec::TransferError;
 use crate::exec::Argv;
+use crate::failure::Failure;
 use crate::host::Host;
-use crate::serve::ZSTD_PREFIX;
-
-pub(crate) const ZSTD_LEVEL: i32 = 3;
-const SEND_EXIT_TAG: &str = "zfleet-send-exit:";
+use crate::protocol::{SEND_EXIT_TAG, ZSTD_LEVEL, ZSTD_PREFIX};
 
 /// How the stream is compressed between the hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +53,7 @@ impl Wire {
     /// `sh -c '{ zfs send …; echo zfleet-send-exit:$? >&2; } | zstd -c'` on the
     /// source, so the sender's own exit status is not lost behind zstd's; or
     /// `zfleet-zstd zfs send …` for `zfleet serve`.
-    pub(super) fn send(self, send: &Argv) -> Result<Argv, TransferError> {
+    pub(super) fn send(self, send: &Argv) -> Result<Argv, Failure> {
         if matches!(self, Wire::ServedDecodeHere | Wire::ServedRemote) {
             return Ok(Argv::new(ZSTD_PREFIX)
                 .arg(&send.program)
@@ -66,18 +63,18 @@ impl Wire {
             return Ok(send.clone());
         }
         let line = crate::exec::quote::remote_command_line(send.words())
-            .map_err(|e| TransferError::Pump(e.to_string()))?;
+            .map_err(|e| Failure::internal(e.to_string()))?;
         Ok(Argv::new("sh").arg("-c").arg(format!(
             "{{ {line}; echo {SEND_EXIT_TAG}$? >&2; }} | zstd -c -q -{ZSTD_LEVEL}"
         )))
     }
 
-    pub(super) fn recv(self, recv: &Argv) -> Result<Argv, TransferError> {
+    pub(super) fn recv(self, recv: &Argv) -> Result<Argv, Failure> {
         if !matches!(self, Wire::EncodeHere | Wire::Remote | Wire::ServedRemote) {
             return Ok(recv.clone());
         }
         let line = crate::exec::quote::remote_command_line(recv.words())
-            .map_err(|e| TransferError::Pump(e.to_string()))?;
+            .map_err(|e| Failure::internal(e.to_string()))?;
         Ok(Argv::new("sh")
             .arg("-c")
             .arg(format!("zstd -d -c -q | {line}")))

@@ -1,0 +1,111 @@
+//! Names that two sides of zfleet must agree on: what `zfleet serve` announces
+//! and accepts, and the marks zfleet leaves in pools (base markers and
+//! bookmarks, sync snapshots, a restore's temporary dataset). A server, a
+//! client and `zfleet serve` may be different zfleet versions; these strings
+//! are the contract between them, so they live here, below everything that
+//! uses them, and change only with care.
+
+/// What the probe answers first, so the server knows it talks to `zfleet serve`
+/// and sends single commands it can check.
+pub const SERVE_BANNER: &str = "zfleet-serve 1";
+
+/// What this `serve` can do beyond plain commands, announced on the banner line
+/// (an older server ignores words it does not know).
+pub const SERVE_FEATURES: &[&str] = &["zstd"];
+
+/// The request prefix that asks `serve` to compress a send's stream in process
+/// (the server decompresses in process too: no `zstd` program, no shell).
+pub const ZSTD_PREFIX: &str = "zfleet-zstd";
+
+/// zstd's level on the wire, wherever the stream is compressed.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// The prefix of every base marker property (and hold tag).
+pub const BASE_PREFIX: &str = "zfleet:base:";
+
+/// The user property (and hold tag) that marks a replication base for `server`.
+pub fn base_marker(server: &str) -> String {
+    format!("{BASE_PREFIX}{}", server.to_ascii_lowercase())
+}
+
+/// The name of a server's bookmark of a base: kept on the source so that an
+/// incremental stays possible even if the base snapshot itself is destroyed.
+/// `marker` is the server's [`base_marker`] (or its bare name). `:` ends the
+/// server's name because no host name contains one: the bookmarks of
+/// `backup` (`zfleet_backup:…`) never match those of `backup_2`.
+pub fn base_bookmark(marker: &str, snap: &str) -> String {
+    format!("{}{snap}", base_bookmark_prefix(marker))
+}
+
+/// What every one of a server's base bookmarks starts with.
+pub fn base_bookmark_prefix(marker: &str) -> String {
+    let server = marker.strip_prefix(BASE_PREFIX).unwrap_or(marker);
+    format!("zfleet_{server}:")
+}
+
+/// Sync snapshots: `zfleet_sync_<server>_<UTC time>`.
+pub const SYNC_PREFIX: &str = "zfleet_sync_";
+
+/// `zfleet_sync_<server>_2026-11-25_23:00:00` (UTC): per server, so two servers'
+/// sync snapshots never clean up each other's.
+pub fn sync_snapshot_name(server: &str, unix: i64) -> String {
+    let t = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{SYNC_PREFIX}{server}_{}", t.strftime("%Y-%m-%d_%H:%M:%S"))
+}
+
+/// Whether `name` is one of `server`'s sync snapshots (and nobody else's).
+pub fn is_sync_snapshot_of(name: &str, server: &str) -> bool {
+    name.strip_prefix(SYNC_PREFIX)
+        .and_then(|rest| rest.strip_prefix(server))
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|stamp| {
+            stamp.len() == 19
+                && stamp
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | ':'))
+        })
+}
+
+/// The suffix of the temporary dataset a restore receives into.
+pub const RESTORE_TEMP_SUFFIX: &str = "-zfleet-restoring";
+
+/// The user property that marks a temporary dataset as zfleet's (value: the
+/// guid of the snapshot it holds), so a leftover is recognised and never
+/// confused with somebody's data.
+pub const RESTORE_TEMP_MARK: &str = "zfleet:restoring";
+
+/// The properties on a backup that record the client's own (`zfleet:src:<name>`).
+pub const RECORDED_PREFIX: &str = "zfleet:src:";
+
+/// The line a compressing sender's shell prints on stderr with the sender's
+/// own exit status, which the pipe to zstd would otherwise hide.
+pub const SEND_EXIT_TAG: &str = "zfleet-send-exit:";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_marks() {
+        assert_eq!(base_marker("Vault"), "zfleet:base:vault");
+        assert_eq!(
+            base_bookmark(&base_marker("vault"), "s1"),
+            "zfleet_vault:s1"
+        );
+        assert_eq!(base_bookmark("vault", "s1"), "zfleet_vault:s1");
+        assert_eq!(
+            sync_snapshot_name("vault", 1_795_647_600),
+            "zfleet_sync_vault_2026-11-25_23:00:00"
+        );
+        assert!(is_sync_snapshot_of(
+            "zfleet_sync_vault_2026-11-25_23:00:00",
+            "vault"
+        ));
+        // Another server's, or one with a longer name starting alike.
+        assert!(!is_sync_snapshot_of(
+            "zfleet_sync_vault2_2026-11-25_23:00:00",
+            "vault"
+        ));
+        assert!(!is_sync_snapshot_of("zfleet_sync_vault_manual", "vault"));
+    }
+}
