@@ -227,7 +227,13 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     );
 
     // The real deploy: install, upgrade, skip.
+    let started = Instant::now();
     let done = deploy(admin, &fleet, &["--json"]).ok().json();
+    eprintln!(
+        "deploy to 3 hosts (install, upgrade, skip; {} bytes): {:.2} s",
+        std::fs::metadata(zfleet_bin()).unwrap().len(),
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(row(&done, "fresh")["result"], "installed");
     assert_eq!(row(&done, "older")["result"], "upgraded");
     assert_eq!(row(&done, "same")["result"], "up to date");
@@ -252,7 +258,12 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     assert_eq!(done["mixed_versions"], serde_json::json!([]));
 
     // Again: nothing to do, and the table says so.
+    let started = Instant::now();
     let again = deploy(admin, &fleet, &[]).ok();
+    eprintln!(
+        "deploy with nothing to do: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let lines: Vec<&str> = again.stdout.lines().collect();
     assert!(lines[0].starts_with("HOST"), "{}", again.stdout);
     for h in ["fresh", "older", "same"] {

@@ -123,7 +123,9 @@ fn the_debian_package_holds_everything_and_installs() {
     let before = dpkg_knows_zfleet();
     let out = in_overlay_root(
         &deb,
-        r#"chroot "$ROOT" dpkg -i /tmp/pkg/zfleet.deb >/dev/null
+        r#"t0=$(date +%s%N)
+chroot "$ROOT" dpkg -i /tmp/pkg/zfleet.deb >/dev/null
+echo "install_ms: $(( ($(date +%s%N) - t0) / 1000000 ))"
 echo "version: $(chroot "$ROOT" zfleet --version)"
 echo "state: $(stat -c %a "$ROOT/var/lib/zfleet")"
 echo "dpkg: $(chroot "$ROOT" dpkg-query -W -f='${Status} ${Version}' zfleet)"
@@ -162,6 +164,11 @@ echo "example: $(chroot "$ROOT" zfleet --config /etc/zfleet/fleet.toml.example c
         "debug info or symbols in the shipped binary"
     );
     assert_eq!(field("example"), "valid");
+    eprintln!(
+        "package: {} bytes; dpkg -i took {} ms",
+        std::fs::metadata(&deb).unwrap().len(),
+        field("install_ms")
+    );
     // Nothing of it reached this machine.
     assert_eq!(
         dpkg_knows_zfleet(),
