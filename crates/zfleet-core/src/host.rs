@@ -22,7 +22,7 @@ pub struct Host {
     /// The host answers through `zfleet serve` (a forced command): it takes
     /// single zfs commands, not shell lines.
     /// `None`: plain ssh; `Some(features)`: `zfleet serve` and what it announced.
-    served: OnceLock<Option<Vec<String>>>,
+    served: OnceLock<Option<crate::serve::Banner>>,
 }
 
 impl Host {
@@ -95,13 +95,10 @@ impl Host {
         }
         let out = self.query(&caps::probe())?;
         let text = out.stdout_text();
-        let (served, text) = match text.strip_prefix(crate::protocol::SERVE_BANNER) {
-            Some(rest) => {
-                let (banner, rest) = rest.split_once('\n').unwrap_or((rest, ""));
-                let features = banner.split_whitespace().map(str::to_string).collect();
-                (Some(features), rest.to_string())
-            }
-            None => (None, text),
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let (served, text) = match crate::serve::Banner::parse(first) {
+            Some(b) => (Some(b), rest.to_string()),
+            None => (None, text.clone()),
         };
         let _ = self.served.set(served);
         let probed = caps::from_probe_output(&text);
@@ -124,7 +121,13 @@ impl Host {
         self.served
             .get()
             .and_then(Option::as_ref)
-            .is_some_and(|f| f.iter().any(|w| w == "zstd"))
+            .is_some_and(|b| b.features.iter().any(|w| w == "zstd"))
+    }
+
+    /// The zfleet version of the host's `zfleet serve`, when it says (known
+    /// after the probe).
+    pub fn serve_version(&self) -> Option<&str> {
+        self.served.get()?.as_ref()?.version.as_deref()
     }
 
     /// Every property of `ds` with its source, in one command.

@@ -8,11 +8,13 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod deploy;
 pub mod exec;
 pub mod export;
 pub mod failure;
 pub mod grant;
 pub mod host;
+pub mod init;
 pub mod layout;
 pub mod lock;
 pub mod parallel;

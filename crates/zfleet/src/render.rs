@@ -40,6 +40,19 @@ pub fn print_table(t: &Table, indent: &str) {
     }
 }
 
+/// Raw bytes on stdout (a generated script or page), ending quietly on a
+/// closed pipe like [`outln!`].
+pub fn write_stdout(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
 pub fn json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => outln!("{s}"),

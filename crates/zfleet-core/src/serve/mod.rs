@@ -11,7 +11,7 @@ pub mod request;
 mod run;
 
 pub use policy::{authorize, Mode, Op, OpKind, Stream, ZSTD_PREFIX};
-pub use run::{serve, ServeLog, REFUSED, SERVE_BANNER};
+pub use run::{serve, Banner, ServeLog, REFUSED, SERVE_BANNER};
 
 /// Why a request was refused; shown to the caller and logged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,6 +146,12 @@ fn parse_ini(text: &str, notes: &mut Vec<String>) -> Vec<Section> {
 /// Converts a `sanoid.conf`. Dataset sections go under `[snapshots."DATASET"]`
 /// (every host), or under `[hosts.HOST.snapshots."DATASET"]` with `host`.
 pub fn import(text: &str, host: Option<&str>) -> Imported {
+    import_annotated(text, host, None)
+}
+
+/// [`import`], with `# ORIGIN:LINE` after every header and key it writes
+/// (`zfleet init` says where each line of the file it writes came from).
+pub fn import_annotated(text: &str, host: Option<&str>, origin: Option<&str>) -> Imported {
     let mut notes = Vec::new();
     let sections = parse_ini(text, &mut notes);
     let mut templates = String::new();
@@ -201,6 +207,7 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
             ));
         }
         for (k, v, n) in &keys {
+            let before = body.len();
             let at = format!("line {n}: [{}] `{k}`", s.name);
             if v.is_empty() {
                 continue;
@@ -270,6 +277,13 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
                     None => notes.push(format!("{at}: not a sanoid setting zfleet knows; left out")),
                 },
             }
+            if let Some(o) = origin {
+                // Each arm writes one line or none.
+                if body.len() > before && body.ends_with('\n') {
+                    body.pop();
+                    let _ = writeln!(body, "  # {o}:{n}");
+                }
+            }
         }
         let skip_children = s
             .keys
@@ -285,7 +299,12 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
                 .collect();
         }
         if let Some(t) = s.name.strip_prefix("template_") {
-            let _ = writeln!(templates, "[templates.{}]\n{body}", quote_key(t));
+            let _ = writeln!(
+                templates,
+                "[templates.{}]{}\n{body}",
+                quote_key(t),
+                header_origin(origin, s)
+            );
         } else {
             let header = match host {
                 Some(h) => format!("[hosts.{}.snapshots.{}]", quote_key(h), quote(&dataset)),
@@ -294,7 +313,7 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
             if dataset != s.name {
                 let _ = writeln!(datasets, "# sanoid section [{}] (line {})", s.name, s.line);
             }
-            let _ = writeln!(datasets, "{header}\n{body}");
+            let _ = writeln!(datasets, "{header}{}\n{body}", header_origin(origin, s));
         }
     }
     let mut toml = String::from("# Imported from sanoid.conf by `zfleet import sanoid`.\n\n");
@@ -308,6 +327,14 @@ pub fn import(text: &str, host: Option<&str>) -> Imported {
         notes,
         layered,
         differences,
+    }
+}
+
+/// `  # ORIGIN:LINE [section]` after a header, when annotating.
+fn header_origin(origin: Option<&str>, s: &Section) -> String {
+    match origin {
+        Some(o) => format!("  # {o}:{} [{}]", s.line, s.name),
+        None => String::new(),
     }
 }
 

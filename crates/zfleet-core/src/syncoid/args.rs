@@ -184,10 +184,21 @@ impl std::fmt::Display for Flag {
 }
 
 /// A flag as it appeared, in order: what `zfleet import syncoid` reports on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Eq, Serialize)]
 pub struct GivenFlag {
     pub flag: Flag,
     pub value: Option<String>,
+    /// Which of the parsed words it was (the flag, and its value if that was
+    /// the next word): what to leave out to try the line without it.
+    #[serde(skip)]
+    pub words: std::ops::Range<usize>,
+}
+
+/// Two flags are the same whichever words they were written in.
+impl PartialEq for GivenFlag {
+    fn eq(&self, other: &Self) -> bool {
+        self.flag == other.flag && self.value == other.value
+    }
 }
 
 impl GivenFlag {
@@ -394,6 +405,7 @@ where
     let mut i = 0;
     while i < words.len() {
         let word = &words[i];
+        let start = i;
         i += 1;
         if word == "--" {
             operands.extend(words[i..].iter().cloned());
@@ -411,12 +423,16 @@ where
             Some((n, v)) if !n.is_empty() => (n, Some(v.to_string())),
             _ => (body, None),
         };
-        let (flag, takes) = lookup(word, name)?;
+        let at = |mut e: ArgsError, end: usize| {
+            e.words = Some(start..end);
+            e
+        };
+        let (flag, takes) = lookup(word, name).map_err(|e| at(e, start + 1))?;
         let value = match (takes, inline) {
             (Takes::Nothing, Some(_)) => {
-                return Err(ArgsError::new(
-                    word,
-                    format!("{flag} does not take a value"),
+                return Err(at(
+                    ArgsError::new(word, format!("{flag} does not take a value")),
+                    start + 1,
                 ))
             }
             (Takes::Nothing, None) => None,
@@ -428,9 +444,12 @@ where
                     Some(v.clone())
                 }
                 None => {
-                    return Err(ArgsError::new(
-                        word,
-                        format!("{flag} needs a value (`{flag}=VALUE` or `{flag} VALUE`)"),
+                    return Err(at(
+                        ArgsError::new(
+                            word,
+                            format!("{flag} needs a value (`{flag}=VALUE` or `{flag} VALUE`)"),
+                        ),
+                        start + 1,
                     ))
                 }
             },
@@ -439,16 +458,23 @@ where
             let v = value.as_deref().unwrap_or_default();
             let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
             if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-                return Err(ArgsError::new(
-                    shown(flag, value.as_deref()),
-                    format!("{flag} takes a number, not `{}`", crate::text::printable(v)),
+                return Err(at(
+                    ArgsError::new(
+                        shown(flag, value.as_deref()),
+                        format!("{flag} takes a number, not `{}`", crate::text::printable(v)),
+                    ),
+                    i,
                 ));
             }
         }
         match flag {
             Flag::Help => return Ok(Invocation::Help),
             Flag::Version => return Ok(Invocation::Version),
-            _ => given.push(GivenFlag { flag, value }),
+            _ => given.push(GivenFlag {
+                flag,
+                value,
+                words: start..i,
+            }),
         }
     }
     build(given, operands).map(|a| Invocation::Sync(Box::new(a)))
@@ -555,55 +581,10 @@ fn build(given: Vec<GivenFlag>, operands: Vec<String>) -> Result<SyncoidArgs, Ar
         given: Vec::new(),
     };
     for g in &given {
-        let v = g.value.clone().unwrap_or_default();
-        let here = || g.display();
-        match g.flag {
-            Flag::Recursive => a.recursive = true,
-            Flag::SkipParent => a.skip_parent = true,
-            Flag::Exclude => a.exclude.push(regex(&here(), v)?),
-            Flag::ExcludeDatasets => a.exclude_datasets.push(regex(&here(), v)?),
-            Flag::IncludeSnaps => a.include_snaps.push(regex(&here(), v)?),
-            Flag::ExcludeSnaps => a.exclude_snaps.push(regex(&here(), v)?),
-            Flag::NoStream => a.no_stream = true,
-            Flag::NoSyncSnap => a.no_sync_snap = true,
-            Flag::KeepSyncSnap => a.keep_sync_snap = true,
-            Flag::Identifier => a.identifier = identifier(&here(), v)?,
-            Flag::CreateBookmark => a.create_bookmark = true,
-            Flag::UseHold => a.use_hold = true,
-            Flag::NoResume => a.no_resume = true,
-            Flag::NoRollback => a.no_rollback = true,
-            Flag::ForceDelete => a.force_delete = true,
-            Flag::DeleteTargetSnapshots => a.delete_target_snapshots = true,
-            Flag::NoCloneHandling => a.no_clone_handling = true,
-            Flag::NoPrivilegeElevation => a.no_privilege_elevation = true,
-            Flag::NoCommandChecks => a.no_command_checks = true,
-            Flag::PreserveProperties => a.preserve_properties = true,
-            Flag::PreserveRecordsize => a.preserve_recordsize = true,
-            Flag::Compress => a.compress = compress(&here(), &v)?,
-            Flag::SourceBwlimit => a.source_bwlimit = amount(&here(), &v, false)?,
-            Flag::TargetBwlimit => a.target_bwlimit = amount(&here(), &v, false)?,
-            Flag::MbufferSize => a.mbuffer_size = amount(&here(), &v, true)?,
-            Flag::PvOptions => a.pv_options = Some(v),
-            Flag::Sendoptions => a.send_options = parse_send_options(&v)?,
-            Flag::Recvoptions => a.recv_options = parse_recv_options(&v)?,
-            Flag::Sshconfig => a.ssh.config = nonempty_path(&here(), v)?,
-            Flag::Sshkey => a.ssh.key = nonempty_path(&here(), v)?,
-            Flag::Sshport => a.ssh.port = Some(port(&here(), &v)?),
-            Flag::Sshcipher => a.ssh.cipher = ssh_word(&here(), v)?,
-            Flag::Sshoption => {
-                if let Some(o) = ssh_word(&here(), v)? {
-                    a.ssh.options.push(o);
-                }
-            }
-            Flag::InsecureDirectConnection => {
-                a.insecure_direct_connection = direct_connection(&here(), &v)?
-            }
-            Flag::Debug => a.debug = true,
-            Flag::Quiet => a.quiet = true,
-            Flag::Dumpsnaps => a.dumpsnaps = true,
-            Flag::MonitorVersion => a.monitor_version = true,
-            Flag::Help | Flag::Version => {}
-        }
+        apply(&mut a, g).map_err(|mut e| {
+            e.words = Some(g.words.clone());
+            e
+        })?;
     }
     if a.recursive && a.send_options.contains('R') {
         return Err(ArgsError::general(
@@ -617,6 +598,59 @@ fn build(given: Vec<GivenFlag>, operands: Vec<String>) -> Result<SyncoidArgs, Ar
     }
     a.given = given;
     Ok(a)
+}
+
+fn apply(a: &mut SyncoidArgs, g: &GivenFlag) -> Result<(), ArgsError> {
+    let v = g.value.clone().unwrap_or_default();
+    let here = || g.display();
+    match g.flag {
+        Flag::Recursive => a.recursive = true,
+        Flag::SkipParent => a.skip_parent = true,
+        Flag::Exclude => a.exclude.push(regex(&here(), v)?),
+        Flag::ExcludeDatasets => a.exclude_datasets.push(regex(&here(), v)?),
+        Flag::IncludeSnaps => a.include_snaps.push(regex(&here(), v)?),
+        Flag::ExcludeSnaps => a.exclude_snaps.push(regex(&here(), v)?),
+        Flag::NoStream => a.no_stream = true,
+        Flag::NoSyncSnap => a.no_sync_snap = true,
+        Flag::KeepSyncSnap => a.keep_sync_snap = true,
+        Flag::Identifier => a.identifier = identifier(&here(), v)?,
+        Flag::CreateBookmark => a.create_bookmark = true,
+        Flag::UseHold => a.use_hold = true,
+        Flag::NoResume => a.no_resume = true,
+        Flag::NoRollback => a.no_rollback = true,
+        Flag::ForceDelete => a.force_delete = true,
+        Flag::DeleteTargetSnapshots => a.delete_target_snapshots = true,
+        Flag::NoCloneHandling => a.no_clone_handling = true,
+        Flag::NoPrivilegeElevation => a.no_privilege_elevation = true,
+        Flag::NoCommandChecks => a.no_command_checks = true,
+        Flag::PreserveProperties => a.preserve_properties = true,
+        Flag::PreserveRecordsize => a.preserve_recordsize = true,
+        Flag::Compress => a.compress = compress(&here(), &v)?,
+        Flag::SourceBwlimit => a.source_bwlimit = amount(&here(), &v, false)?,
+        Flag::TargetBwlimit => a.target_bwlimit = amount(&here(), &v, false)?,
+        Flag::MbufferSize => a.mbuffer_size = amount(&here(), &v, true)?,
+        Flag::PvOptions => a.pv_options = Some(v),
+        Flag::Sendoptions => a.send_options = parse_send_options(&v)?,
+        Flag::Recvoptions => a.recv_options = parse_recv_options(&v)?,
+        Flag::Sshconfig => a.ssh.config = nonempty_path(&here(), v)?,
+        Flag::Sshkey => a.ssh.key = nonempty_path(&here(), v)?,
+        Flag::Sshport => a.ssh.port = Some(port(&here(), &v)?),
+        Flag::Sshcipher => a.ssh.cipher = ssh_word(&here(), v)?,
+        Flag::Sshoption => {
+            if let Some(o) = ssh_word(&here(), v)? {
+                a.ssh.options.push(o);
+            }
+        }
+        Flag::InsecureDirectConnection => {
+            a.insecure_direct_connection = direct_connection(&here(), &v)?
+        }
+        Flag::Debug => a.debug = true,
+        Flag::Quiet => a.quiet = true,
+        Flag::Dumpsnaps => a.dumpsnaps = true,
+        Flag::MonitorVersion => a.monitor_version = true,
+        Flag::Help | Flag::Version => {}
+    }
+    Ok(())
 }
 
 /// A regular expression on dataset or snapshot names. syncoid's are Perl's;

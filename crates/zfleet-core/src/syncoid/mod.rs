@@ -17,11 +17,15 @@
 
 pub mod args;
 pub mod command_line;
+pub mod import;
 pub mod operand;
+pub mod sources;
 pub mod zfs_options;
 
 #[cfg(test)]
 mod args_tests;
+#[cfg(test)]
+mod import_tests;
 
 pub use args::{parse, Flag, Invocation, SyncoidArgs};
 pub use operand::{Operand, Remote};
@@ -35,6 +39,8 @@ pub struct ArgsError {
     /// The argument the error is about, as written (`--sshport=x`), if any.
     pub arg: Option<String>,
     pub message: String,
+    /// The words of the flag this is about, when it is one flag's value.
+    pub words: Option<std::ops::Range<usize>>,
 }
 
 impl ArgsError {
@@ -42,6 +48,7 @@ impl ArgsError {
         Self {
             arg: Some(arg.into()),
             message: message.into(),
+            words: None,
         }
     }
 
@@ -49,6 +56,7 @@ impl ArgsError {
         Self {
             arg: None,
             message: message.into(),
+            words: None,
         }
     }
 

@@ -7,12 +7,16 @@ mod check_backups;
 mod check_pools;
 mod check_snapshots;
 mod checksum;
+mod completions;
 mod daemon;
+mod deploy;
 mod disks;
 mod export;
 mod grant;
 mod import;
+mod init;
 mod list;
+mod man;
 mod prune;
 mod restore;
 mod root;
@@ -55,6 +59,10 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     Disks(disks::DisksArgs),
     Root(root::RootArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
+    Init(init::InitArgs),
+    Deploy(deploy::DeployArgs),
 }
 
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors
@@ -84,5 +92,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Daemon(a) => daemon::cmd_daemon(&cli.global, &a),
         Command::Disks(a) => disks::cmd_disks(&cli.global, &a),
         Command::Root(a) => root::cmd_root(&cli.global, &a),
+        Command::Completions(a) => completions::cmd_completions(&cli.global, &a),
+        Command::Man(a) => man::cmd_man(&cli.global, &a),
+        Command::Init(a) => init::cmd_init(&cli.global, &a),
+        Command::Deploy(a) => deploy::cmd_deploy(&cli.global, &a),
     }
 }
