@@ -22,7 +22,7 @@ pub struct Host {
     /// The host answers through `zfleet serve` (a forced command): it takes
     /// single zfs commands, not shell lines.
     /// `None`: plain ssh; `Some(features)`: `zfleet serve` and what it announced.
-    served: OnceLock<Option<crate::serve::Banner>>,
+    served: OnceLock<Option<crate::protocol::Banner>>,
 }
 
 impl Host {
@@ -96,7 +96,7 @@ impl Host {
         let out = self.query(&caps::probe())?;
         let text = out.stdout_text();
         let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-        let (served, text) = match crate::serve::Banner::parse(first) {
+        let (served, text) = match crate::protocol::Banner::parse(first) {
             Some(b) => (Some(b), rest.to_string()),
             None => (None, text.clone()),
         };

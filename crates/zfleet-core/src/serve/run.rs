@@ -13,42 +13,7 @@ use crate::zfs::{cmd, SnapshotName, ZfsErrorKind};
 
 /// Exit status for a refused request (126: "cannot execute").
 pub const REFUSED: i32 = 126;
-pub use crate::protocol::{SERVE_BANNER, SERVE_FEATURES};
-
-/// The banner line as a client's serve printed it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Banner {
-    /// The protocol number after `zfleet-serve`.
-    pub protocol: u32,
-    /// Feature words (`zstd`); a server uses only those it knows.
-    pub features: Vec<String>,
-    /// `zfleet=X.Y.Z`: the version of the zfleet that serves (absent before 0.1).
-    pub version: Option<String>,
-}
-
-impl Banner {
-    /// `zfleet-serve N [WORD…]`; `None` for anything else (a plain shell).
-    /// A newer protocol number is still a serve: its requests are the same
-    /// single checked commands, and the words it adds are ignored here.
-    pub fn parse(line: &str) -> Option<Banner> {
-        let mut words = line.split_whitespace();
-        if words.next()? != "zfleet-serve" {
-            return None;
-        }
-        let protocol = words.next()?.parse().ok()?;
-        let mut b = Banner {
-            protocol,
-            ..Banner::default()
-        };
-        for w in words {
-            match w.strip_prefix("zfleet=") {
-                Some(v) => b.version = Some(v.to_string()),
-                None => b.features.push(w.to_string()),
-            }
-        }
-        Some(b)
-    }
-}
+pub use crate::protocol::{Banner, SERVE_BANNER, SERVE_FEATURES};
 
 /// Where requests and verdicts are written. Falls back to stderr alone when the
 /// file cannot be opened (the server still sees refusals there).
@@ -318,32 +283,5 @@ fn probe() -> i32 {
             eprintln!("zfleet serve: cannot run zpool: {e}");
             1
         }
-    }
-}
-
-#[cfg(test)]
-mod banner_tests {
-    use super::Banner;
-
-    /// A server reading the banners of older, current and newer clients.
-    #[test]
-    fn banners_of_every_age() {
-        let oldest = Banner::parse("zfleet-serve 1").unwrap();
-        assert_eq!(
-            (oldest.protocol, oldest.features.len(), oldest.version),
-            (1, 0, None)
-        );
-        let before_versions = Banner::parse("zfleet-serve 1 zstd").unwrap();
-        assert_eq!(before_versions.features, ["zstd"]);
-        assert_eq!(before_versions.version, None);
-        let now = Banner::parse(&format!("{} zstd zfleet=0.1.0", super::SERVE_BANNER)).unwrap();
-        assert_eq!(now.version.as_deref(), Some("0.1.0"));
-        assert_eq!(now.features, ["zstd"]);
-        // A newer client's serve is still a serve; words it adds are features
-        // this server does not use.
-        let newer = Banner::parse("zfleet-serve 2 zstd lz4 zfleet=0.3.0").unwrap();
-        assert_eq!((newer.protocol, newer.features.len()), (2, 2));
-        assert_eq!(Banner::parse("zfs-2.3.2-1"), None);
-        assert_eq!(Banner::parse("zfleet-serve x"), None);
     }
 }
