@@ -108,6 +108,7 @@ fn the_debian_package_holds_everything_and_installs() {
         "./usr/share/zsh/vendor-completions/_zfleet".into(),
         "./usr/share/fish/vendor_completions.d/zfleet.fish".into(),
         "./etc/zfleet/fleet.toml.example".into(),
+        "./usr/lib/systemd/system/zfleet.service".into(),
     ];
     expected.extend(
         subcommands
@@ -133,6 +134,13 @@ chroot "$ROOT" env MANPAGER=cat MANWIDTH=80 man -l /usr/share/man/man1/zfleet-ba
 chroot "$ROOT" bash -c 'source /usr/share/bash-completion/completions/zfleet; complete -p zfleet' | sed 's/^/complete: /'
 echo "sections: $(chroot "$ROOT" sh -c 'readelf -S /usr/bin/zfleet' | grep -c -e '\.debug_' -e '\.symtab' || true)"
 echo "example: $(chroot "$ROOT" zfleet --config /etc/zfleet/fleet.toml.example check >/dev/null && echo valid)"
+unit=/usr/lib/systemd/system/zfleet.service
+echo "exec: $(grep '^ExecStart=' "$ROOT$unit")"
+chroot "$ROOT" systemd-analyze verify "$unit" >"$ROOT/tmp/pkg/verify.out" 2>&1 && v=ok || v="failed ($?)"
+echo "verify: $v"
+sed 's/^/verify-out: /' "$ROOT/tmp/pkg/verify.out"
+echo "enabled: $(chroot "$ROOT" systemctl --root=/ is-enabled zfleet.service 2>&1 || true)"
+echo "wants: $(ls "$ROOT"/etc/systemd/system/*.wants/ 2>/dev/null | grep -c zfleet || true)"
 "#,
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -164,6 +172,24 @@ echo "example: $(chroot "$ROOT" zfleet --config /etc/zfleet/fleet.toml.example c
         "debug info or symbols in the shipped binary"
     );
     assert_eq!(field("example"), "valid");
+    // The daemon's unit: the package's own (no host), systemd's parser
+    // accepts it (and finds /usr/bin/zfleet), and nothing enabled it.
+    assert_eq!(
+        field("exec"),
+        "ExecStart=/usr/bin/zfleet --config /etc/zfleet/fleet.toml daemon"
+    );
+    let verify_out: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("verify-out: "))
+        .collect();
+    assert_eq!(field("verify"), "ok", "{}", verify_out.join("\n"));
+    let ours: Vec<&&str> = verify_out.iter().filter(|l| l.contains("zfleet")).collect();
+    assert!(
+        ours.is_empty(),
+        "systemd-analyze warns about the unit: {ours:?}"
+    );
+    assert_eq!(field("enabled"), "disabled");
+    assert_eq!(field("wants"), "0", "the unit was enabled");
     eprintln!(
         "package: {} bytes; dpkg -i took {} ms",
         std::fs::metadata(&deb).unwrap().len(),
