@@ -428,6 +428,13 @@ schedule = "daily {hh:02}:{mm:02}"
         .unwrap();
     let old = Daemon::start_with(&lab, backup, Path::new(PATH), Path::new(FLEET_ON_HOST), &[]);
     old.wait_log("daemon backup:", "started", Duration::from_secs(30));
+    // Its first snapshot run (due at start) moves that job's next run: read
+    // the state once it is done.
+    old.wait_log(
+        "snapshots backup: done",
+        "next run",
+        Duration::from_secs(60),
+    );
     assert_eq!(exe_sha(backup, &old.pid()), old_sha);
     let before = state_of(backup, &fleet);
     assert!(
@@ -503,6 +510,11 @@ schedule = "daily {hh:02}:{mm:02}"
     drop(old);
     let new = Daemon::start_with(&lab, backup, Path::new(PATH), Path::new(FLEET_ON_HOST), &[]);
     new.wait_log("daemon backup:", "started", Duration::from_secs(30));
+    new.wait_log(
+        "snapshots backup: done",
+        "next run",
+        Duration::from_secs(60),
+    );
     assert_eq!(exe_sha(backup, &new.pid()), sha(&zfleet_bin()));
     assert_eq!(
         backup.sh(&format!("{PATH} --version")).unwrap().trim(),
