@@ -121,3 +121,42 @@ fn printed_units_are_headed_by_their_names() {
     assert!(text.starts_with("# zfleet-run.service\n[Unit]\n"), "{text}");
     assert!(text.contains("\n# zfleet-run.timer\n[Unit]\n"), "{text}");
 }
+
+/// The package's unit: written with no fleet file anywhere (`--config`
+/// points nowhere), no host in it, and systemd accepts it.
+#[test]
+fn the_package_unit_needs_no_fleet_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(zfleet_bin())
+        .arg("--config")
+        .arg(dir.path().join("no-such-fleet.toml"))
+        .args(["export", "systemd", "--package", "--bin"])
+        .arg(zfleet_bin())
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = dir.path().join("zfleet.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(
+        text.lines().any(|l| l
+            == format!(
+                "ExecStart={} --config /etc/zfleet/fleet.toml daemon",
+                zfleet_bin().display()
+            )),
+        "{text}"
+    );
+    assert!(!text.contains("--host"), "{text}");
+    verify(&[unit]);
+    // A host and --package do not go together.
+    let both = Command::new(zfleet_bin())
+        .args(["export", "systemd", "vault", "--package"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}

@@ -1,8 +1,9 @@
 //! `zfleet deploy` from an admin host to three lab hosts: one without
 //! zfleet, one with an older build (a copy of this binary with another
 //! version string), one with this very build. Each host's zfleet lives in its
-//! own /var/lib/zfleet (the lab's per-host directory) and its fleet file in
-//! its own /etc.
+//! own /var/lib/zfleet (the lab's per-host directory), its fleet file and
+//! units in its own /etc (an overlay). Then a daemon that runs the older
+//! build during the upgrade: restarted, it keeps its state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::{start, zfleet, zfleet_bin, Run};
 use zfleet_lab::sim::{Host, HostSpec, LabSpec};
 
@@ -135,6 +137,10 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     let old_sha = sha(&outside(older));
     std::fs::create_dir_all(outside(same).parent().unwrap()).unwrap();
     std::fs::copy(zfleet_bin(), outside(same)).unwrap();
+    // Each host's unit directory (in its own /etc), so deploy installs units.
+    for h in [fresh, older, same] {
+        h.sh("mkdir -p /etc/systemd/system").unwrap();
+    }
     // `older` has another fleet file, `same` this one, `fresh` none.
     older
         .sh("mkdir -p /etc/zfleet && echo '# an old fleet' > /etc/zfleet/fleet.toml")
@@ -155,7 +161,19 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     assert_eq!(row(&dry, "fresh")["fleet"], "would install");
     assert_eq!(row(&dry, "older")["fleet"], "would update");
     assert_eq!(row(&dry, "same")["fleet"], "same");
+    for h in ["fresh", "older", "same"] {
+        assert_eq!(row(&dry, h)["units"], "would install", "{h}");
+    }
     assert!(!outside(fresh).exists());
+    assert_eq!(
+        fresh
+            .sh(&format!(
+                "test -e {UNIT_ON_HOST} && echo there || echo none"
+            ))
+            .unwrap()
+            .trim(),
+        "none"
+    );
     assert_eq!(sha(&outside(older)), old_sha);
 
     // A copy to `older` that breaks off (its ssh killed) leaves the old
@@ -251,6 +269,17 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     assert_eq!(row(&done, "fresh")["fleet"], "installed");
     assert_eq!(row(&done, "older")["fleet"], "updated");
     assert_eq!(row(&done, "same")["fleet"], "same");
+    for h in [fresh, older, same] {
+        assert_eq!(row(&done, h.name())["units"], "installed", "{}", h.name());
+        let unit = h.sh(&format!("cat {UNIT_ON_HOST}")).unwrap();
+        assert!(
+            unit.contains(&format!(
+                "ExecStart={PATH} --config {FLEET_ON_HOST} --host {} daemon",
+                h.name()
+            )),
+            "{unit}"
+        );
+    }
     assert_eq!(
         older.sh("cat /etc/zfleet/fleet.toml.previous").unwrap(),
         "# an old fleet\n"
@@ -268,8 +297,9 @@ fn deploy_installs_upgrades_and_skips_and_a_broken_copy_changes_nothing() {
     assert!(lines[0].starts_with("HOST"), "{}", again.stdout);
     for h in ["fresh", "older", "same"] {
         let l = lines.iter().find(|l| l.starts_with(h)).unwrap();
+        let words = l.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            l.contains(&format!("{current}  {current}  up to date  same")),
+            words.contains(&format!("{current} {current} up to date same same")),
             "{l}"
         );
     }
@@ -281,4 +311,229 @@ fn kill_by_id(pid: u32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
+}
+
+const FLEET_ON_HOST: &str = "/etc/zfleet/fleet.toml";
+const UNIT_ON_HOST: &str = "/etc/systemd/system/zfleet.service";
+
+/// What the daemon's state says, minus what changes with every start (its
+/// pid, when it last wrote).
+fn state_of(h: &Host, fleet: &Path) -> (Vec<zfleet_core::state::RunRecord>, serde_json::Value) {
+    let runs = zfleet_core::state::State::open(&h.dir().join("var-lib-zfleet"))
+        .unwrap()
+        .recent_runs(1000)
+        .unwrap();
+    let mut dump = zfleet(h, fleet, &["state", "--json"]).ok().json();
+    scrub(&mut dump, &["pid", "updated", "now", "generated"]);
+    (runs, dump)
+}
+
+fn scrub(v: &mut serde_json::Value, keys: &[&str]) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for k in keys {
+                m.remove(*k);
+            }
+            for x in m.values_mut() {
+                scrub(x, keys);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, keys)),
+        _ => {}
+    }
+}
+
+/// SHA-256 of what process `pid` runs (its executable, even once replaced).
+fn exe_sha(h: &Host, pid: &str) -> String {
+    h.sh(&format!("sha256sum /proc/{pid}/exe"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The backup server runs its daemon from the older build when deploy
+/// upgrades it. Deploy writes the daemon's unit and leaves the running daemon
+/// alone: the lab hosts have no systemd, so where deploy would run `systemctl
+/// try-restart`, the test restarts it as systemd would (SIGTERM, then the
+/// unit's ExecStart). The new daemon runs the new build with the state the
+/// old one left: the same runs, bases, plans and `zfleet status`.
+#[test]
+fn a_daemon_running_during_the_upgrade_is_restarted_and_keeps_its_state() {
+    let spec = LabSpec::new("deployd")
+        .host(HostSpec::new("admin"))
+        .host(HostSpec::seed_client("client1"))
+        .host(HostSpec::seed_backup("backup"));
+    let lab = start(&spec);
+    let [admin, c1, backup] = ["admin", "client1", "backup"].map(|n| lab.host(n).unwrap());
+    // A daily backup half a day away: nothing runs by itself during the test,
+    // and the next run stays the same across the restart.
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(12);
+    let at = at.to_zoned(jiff::tz::TimeZone::UTC);
+    let fleet = common::ssh_fleet(
+        &lab,
+        &format!(
+            r#"[fleet]
+zfleet_path = "{bin}"
+
+[templates.default]
+hourly = 8
+daily = 1
+
+[templates.backup]
+autosnap = false
+hourly = 0
+daily = 14
+
+[daemon]
+watch_interval = "2s"
+verify_after_backup = "none"
+verify_content_every = "never"
+verify_drill_every = "never"
+
+{a}{c}[hosts.client1.backup]
+[hosts.client1.snapshots."zroot/persist"]
+use_template = ["default"]
+[hosts.client1.snapshots."zroot/persistSave"]
+use_template = ["default"]
+
+{b}[hosts.backup.server]
+target_root = "zstorage/backups"
+retention = "backup"
+schedule = "daily {hh:02}:{mm:02}"
+"#,
+            bin = zfleet_bin().display(),
+            a = common::host_line(admin),
+            c = common::host_line(c1),
+            b = common::host_line(backup),
+            hh = at.hour(),
+            mm = at.minute(),
+        ),
+    );
+    let old_version = older_build(&outside(backup));
+    let old_sha = sha(&outside(backup));
+    backup
+        .sh(&format!(
+            "mkdir -p /etc/zfleet /etc/systemd/system && cp {} {FLEET_ON_HOST} && ! test -e {UNIT_ON_HOST}",
+            fleet.display()
+        ))
+        .unwrap();
+    // History made by the older build: the client's snapshots, one backup.
+    zfleet(c1, &fleet, &["run"]).ok();
+    backup
+        .sh(&format!(
+            "{PATH} --config {FLEET_ON_HOST} --host backup backup"
+        ))
+        .unwrap();
+    let old = Daemon::start_with(&lab, backup, Path::new(PATH), Path::new(FLEET_ON_HOST), &[]);
+    old.wait_log("daemon backup:", "started", Duration::from_secs(30));
+    // Its first snapshot run (due at start) moves that job's next run: read
+    // the state once it is done.
+    old.wait_log(
+        "snapshots backup: done",
+        "next run",
+        Duration::from_secs(60),
+    );
+    assert_eq!(exe_sha(backup, &old.pid()), old_sha);
+    let before = state_of(backup, &fleet);
+    assert!(
+        before
+            .0
+            .iter()
+            .any(|r| r.kind == "backup" && r.result == "ok"),
+        "no backup run in the state: {:#?}",
+        before.0
+    );
+    let status = || {
+        let mut v = zfleet(backup, &fleet, &["status", "--json"]).ok().json();
+        scrub(&mut v, &["generated"]);
+        v
+    };
+    let status_before = status();
+    assert_eq!(
+        status_before["servers"][0]["rows"][0]["state"], "ok",
+        "{status_before:#}"
+    );
+
+    let started = Instant::now();
+    let done = deploy(admin, &fleet, &["--json", "backup"]).ok().json();
+    eprintln!(
+        "deploy to 1 host with a running daemon (upgrade + unit): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let r = row(&done, "backup");
+    assert_eq!(r["old_version"], old_version.as_str());
+    assert_eq!(r["result"], "upgraded");
+    assert_eq!(r["fleet"], "same");
+    assert_eq!(r["units"], "installed");
+    assert_eq!(r["daemon"], "no systemd");
+    // The unit is `export systemd`'s for this host and these paths.
+    let dir = lab.dir().join("expected-units");
+    std::fs::create_dir_all(&dir).unwrap();
+    zfleet(
+        admin,
+        &fleet,
+        &[
+            "export",
+            "systemd",
+            "backup",
+            "--bin",
+            PATH,
+            "--fleet-file",
+            FLEET_ON_HOST,
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let unit = backup.sh(&format!("cat {UNIT_ON_HOST}")).unwrap();
+    assert_eq!(
+        unit,
+        std::fs::read_to_string(dir.join("zfleet.service")).unwrap()
+    );
+    // The old daemon still runs the old file, which the rename left intact.
+    assert!(old.running());
+    assert_eq!(exe_sha(backup, &old.pid()), old_sha);
+    assert_eq!(sha(&outside(backup)), sha(&zfleet_bin()));
+
+    // The restart, as systemd does it for this unit.
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    assert_eq!(
+        exec,
+        format!("{PATH} --config {FLEET_ON_HOST} --host backup daemon")
+    );
+    old.stop(Duration::from_secs(60));
+    drop(old);
+    let new = Daemon::start_with(&lab, backup, Path::new(PATH), Path::new(FLEET_ON_HOST), &[]);
+    new.wait_log("daemon backup:", "started", Duration::from_secs(30));
+    new.wait_log(
+        "snapshots backup: done",
+        "next run",
+        Duration::from_secs(60),
+    );
+    assert_eq!(exe_sha(backup, &new.pid()), sha(&zfleet_bin()));
+    assert_eq!(
+        backup.sh(&format!("{PATH} --version")).unwrap().trim(),
+        format!("zfleet {}", env!("CARGO_PKG_VERSION"))
+    );
+    let after = state_of(backup, &fleet);
+    assert_eq!(after.0, before.0, "the runs changed across the restart");
+    assert_eq!(after.1, before.1, "the state changed across the restart");
+    assert_eq!(status(), status_before);
+    // A second deploy: nothing to do, the daemon is left alone.
+    let again = deploy(admin, &fleet, &["--json", "backup"]).ok().json();
+    let r = row(&again, "backup");
+    assert_eq!(
+        (&r["result"], &r["fleet"], &r["units"]),
+        (
+            &serde_json::json!("up to date"),
+            &serde_json::json!("same"),
+            &serde_json::json!("same")
+        )
+    );
+    assert!(new.running());
 }

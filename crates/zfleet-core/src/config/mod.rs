@@ -26,7 +26,7 @@ use serde::Serialize;
 
 pub use daemon::{
     DaemonConfig, NotifyKind, NotifyTarget, UrlRef, VerifySchedule, DEFAULT_BACKUP_SCHEDULE,
-    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STALL_TIMEOUT,
 };
 pub use error::{line_col, ConfigError, ConfigErrors, KeyPath};
 pub use expand::{ExpandedPolicy, FleetPlan, Job, ServerPlan, SkippedClient};

@@ -26,17 +26,32 @@ if [ -d /run/systemd/system ]; then
     echo systemd=1
     systemctl is-active --quiet "$3" && echo daemon=active
 fi
+units=$4
+shift 4
+if [ -d "$units" ]; then
+    echo unitdir=1
+    for u in "$@"; do
+        [ -f "$units/$u" ] && echo "unit=$u $(sha256sum "$units/$u" | cut -d ' ' -f 1)"
+    done
+fi
 exit 0
 "#;
 
-/// What the host has at `zfleet_path` and `fleet_path`, in one command.
-pub fn observe(ep: &Endpoint, zfleet_path: &str, fleet_path: &str) -> Result<Observed, Error> {
-    let argv =
-        Argv::new("sh")
-            .arg("-c")
-            .arg(PROBE)
-            .arg("sh")
-            .args([zfleet_path, fleet_path, DAEMON_UNIT]);
+/// What the host has at `zfleet_path` and `fleet_path`, and of `units` in
+/// `unit_dir`, in one command.
+pub fn observe(
+    ep: &Endpoint,
+    zfleet_path: &str,
+    fleet_path: &str,
+    unit_dir: &str,
+    units: &[&str],
+) -> Result<Observed, Error> {
+    let argv = Argv::new("sh")
+        .arg("-c")
+        .arg(PROBE)
+        .arg("sh")
+        .args([zfleet_path, fleet_path, DAEMON_UNIT, unit_dir])
+        .args(units.iter().copied());
     let out = ep.run(&argv, &RunOptions::timeout(Duration::from_secs(60)))?;
     Ok(parse_probe(&out.stdout_text()))
 }
@@ -55,6 +70,14 @@ pub fn parse_probe(text: &str) -> Observed {
             "fleet" if v.len() == 64 => o.fleet_sha256 = Some(v),
             "systemd" => o.systemd = true,
             "daemon" => o.daemon_active = v == "active",
+            "unitdir" => o.unit_dir = true,
+            "unit" => {
+                if let Some((name, sha)) = v.split_once(' ') {
+                    if sha.len() == 64 {
+                        o.units.insert(name.to_string(), sha.to_string());
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -97,6 +120,9 @@ pub enum Check<'a> {
     Runs(&'a str),
     /// A data file; the old one is kept as `PATH.previous`.
     KeepPrevious,
+    /// A file whose old version is of no use (a unit: systemd would read a
+    /// `.previous` beside it as a unit of another name).
+    Plain,
 }
 
 /// Sends `source` (its `size` bytes with SHA-256 `sha256`) to `path` on the
@@ -116,6 +142,7 @@ pub fn install(
     let (how, expect) = match check {
         Check::Runs(v) => ("run", v),
         Check::KeepPrevious => ("keep-previous", ""),
+        Check::Plain => ("plain", ""),
     };
     let argv = Argv::new("sh").arg("-c").arg(INSTALL).arg("sh").args([
         path,
@@ -167,6 +194,13 @@ pub fn install(
     }
 }
 
+/// `systemctl daemon-reload`, after units were written.
+pub fn reload_systemd(ep: &Endpoint) -> Result<(), Error> {
+    let argv = Argv::new("systemctl").arg("daemon-reload");
+    ep.run(&argv, &RunOptions::timeout(Duration::from_secs(120)))?;
+    Ok(())
+}
+
 /// `systemctl try-restart` of the daemon: restarted only where it runs.
 pub fn restart_daemon(ep: &Endpoint) -> Result<(), Error> {
     let argv = Argv::new("systemctl").args(["try-restart", DAEMON_UNIT]);
@@ -207,14 +241,19 @@ mod tests {
     fn probe_output() {
         let sum = "a".repeat(64);
         let o = parse_probe(&format!(
-            "arch=x86_64\nversion=zfleet 0.1.0\nsha256={sum}\nfleet={sum}\nsystemd=1\ndaemon=active\n"
+            "arch=x86_64\nversion=zfleet 0.1.0\nsha256={sum}\nfleet={sum}\nsystemd=1\ndaemon=active\nunitdir=1\nunit=zfleet.service {sum}\nunit=broken\n"
         ));
+        assert!(o.unit_dir);
+        assert_eq!(
+            o.units.into_iter().collect::<Vec<_>>(),
+            [("zfleet.service".to_string(), sum.clone())]
+        );
         assert_eq!(o.arch, "x86_64");
         assert_eq!(o.version.as_deref(), Some("zfleet 0.1.0"));
         assert_eq!(o.sha256.as_deref(), Some(sum.as_str()));
         assert!(o.systemd && o.daemon_active);
         let bare = parse_probe("arch=aarch64\n");
         assert_eq!(bare.version, None);
-        assert!(!bare.systemd);
+        assert!(!bare.systemd && !bare.unit_dir);
     }
 }

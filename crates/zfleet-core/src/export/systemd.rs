@@ -49,13 +49,14 @@ fn check_host(fleet: &Fleet, host: &str) -> Result<(), crate::Error> {
     Ok(())
 }
 
-/// `--config … --host …`, the same in every unit.
-fn base_command(o: &UnitOptions, host: &str) -> String {
-    format!(
-        "{} --config {} --host {host}",
-        quote(&o.bin),
-        quote(&o.config)
-    )
+/// `--config … --host …`, the same in every unit; without a host, the
+/// daemon takes this machine's name (or `ZFLEET_HOST`).
+fn base_command(o: &UnitOptions, host: Option<&str>) -> String {
+    let mut cmd = format!("{} --config {}", quote(&o.bin), quote(&o.config));
+    if let Some(host) = host {
+        let _ = write!(cmd, " --host {host}");
+    }
+    cmd
 }
 
 /// Paths in unit files are written bare unless they need quoting; systemd
@@ -99,22 +100,64 @@ UMask=0077
 /// `zfleet.service`: the daemon for `host`.
 pub fn daemon_units(fleet: &Fleet, host: &str, o: &UnitOptions) -> Result<Vec<Unit>, crate::Error> {
     check_host(fleet, host)?;
-    let stop = fleet.daemon.shutdown_timeout.as_secs() + 30;
+    Ok(vec![daemon_unit(
+        Some(host),
+        &fleet.state_dir,
+        fleet.daemon.shutdown_timeout,
+        o,
+    )])
+}
+
+/// `zfleet.service` as a package ships it, written before any fleet file
+/// exists: no `--host` (the daemon runs as the host named like the machine,
+/// or `ZFLEET_HOST` from `/etc/default/zfleet`), the default state directory
+/// and shutdown timeout.
+pub fn package_daemon_unit(o: &UnitOptions) -> Unit {
+    daemon_unit(
+        None,
+        Path::new(crate::config::DEFAULT_STATE_DIR),
+        crate::config::DEFAULT_SHUTDOWN_TIMEOUT,
+        o,
+    )
+}
+
+fn daemon_unit(
+    host: Option<&str>,
+    state_dir: &Path,
+    shutdown_timeout: std::time::Duration,
+    o: &UnitOptions,
+) -> Unit {
+    let stop = shutdown_timeout.as_secs() + 30;
+    let (what, install) = match host {
+        Some(h) => (
+            h.to_string(),
+            "# Install as /etc/systemd/system/zfleet.service, then\n#   systemctl daemon-reload && systemctl enable --now zfleet",
+        ),
+        None => (
+            "this machine".to_string(),
+            "# It runs as the fleet host named like this machine, or as ZFLEET_HOST=\n# in /etc/default/zfleet. Enable it with\n#   systemctl enable --now zfleet",
+        ),
+    };
+    let env_file = if host.is_none() {
+        "EnvironmentFile=-/etc/default/zfleet\n"
+    } else {
+        ""
+    };
     let mut t = String::new();
     let _ = write!(
         t,
-        "# zfleet daemon for {host}: snapshots, backups, metrics and notifications
-# from {config}. Install as /etc/systemd/system/zfleet.service, then
-#   systemctl daemon-reload && systemctl enable --now zfleet
+        "# zfleet daemon for {what}: snapshots, backups, metrics and notifications
+# from {config}.
+{install}
 [Unit]
-Description=zfleet daemon ({host}): scheduled snapshots and backups
+Description=zfleet daemon ({what}): scheduled snapshots and backups
 Documentation=man:zfs(8)
 Wants=network-online.target
 After=network-online.target zfs.target zfs-import.target
 
 [Service]
 Type=simple
-ExecStart={cmd} daemon
+{env_file}ExecStart={cmd} daemon
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=30s
@@ -129,12 +172,12 @@ WantedBy=multi-user.target
 ",
         config = o.config.display(),
         cmd = base_command(o, host),
-        state = quote(&fleet.state_dir),
+        state = quote(state_dir),
     );
-    Ok(vec![Unit {
+    Unit {
         name: "zfleet.service".into(),
         text: t,
-    }])
+    }
 }
 
 /// The timer pairs for `host`: `zfleet-run` where it has snapshot policies,
@@ -142,7 +185,7 @@ WantedBy=multi-user.target
 pub fn timer_units(fleet: &Fleet, host: &str, o: &UnitOptions) -> Result<Vec<Unit>, crate::Error> {
     check_host(fleet, host)?;
     let mut units = Vec::new();
-    let cmd = base_command(o, host);
+    let cmd = base_command(o, Some(host));
     let policies = fleet.policies(host);
     if let Some(period) = shortest_period(&policies) {
         let p = &policies
@@ -323,6 +366,39 @@ jitter = "10m"
         assert!(u[3].text.contains("OnCalendar=*-*-* 02:30:00"));
         assert!(u[3].text.contains("RandomizedDelaySec=600s"));
         assert!(u[2].text.contains("--host vault backup"));
+    }
+
+    #[test]
+    fn the_package_unit_names_no_host() {
+        let o = UnitOptions {
+            bin: PathBuf::from("/usr/bin/zfleet"),
+            ..UnitOptions::default()
+        };
+        let t = package_daemon_unit(&o).text;
+        for line in [
+            "ExecStart=/usr/bin/zfleet --config /etc/zfleet/fleet.toml daemon",
+            "EnvironmentFile=-/etc/default/zfleet",
+            "ReadWritePaths=/var/lib/zfleet",
+            "TimeoutStopSec=60s",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line}\n{t}");
+        }
+        assert!(!t.contains("--host"), "{t}");
+        // The same unit as a host's but for the host: one code, one hardening.
+        let hosts = daemon_units(&fleet(), "vault", &o).unwrap().remove(0).text;
+        let body = |t: &str| {
+            t.replace(" --host vault", "")
+                .lines()
+                .filter(|l| {
+                    !(l.starts_with('#')
+                        || l.starts_with("Description=")
+                        || l.starts_with("EnvironmentFile="))
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(body(&t), body(&hosts));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 use zfleet_core::deploy::remote::{self, Check};
-use zfleet_core::deploy::{self, BinaryStep, Build, FleetStep, HostPlan};
+use zfleet_core::deploy::{self, BinaryStep, Build, FileStep, HostPlan};
+use zfleet_core::export::systemd::{daemon_units, timer_units, Unit, UnitOptions};
 use zfleet_core::Error;
 
 use crate::cli::{parse_size, GlobalArgs, OutputArgs};
@@ -19,9 +20,13 @@ use crate::render;
 /// `zfleet serve` or daemon never sees a half-written file and a copy that
 /// breaks off leaves the old binary working. The fleet file is installed or
 /// replaced the same way where its hash differs (the old one kept as
-/// `.previous`). A daemon that systemd runs is restarted after an upgrade.
-/// Prints host, old version, new version and what was done; warns when the
-/// fleet runs mixed versions afterwards.
+/// `.previous`), and so are the host's systemd units (`zfleet export systemd
+/// HOST` with these paths) where --unit-dir exists; systemd is reloaded after
+/// a unit changed. A daemon that systemd runs is restarted (`systemctl
+/// try-restart`) after the binary or its unit changed; one that is not
+/// running is not started, and no unit is enabled. Prints host, old version,
+/// new version and what was done; warns when the fleet runs mixed versions
+/// afterwards.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Hosts to deploy to (default: all but this one).
@@ -36,6 +41,13 @@ pub struct DeployArgs {
     /// Where the fleet file goes on each host.
     #[arg(long, value_name = "PATH", default_value = zfleet_core::config::DEFAULT_PATH)]
     config_path: String,
+    /// The systemd units to install: the daemon's `zfleet.service`, the
+    /// service and timer pairs of `export systemd --timers`, or none.
+    #[arg(long, value_enum, default_value_t = Units::Daemon)]
+    units: Units,
+    /// Where the units go; a host without this directory gets none.
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    unit_dir: String,
     /// Limit each copy to this many bytes per second (`10M`, `500K`).
     #[arg(long, value_name = "RATE")]
     rate_limit: Option<String>,
@@ -44,6 +56,16 @@ pub struct DeployArgs {
     parallel: usize,
     #[command(flatten)]
     out: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Units {
+    /// `zfleet.service`, the daemon.
+    Daemon,
+    /// `zfleet-run` and `zfleet-backup` services and timers.
+    Timers,
+    /// No units.
+    None,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +78,8 @@ struct Row {
     /// `installed`, `upgraded`, `replaced`, `up to date`, `would …`, `failed`, `refused`.
     result: String,
     fleet: String,
+    /// `installed`, `updated`, `same`, `no unit dir`, `-` (--units none).
+    units: String,
     daemon: String,
     error: Option<String>,
 }
@@ -71,11 +95,11 @@ fn step_words(p: &HostPlan, dry: bool) -> (&'static str, &'static str) {
         (BinaryStep::Keep, _) => "up to date",
     };
     let fleet = match (p.fleet, dry) {
-        (FleetStep::Install, false) => "installed",
-        (FleetStep::Update, false) => "updated",
-        (FleetStep::Install, true) => "would install",
-        (FleetStep::Update, true) => "would update",
-        (FleetStep::Keep, _) => "same",
+        (FileStep::Install, false) => "installed",
+        (FileStep::Update, false) => "updated",
+        (FileStep::Install, true) => "would install",
+        (FileStep::Update, true) => "would update",
+        (FileStep::Keep, _) => "same",
     };
     (bin, fleet)
 }
@@ -147,7 +171,15 @@ pub fn cmd_deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<u8, Error> {
             mixed_versions: &mixed,
         });
     } else {
-        let mut t = render::table(["HOST", "OLD", "NEW", "RESULT", "FLEET FILE", "DAEMON"]);
+        let mut t = render::table([
+            "HOST",
+            "OLD",
+            "NEW",
+            "RESULT",
+            "FLEET FILE",
+            "UNITS",
+            "DAEMON",
+        ]);
         for r in &rows {
             t.add_row([
                 r.host.clone(),
@@ -155,6 +187,7 @@ pub fn cmd_deploy(g: &GlobalArgs, a: &DeployArgs) -> Result<u8, Error> {
                 r.new_version.clone().unwrap_or_else(|| "-".into()),
                 r.result.clone(),
                 r.fleet.clone(),
+                r.units.clone(),
                 r.daemon.clone(),
             ]);
         }
@@ -209,6 +242,7 @@ fn deploy_one(
         plan: None,
         result: "failed".into(),
         fleet: "-".into(),
+        units: "-".into(),
         daemon: "-".into(),
         error: None,
     };
@@ -220,14 +254,27 @@ fn deploy_one(
         }
     };
     let ep = host.endpoint();
-    let seen = match remote::observe(ep, &a.zfleet_path, &a.config_path) {
+    let units = match host_units(cx, name, a) {
+        Ok(u) => u,
+        Err(e) => {
+            row.error = Some(e.to_string());
+            return row;
+        }
+    };
+    let unit_names: Vec<&str> = units.iter().map(|(u, _)| u.name.as_str()).collect();
+    let observe = || remote::observe(ep, &a.zfleet_path, &a.config_path, &a.unit_dir, &unit_names);
+    let seen = match observe() {
         Ok(s) => s,
         Err(e) => {
             row.error = Some(e.to_string());
             return row;
         }
     };
-    let p = deploy::plan(name, build, &seen, fleet_sha);
+    let wanted: Vec<(&str, &str)> = units
+        .iter()
+        .map(|(u, sha)| (u.name.as_str(), sha.as_str()))
+        .collect();
+    let p = deploy::plan(name, build, &seen, fleet_sha, &wanted);
     row.old_version = p.old_version.clone();
     row.new_version = p.old_version.clone();
     row.daemon = match (seen.systemd, seen.daemon_active) {
@@ -242,6 +289,7 @@ fn deploy_one(
         return row;
     }
     let (bin_words, fleet_words) = step_words(&p, a.dry_run);
+    row.units = unit_words(&p, a, seen.unit_dir);
     if a.dry_run {
         row.result = bin_words.into();
         row.fleet = fleet_words.into();
@@ -277,7 +325,7 @@ fn deploy_one(
             return row;
         }
         // Read back what is there now: the checksum after the rename.
-        match remote::observe(ep, &a.zfleet_path, &a.config_path) {
+        match observe() {
             Ok(after) if after.sha256.as_deref() == Some(build.sha256.as_str()) => {
                 row.new_version = after.version;
             }
@@ -301,7 +349,7 @@ fn deploy_one(
         row.new_version = Some(build.version.clone());
     }
     row.result = bin_words.into();
-    if p.fleet != FleetStep::Keep {
+    if p.fleet != FileStep::Keep {
         match remote::install(
             ep,
             &a.config_path,
@@ -322,6 +370,39 @@ fn deploy_one(
     } else {
         row.fleet = "same".into();
     }
+    for (name, step) in &p.units {
+        if *step == FileStep::Keep {
+            continue;
+        }
+        let Some((unit, sha)) = units.iter().find(|(u, _)| u.name == *name) else {
+            continue;
+        };
+        let path = format!("{}/{name}", a.unit_dir.trim_end_matches('/'));
+        if let Err(e) = remote::install(
+            ep,
+            &path,
+            unit.text.as_bytes(),
+            unit.text.len() as u64,
+            sha,
+            "0644",
+            Check::Plain,
+            None,
+            &progress,
+        ) {
+            row.units = "failed".into();
+            row.error.get_or_insert(e.to_string());
+            row.plan = Some(p);
+            return row;
+        }
+    }
+    if p.reload_systemd {
+        if let Err(e) = remote::reload_systemd(ep) {
+            row.units = "reload failed".into();
+            row.error.get_or_insert(e.to_string());
+            row.plan = Some(p);
+            return row;
+        }
+    }
     if p.restart_daemon {
         match remote::restart_daemon(ep) {
             Ok(()) => row.daemon = "restarted".into(),
@@ -333,4 +414,51 @@ fn deploy_one(
     }
     row.plan = Some(p);
     row
+}
+
+/// The units `host` gets, each with its SHA-256, as `export systemd` writes
+/// them for the paths deploy installs to.
+fn host_units(
+    cx: &zfleet_core::runtime::Runtime,
+    host: &str,
+    a: &DeployArgs,
+) -> Result<Vec<(Unit, String)>, Error> {
+    let o = UnitOptions {
+        bin: a.zfleet_path.clone().into(),
+        config: a.config_path.clone().into(),
+    };
+    let units = match a.units {
+        Units::Daemon => daemon_units(&cx.fleet, host, &o)?,
+        Units::Timers => timer_units(&cx.fleet, host, &o)?,
+        Units::None => Vec::new(),
+    };
+    Ok(units
+        .into_iter()
+        .map(|u| {
+            let sha = remote::sha256_bytes(u.text.as_bytes());
+            (u, sha)
+        })
+        .collect())
+}
+
+fn unit_words(p: &HostPlan, a: &DeployArgs, unit_dir: bool) -> String {
+    if a.units == Units::None {
+        return "-".into();
+    }
+    if !unit_dir {
+        return "no unit dir".into();
+    }
+    let any = |step: FileStep| p.units.iter().any(|(_, s)| *s == step);
+    let word = if any(FileStep::Update) {
+        "update"
+    } else if any(FileStep::Install) {
+        "install"
+    } else {
+        return "same".into();
+    };
+    match (word, a.dry_run) {
+        (w, true) => format!("would {w}"),
+        ("update", false) => "updated".into(),
+        _ => "installed".into(),
+    }
 }

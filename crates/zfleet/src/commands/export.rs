@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use zfleet_core::config::{Fleet, HostConfig};
-use zfleet_core::export::systemd::{daemon_units, timer_units, UnitOptions};
+use zfleet_core::export::systemd::{
+    daemon_units, package_daemon_unit, timer_units, Unit, UnitOptions,
+};
 use zfleet_core::Error;
 
 use crate::cli::GlobalArgs;
@@ -53,9 +55,16 @@ struct SystemdArgs {
     /// Service and timer pairs instead of the daemon.
     #[arg(long)]
     timers: bool,
-    /// The zfleet binary on that host.
-    #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/zfleet")]
-    bin: PathBuf,
+    /// The daemon's unit as the Debian package ships it, for any host: no
+    /// `--host` in it (the daemon runs as the host named like the machine, or
+    /// ZFLEET_HOST from /etc/default/zfleet), the default state directory;
+    /// no fleet file is read.
+    #[arg(long, conflicts_with_all = ["host", "timers"])]
+    package: bool,
+    /// The zfleet binary on that host [default: /usr/local/bin/zfleet;
+    /// /usr/bin/zfleet with --package].
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
     /// The fleet file on that host (default: --config).
     #[arg(long = "fleet-file", value_name = "PATH")]
     fleet_file: Option<PathBuf>,
@@ -89,6 +98,22 @@ fn host<'f>(fleet: &'f Fleet, name: &str) -> Result<&'f HostConfig, Error> {
 }
 
 pub fn cmd_export(g: &GlobalArgs, a: &ExportArgs) -> Result<u8, Error> {
+    if let ExportWhat::Systemd(s) = &a.what {
+        if s.package {
+            let opts = UnitOptions {
+                bin: s
+                    .bin
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/usr/bin/zfleet")),
+                config: s
+                    .fleet_file
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(zfleet_core::config::DEFAULT_PATH)),
+            };
+            write_units(&[package_daemon_unit(&opts)], s.dir.as_deref())?;
+            return Ok(crate::exit::OK);
+        }
+    }
     let fleet = zfleet_core::config::load(&g.config)?;
     match &a.what {
         ExportWhat::TailscaleAcl => {
@@ -101,7 +126,10 @@ pub fn cmd_export(g: &GlobalArgs, a: &ExportArgs) -> Result<u8, Error> {
                 .or_else(|| g.this_host.clone())
                 .unwrap_or_else(crate::context::hostname);
             let opts = UnitOptions {
-                bin: s.bin.clone(),
+                bin: s
+                    .bin
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/usr/local/bin/zfleet")),
                 config: s.fleet_file.clone().unwrap_or_else(|| g.config.clone()),
             };
             let units = if s.timers {
@@ -114,28 +142,7 @@ pub fn cmd_export(g: &GlobalArgs, a: &ExportArgs) -> Result<u8, Error> {
                     "{host} has nothing to run on a timer: no snapshot policies and no backups"
                 );
             }
-            match &s.dir {
-                Some(dir) => {
-                    for u in &units {
-                        let path = dir.join(&u.name);
-                        std::fs::write(&path, &u.text).map_err(|source| Error::File {
-                            path: path.clone(),
-                            action: "write",
-                            source,
-                        })?;
-                        eprintln!("wrote {}", path.display());
-                    }
-                }
-                None => {
-                    for (i, u) in units.iter().enumerate() {
-                        if i > 0 {
-                            outln!("");
-                        }
-                        outln!("# {}", u.name);
-                        outln!("{}", u.text.trim_end());
-                    }
-                }
-            }
+            write_units(&units, s.dir.as_deref())?;
         }
         ExportWhat::Disko { host: name } => {
             let hc = host(&fleet, name)?;
@@ -169,4 +176,31 @@ pub fn cmd_export(g: &GlobalArgs, a: &ExportArgs) -> Result<u8, Error> {
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// Into `dir`, or printed each after a `# NAME` line.
+fn write_units(units: &[Unit], dir: Option<&std::path::Path>) -> Result<(), Error> {
+    match dir {
+        Some(dir) => {
+            for u in units {
+                let path = dir.join(&u.name);
+                std::fs::write(&path, &u.text).map_err(|source| Error::File {
+                    path: path.clone(),
+                    action: "write",
+                    source,
+                })?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            for (i, u) in units.iter().enumerate() {
+                if i > 0 {
+                    outln!("");
+                }
+                outln!("# {}", u.name);
+                outln!("{}", u.text.trim_end());
+            }
+        }
+    }
+    Ok(())
 }

@@ -24,11 +24,16 @@ pub struct Daemon<'a> {
 
 impl<'a> Daemon<'a> {
     pub fn start(lab: &Lab, host: &'a Host, fleet: &Path, extra: &[&str]) -> Self {
+        Self::start_with(lab, host, &zfleet_bin(), fleet, extra)
+    }
+
+    /// The daemon of the zfleet at `bin` (a path as `host` sees it).
+    pub fn start_with(lab: &Lab, host: &'a Host, bin: &Path, fleet: &Path, extra: &[&str]) -> Self {
         let log = lab.dir().join(format!("daemon-{}.log", host.name()));
         let pidfile = lab.dir().join(format!("daemon-{}.pid", host.name()));
         let _ = std::fs::remove_file(&pidfile);
         let mut args = vec![
-            format!("'{}'", zfleet_bin().display()),
+            format!("'{}'", bin.display()),
             "--config".into(),
             format!("'{}'", fleet.display()),
             "--host".into(),
