@@ -359,8 +359,16 @@ pub fn plan(obs: &Observed, opts: &Options) -> Plan {
                     snapshots: 1,
                     estimated_bytes: contents.size,
                 });
+                // Received after everything the target holds, so it is its
+                // newest: its txg there is past theirs, whatever it is on the
+                // source (a target in the same pool, as in syncoid's tests,
+                // has later txgs than the source's snapshot).
+                let mut received = to.clone();
+                if let Some(newest) = target.snapshots.iter().map(|s| s.createtxg).max() {
+                    received.createtxg = received.createtxg.max(newest + 1);
+                }
                 target.exists = true;
-                target.snapshots.push(to.clone());
+                target.snapshots.push(received);
                 target.written = Some(0);
             }
             Err(reason) => {

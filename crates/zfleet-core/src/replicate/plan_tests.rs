@@ -429,6 +429,33 @@ fn the_plan_as_json() {
     insta::assert_json_snapshot!(refused);
 }
 
+/// syncoid's 012: a `-R` stream cut halfway into a dataset of the same pool.
+/// The target's `@empty` has a later txg than the source's `@something` the
+/// token continues; once resumed, `@something` is still the target's newest,
+/// not a common snapshot with `@empty` after it.
+#[test]
+fn a_resumed_snapshot_is_the_targets_newest_whatever_its_source_txg() {
+    let mut target = side("@empty:1");
+    target.snapshots[0].createtxg = 500;
+    target.resume = Some(token("something", 2, Some(1)));
+    let p = plan(
+        &Observed {
+            source: side("@empty:1 @something:2 @syncoid_h_1:3"),
+            target,
+        },
+        &adhoc(),
+    );
+    let steps: Vec<String> = p.steps().iter().map(Step::describe).collect();
+    assert_eq!(
+        steps,
+        [
+            "resume the interrupted receive",
+            "incremental @something → @syncoid_h_1 with every snapshot in between"
+        ],
+        "{p:?}"
+    );
+}
+
 /// Renaming every snapshot consistently on both sides changes nothing but
 /// the names: the decisions are by guid.
 #[test]

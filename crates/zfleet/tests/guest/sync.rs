@@ -256,7 +256,7 @@ fn syncoid_013_bookmark_replication_0_named() {
     scenario(
         "syncoid_013_bookmark_replication_0_named",
         r#"
-P=syncoid-test-13; truncate -s 200M /tmp/$P.zpool; zpool create -m none -f $P /tmp/$P.zpool
+P=syncoid-test-013; truncate -s 200M /tmp/$P.zpool; zpool create -m none -f $P /tmp/$P.zpool
 trap 'zpool destroy $P; rm -f /tmp/$P.zpool' EXIT
 zfs create $P/src
 zfs snapshot $P/src@0
