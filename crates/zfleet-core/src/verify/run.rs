@@ -120,6 +120,15 @@ impl JobVerify {
             });
     }
 
+    /// What passed with a warning, in words.
+    pub fn warnings(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.ok && c.warning)
+            .map(|c| format!("{}: {}", c.check, c.detail))
+            .collect()
+    }
+
     /// Paths damaged or differing, for a notification (bounded).
     pub fn named_files(&self, max: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -458,6 +467,10 @@ fn record(s: &State, job: &Job, r: &JobVerify, started: i64, finished: i64) {
         drill_bytes: r.drill.as_ref().map(|d| d.bytes),
         error: (!failed.is_empty())
             .then(|| crate::text::bounded(&failed.join("; "), 2000).into_owned()),
+        warning: {
+            let w = r.warnings();
+            (!w.is_empty()).then(|| crate::text::bounded(&w.join("; "), 2000).into_owned())
+        },
     };
     if let Err(e) = s.record_verification(&v) {
         tracing::warn!("{e}");
