@@ -700,3 +700,40 @@ late_after = "168h"
     let r = status_row(backup, &f);
     assert_eq!(r["verify"]["failing_level"], "content", "{r}");
 }
+
+#[test]
+fn a_drill_onto_another_host_restores_there_compares_and_leaves_nothing() {
+    let lab = lab("verify-drill-to");
+    let (c1, backup, f) = backed_up_and_scrubbed(&lab);
+    let list = |h: &Host| h.sh("zfs list -H -o name -t all").unwrap();
+    let (c1_before, backup_before) = (list(c1), list(backup));
+
+    let (run, r) = verify(backup, &f, &["--level", "drill", "--to", "client1"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let d = &r["jobs"][0]["drill"];
+    assert_eq!(
+        (d["host"].as_str(), d["dataset"].as_str()),
+        (
+            Some("client1"),
+            Some("zroot/zfleet-drill/client1/persistSave")
+        ),
+        "{d}"
+    );
+    assert_eq!(d["removed"], true);
+    assert!(d["bytes"].as_u64().unwrap() > 3 << 20, "{d}");
+    assert_eq!(d["comparison"]["differing"], 0, "{d}");
+    assert_eq!(d["comparison"]["checksummed"], 4, "{d}");
+    assert_eq!(list(c1), c1_before, "nothing left on the drill's host");
+    assert_eq!(list(backup), backup_before, "nor on the server");
+
+    // An explicit pool that is not there: a clear error, nothing made.
+    let (run, r) = verify(backup, &f, &["--level", "drill", "--to", "client1:nopool"]);
+    assert_eq!(run.code, 6, "{}\n{}", run.stdout, run.stderr);
+    let drill = check(&r["jobs"][0], "drill");
+    assert_eq!(drill["ok"], false);
+    assert!(
+        drill["detail"].as_str().unwrap().contains("nopool"),
+        "{drill}"
+    );
+    assert_eq!(list(c1), c1_before);
+}

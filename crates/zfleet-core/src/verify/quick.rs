@@ -253,6 +253,24 @@ pub fn send(server: &Host, snap: &SnapshotName) -> Check {
     }
 }
 
+/// Whether `ds` on `host` is encrypted with its key not loaded (a raw
+/// backup whose key the server does not hold). No such property (zfs-fuse)
+/// or no answer: not locked.
+pub fn locked(host: &Host, ds: &DatasetName) -> bool {
+    let argv = cmd::zfs()
+        .args(["get", "-H", "-o", "value", "encryption,keystatus"])
+        .arg(ds.as_str());
+    let Ok(o) = host.query(&argv) else {
+        return false;
+    };
+    let text = o.stdout_text();
+    let mut v = text.lines().map(str::trim);
+    match (v.next(), v.next()) {
+        (Some(enc), Some(key)) => enc != "off" && enc != "-" && key != "available",
+        _ => false,
+    }
+}
+
 /// The pool's last scrub and its errors, from `zpool status POOL`, and
 /// the pool's age (its root dataset's `creation`) for a never-scrubbed one.
 pub fn scrub(
