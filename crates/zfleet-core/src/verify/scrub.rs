@@ -57,11 +57,13 @@ pub fn parse_status(text: &str, tz: &TimeZone) -> PoolHealth {
         data_errors: None,
         created: None,
     };
+    let mut scanned = false;
     for line in text.lines() {
         let t = line.trim();
         if let Some(s) = t.strip_prefix("state:") {
             h.state = s.trim().to_string();
         } else if let Some(s) = t.strip_prefix("scan:").or_else(|| t.strip_prefix("scrub:")) {
+            scanned = true;
             h.scrub = scan(s.trim(), tz);
         } else if let Some(s) = t.strip_prefix("errors:") {
             let s = s.trim();
@@ -69,6 +71,10 @@ pub fn parse_status(text: &str, tz: &TimeZone) -> PoolHealth {
                 h.data_errors = Some(s.to_string());
             }
         }
+    }
+    // OpenZFS 2.x prints no `scan:` line at all for a pool never scanned.
+    if !scanned && !h.state.is_empty() {
+        h.scrub = Scrub::Never;
     }
     h
 }
@@ -218,6 +224,13 @@ mod tests {
             &TimeZone::UTC,
         );
         assert_eq!(h.scrub, Scrub::Never);
+        // OpenZFS 2.x on a pool never scrubbed: no `scan:` line at all
+        // (what the guest test met).
+        let h = parse_status(
+            "  pool: zstorage\n state: ONLINE\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tzstorage    ONLINE       0     0     0\n\t  vdc       ONLINE       0     0     0\n\nerrors: No known data errors\n",
+            &TimeZone::UTC,
+        );
+        assert_eq!((h.scrub, h.data_errors), (Scrub::Never, None));
     }
 
     #[rstest]

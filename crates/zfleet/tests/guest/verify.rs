@@ -107,6 +107,16 @@ fn an_encrypted_raw_backup_without_its_key_is_received_whole_and_damage_under_it
     for c in ["guid", "send", "scrub", "base", "receive"] {
         assert_eq!(check(job, c)["ok"], true, "{c}: {job}");
     }
+    // A pool never scrubbed (OpenZFS prints no `scan:` line) but new: a warning.
+    let scrub = check(job, "scrub");
+    assert_eq!(scrub["warning"], true, "{scrub}");
+    assert!(
+        scrub["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("pool zstorage has not been scrubbed yet (created 0 days ago"),
+        "{scrub}"
+    );
     let detail = check(job, "receive")["detail"].as_str().unwrap();
     assert!(
         detail.starts_with("the key is not on zfleet-server: the raw stream of @s1 was received whole into zfleet-server:zstorage/zfleet-drill/zfleet-client/secret (")
