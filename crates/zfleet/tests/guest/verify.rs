@@ -151,6 +151,7 @@ fn an_encrypted_raw_backup_without_its_key_is_received_whole_and_damage_under_it
     let job = &v["jobs"][0];
     assert_eq!(code, 6, "{v}");
     let receive = check(job, "receive");
+    eprintln!("after the damage: {receive}");
     assert_eq!(receive["ok"], false, "{job}");
     assert!(
         receive["detail"]
