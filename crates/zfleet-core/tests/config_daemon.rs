@@ -144,7 +144,7 @@ fn mistakes_name_file_line_and_key() {
         ),
         (
             "[daemon]\nlisen = \"x\"\n",
-            "fleet.toml:2:1: daemon.lisen: unknown key; expected one of `listen`, `stall_timeout`, `retries`, `retry_delay`, `retry_max`, `shutdown_timeout`, `watch_interval`, `rate_limit`\n  hint: did you mean `listen`?",
+            "fleet.toml:2:1: daemon.lisen: unknown key; expected one of `listen`, `stall_timeout`, `retries`, `retry_delay`, `retry_max`, `shutdown_timeout`, `watch_interval`, `rate_limit`, `verify_after_backup`, `verify_content_every`, `verify_drill_every`\n  hint: did you mean `listen`?",
         ),
         (
             "[notify.phone]\nevents = [\"failed\"]\n",
