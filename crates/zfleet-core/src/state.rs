@@ -58,6 +58,11 @@ ALTER TABLE runs ADD COLUMN error_kind TEXT;
 ",
     DAEMON_JOBS,
     VERIFICATIONS,
+    r"
+-- A verification that passed with something to look at (a new pool not
+-- scrubbed yet): kept apart from `error`, which only failures fill.
+ALTER TABLE verifications ADD COLUMN warning TEXT;
+",
 ];
 
 /// `zfleet verify`: one row per job and level run, and where each job's
@@ -110,6 +115,9 @@ pub struct VerificationRecord {
     pub drill_bytes: Option<u64>,
     /// What failed, bounded (the first differences or the failed checks).
     pub error: Option<String>,
+    /// The warnings of checks that passed (bounded).
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 /// What `zfleet daemon` plans for each of its jobs (and, for backups, each
@@ -356,8 +364,8 @@ impl State {
     pub fn record_verification(&self, v: &VerificationRecord) -> Result<(), StateError> {
         self.conn()
             .execute(
-                "INSERT INTO verifications (server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO verifications (server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error, warning)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     v.server,
                     v.client,
@@ -372,7 +380,8 @@ impl State {
                     v.damaged as i64,
                     v.drill_seconds,
                     v.drill_bytes.map(|b| b as i64),
-                    v.error
+                    v.error,
+                    v.warning
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -387,7 +396,7 @@ impl State {
         let conn = self.conn();
         let mut st = conn
             .prepare(
-                "SELECT server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error,
+                "SELECT server, client, source, level, started, finished, ok, snapshot, checked, differing, damaged, drill_seconds, drill_bytes, error, warning,
                         (SELECT MAX(o.finished) FROM verifications o WHERE o.server = v.server AND o.client = v.client AND o.source = v.source AND o.level = v.level AND o.ok = 1)
                  FROM verifications v
                  WHERE v.id = (SELECT MAX(id) FROM verifications w WHERE w.server = v.server AND w.client = v.client AND w.source = v.source AND w.level = v.level)
@@ -412,8 +421,9 @@ impl State {
                         drill_seconds: r.get(11)?,
                         drill_bytes: r.get::<_, Option<i64>>(12)?.map(|b| b.max(0) as u64),
                         error: r.get(13)?,
+                        warning: r.get(14)?,
                     },
-                    r.get(14)?,
+                    r.get(15)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
@@ -588,6 +598,24 @@ mod tests {
         assert_eq!(
             (latest[0].0.finished, latest[0].0.damaged, latest[0].1),
             (40, 1, Some(20))
+        );
+        s.record_verification(&VerificationRecord {
+            level: "quick".into(),
+            started: 50,
+            finished: 60,
+            warning: Some("pool zstorage has not been scrubbed yet".into()),
+            ..v.clone()
+        })
+        .unwrap();
+        let latest = s.latest_verifications().unwrap();
+        let quick = latest.iter().find(|(v, _)| v.level == "quick").unwrap();
+        assert_eq!(
+            (
+                quick.0.ok,
+                quick.0.warning.as_deref(),
+                quick.0.error.as_deref()
+            ),
+            (true, Some("pool zstorage has not been scrubbed yet"), None)
         );
         let runs: Vec<u64> = (0..3)
             .map(|_| s.next_rotation("vault", "alpha", "zroot/data").unwrap())

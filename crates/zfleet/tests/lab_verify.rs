@@ -3,7 +3,8 @@
 //! no difference; damage in the server's vdev is found and named while the
 //! other files are still compared; a snapshot replaced by a same-named one
 //! fails quick; a drill restores, compares, times and leaves nothing, also
-//! after it was killed.
+//! after it was killed; the daemon verifies after its backups, records it
+//! and tells a failure naming the files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -14,6 +15,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::daemon::{http_get, utc, Daemon, Receiver};
 use common::{host_line, mountpoint, ssh_fleet, start, zfleet, zfleet_bin, Run};
 use zfleet_lab::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
 
@@ -21,6 +23,11 @@ const PS: &str = "zroot/persistSave";
 const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
 
 fn lab(name: &str) -> Lab {
+    lab_with_clock(name, false)
+}
+
+/// With `faketime`, the hosts' clocks are set by the test (for the daemon).
+fn lab_with_clock(name: &str, faketime: bool) -> Lab {
     start(
         &LabSpec::new(name)
             .host(HostSpec::seed_client("client1"))
@@ -31,7 +38,7 @@ fn lab(name: &str) -> Lab {
                         .dataset(DatasetSpec::new("zstorage/backups")),
                 ),
             )
-            .faketime(false),
+            .faketime(faketime),
     )
 }
 
@@ -166,17 +173,14 @@ fn a_healthy_backup_passes_quick_and_content_and_later_changes_on_the_client_are
         .contains("zfleet-verify"));
 }
 
-#[test]
-fn damage_in_the_servers_vdev_is_found_and_named_and_the_other_files_are_still_checked() {
-    let lab = lab("verify-damage");
-    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    populate(c1);
+/// Writes `/victim.bin`, 4 MiB of random data, into the client's dataset
+/// and returns 64 bytes of it. Random data is stored as it is (compression
+/// cannot shrink it), so the piece can be found in the server's vdev.
+fn victim(c1: &Host) -> Vec<u8> {
     let mp = mountpoint(c1, PS);
-    // Random data is stored as it is (compression cannot shrink it), so a
-    // piece of it can be found in the server's vdev.
     c1.sh(&format!("head -c 4M /dev/urandom > '{mp}/victim.bin'"))
         .unwrap();
-    let needle = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(
             c1.sh(&format!(
                 "dd if='{mp}/victim.bin' bs=4096 skip=512 count=1 2>/dev/null | head -c 64 | base64 -w0"
@@ -184,12 +188,12 @@ fn damage_in_the_servers_vdev_is_found_and_named_and_the_other_files_are_still_c
             .unwrap()
             .trim(),
         )
-        .unwrap();
-    c1.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
-    let f = fleet(&lab);
-    zfleet(backup, &f, &["backup"]).ok();
+        .unwrap()
+}
 
-    // Out of the cache, then overwrite 64 KiB where the piece lies.
+/// Out of the cache (export), overwrite 64 KiB of the server's vdev where
+/// `needle` lies (its only copy), import again.
+fn damage(backup: &Host, needle: &[u8]) {
     let vdev = backup.dir().join("vdev/zstorage.img");
     let reimport = format!(
         "zpool export zstorage && zpool import -d '{}' -R '{}' zstorage",
@@ -200,12 +204,12 @@ fn damage_in_the_servers_vdev_is_found_and_named_and_the_other_files_are_still_c
     let image = std::fs::read(&vdev).unwrap();
     let at = image
         .windows(needle.len())
-        .position(|w| w == needle.as_slice())
+        .position(|w| w == needle)
         .expect("the file's data is in the server's vdev");
     assert_eq!(
         image[at + 1..]
             .windows(needle.len())
-            .filter(|w| *w == needle.as_slice())
+            .filter(|w| *w == needle)
             .count(),
         0,
         "one copy of it"
@@ -218,6 +222,18 @@ fn damage_in_the_servers_vdev_is_found_and_named_and_the_other_files_are_still_c
         v.write_all(&vec![0x5a; 64 << 10]).unwrap();
     }
     backup.sh(&reimport).unwrap();
+}
+
+#[test]
+fn damage_in_the_servers_vdev_is_found_and_named_and_the_other_files_are_still_checked() {
+    let lab = lab("verify-damage");
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    populate(c1);
+    let needle = victim(c1);
+    c1.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
+    let f = fleet(&lab);
+    zfleet(backup, &f, &["backup"]).ok();
+    damage(backup, &needle);
 
     let (run, r) = verify(backup, &f, &["--level", "content"]);
     assert_eq!(run.code, 6, "{}\n{}", run.stdout, run.stderr);
@@ -455,4 +471,269 @@ fn content_through_the_serve_account_reads_only_the_backed_up_snapshot() {
         .sh("zfs list -H -o name")
         .unwrap()
         .contains("zfleet-verify"));
+}
+
+const LISTEN: &str = "127.0.0.1:9812";
+
+/// Waits until `d`'s log has `n` lines containing `needle`.
+fn wait_lines(d: &Daemon, needle: &str, n: usize, within: Duration) -> String {
+    let t = Instant::now();
+    loop {
+        let text = d.log_text();
+        if text.lines().filter(|l| l.contains(needle)).count() >= n {
+            return text;
+        }
+        assert!(
+            t.elapsed() < within,
+            "not {n} log lines with `{needle}` within {within:?}:\n{text}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+/// One sample of the daemon's metrics, parsed with a Prometheus text parser.
+fn metric(host: &Host, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let (code, _, body) = http_get(host, LISTEN, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+fn status_row(backup: &Host, f: &Path) -> serde_json::Value {
+    let st = zfleet(backup, f, &["status", "--json"]).ok().json();
+    st["servers"][0]["rows"][0].clone()
+}
+
+#[test]
+fn the_daemon_verifies_after_its_backups_records_it_and_tells_a_failure_naming_the_files() {
+    let lab = lab_with_clock("verify-daemon", true);
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let set_time = |t: i64| {
+        for h in lab.hosts() {
+            h.set_time(t).unwrap();
+        }
+    };
+    set_time(utc("2026-06-10 09:59:00"));
+    populate(c1);
+    let needle = victim(c1);
+    c1.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
+    let hook = Receiver::start(backup);
+    let f = ssh_fleet(
+        &lab,
+        &format!(
+            r#"[fleet]
+zfleet_path = "{bin}"
+
+[daemon]
+listen = "{LISTEN}"
+watch_interval = "2s"
+retries = 1
+retry_delay = "3s"
+verify_after_backup = "quick"
+verify_content_every = "2d"
+verify_drill_every = "never"
+
+[notify.hook]
+webhook = "http://127.0.0.1:{port}/hook"
+
+{c1line}[hosts.client1.backup]
+{bline}[hosts.backup.server]
+target_root = "zstorage/backups"
+schedule = "hourly"
+# The clock jumps two days: that is not what this test tells.
+late_after = "168h"
+"#,
+            bin = zfleet_bin().display(),
+            port = hook.port,
+            c1line = host_line(c1),
+            bline = host_line(backup),
+        ),
+    );
+    let job = [("server", "backup"), ("client", "client1"), ("dataset", PS)];
+    let verified_at = |level: &str| {
+        metric(
+            backup,
+            "zfleet_verify_last_success_timestamp_seconds",
+            &[job[0], job[1], job[2], ("level", level)],
+        )
+    };
+
+    // The first backup: never verified, so content is due (the weekly
+    // level, here every 2 days). The pool was never scrubbed but is new: a
+    // warning in the log and in status, not a failure, not a notification.
+    let d = Daemon::start(&lab, backup, &f, &[]);
+    set_time(utc("2026-06-10 09:59:58"));
+    let log = wait_lines(
+        &d,
+        "verify backup: 1 backups at level content, 0 failed",
+        1,
+        Duration::from_secs(120),
+    );
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("verify backup: client1:zroot/persistSave: scrub: pool zstorage has not been scrubbed yet")),
+        "{log}"
+    );
+    let t = Instant::now();
+    let content_at = loop {
+        if let Some(v) = verified_at("content") {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no content metric");
+        sleep(Duration::from_millis(300));
+    };
+    let fake = utc("2026-06-10 09:59:58") as f64;
+    assert!((fake..fake + 600.0).contains(&content_at), "{content_at}");
+    let r = status_row(backup, &f);
+    assert_eq!(r["state"], "ok", "{r}");
+    assert_eq!(r["verify"]["last_verified_level"], "content", "{r}");
+    assert_eq!(r["verify"]["last_verified"].as_f64(), Some(content_at));
+    assert!(r["verify"]["failing"].is_null(), "{r}");
+    assert!(
+        r["verify"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("pool zstorage has not been scrubbed yet"),
+        "{r}"
+    );
+    let human = zfleet(backup, &f, &["status"]).ok().stdout;
+    assert!(human.contains("(content, warning)"), "{human}");
+    assert!(
+        human.contains("client1:zroot/persistSave verified with a warning (content): scrub: pool zstorage has not been scrubbed yet"),
+        "{human}"
+    );
+
+    // The next hourly backup: quick only.
+    set_time(utc("2026-06-10 10:59:58"));
+    wait_lines(
+        &d,
+        "verify backup: 1 backups at level quick, 0 failed",
+        1,
+        Duration::from_secs(120),
+    );
+    let t = Instant::now();
+    let quick_at = loop {
+        if let Some(v) = verified_at("quick") {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no quick metric");
+        sleep(Duration::from_millis(300));
+    };
+    assert!(quick_at >= content_at + 3000.0, "{quick_at} {content_at}");
+    let rows = backup
+        .sh("sqlite3 /var/lib/zfleet/state.db \"select level, ok, warning is not null, error is null from verifications order by id\"")
+        .unwrap();
+    assert_eq!(rows, "content|1|1|1\nquick|1|1|1\n");
+    assert!(hook.kinds().is_empty(), "{:?}", hook.events());
+
+    // Damage under /victim.bin in the server's vdev (daemon stopped while
+    // the pool is exported), two days on: content is due again, finds it,
+    // and the notification names the dataset and the file.
+    d.stop(Duration::from_secs(30));
+    drop(d);
+    damage(backup, &needle);
+    let d = Daemon::start(&lab, backup, &f, &[]);
+    set_time(utc("2026-06-12 11:59:58"));
+    let log = wait_lines(
+        &d,
+        "verify backup: 1 backups at level content, 1 failed",
+        1,
+        Duration::from_secs(120),
+    );
+    let t = Instant::now();
+    while hook.kinds().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no notification:\n{log}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    let ev = hook.events();
+    assert_eq!(hook.kinds(), ["failed"], "{ev:?}");
+    assert_eq!(
+        (
+            ev[0]["host"].as_str(),
+            ev[0]["client"].as_str(),
+            ev[0]["dataset"].as_str(),
+            ev[0]["kind"].as_str()
+        ),
+        (Some("backup"), Some("client1"), Some(PS), Some("verify")),
+        "{}",
+        ev[0]
+    );
+    let error = ev[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("content verification failed: ")
+            && error.contains("/victim.bin: unreadable on the copy: Input/output error"),
+        "{error}"
+    );
+    let r = status_row(backup, &f);
+    assert_eq!(r["verify"]["failing_level"], "content", "{r}");
+    assert_eq!(r["verify"]["damaged"], 1, "{r}");
+    assert_eq!(
+        metric(
+            backup,
+            "zfleet_verify_damaged_files",
+            &[job[0], job[1], job[2]]
+        ),
+        Some(1.0)
+    );
+
+    // The next hour's backup runs quick only; the content failure stands
+    // (no "recovered") until content passes again.
+    set_time(utc("2026-06-12 12:59:58"));
+    wait_lines(
+        &d,
+        "verify backup: 1 backups at level quick",
+        2,
+        Duration::from_secs(120),
+    );
+    sleep(Duration::from_secs(3));
+    assert_eq!(hook.kinds(), ["failed"], "{:?}", hook.events());
+    let r = status_row(backup, &f);
+    assert_eq!(r["verify"]["failing_level"], "content", "{r}");
+}
+
+#[test]
+fn a_drill_onto_another_host_restores_there_compares_and_leaves_nothing() {
+    let lab = lab("verify-drill-to");
+    let (c1, backup, f) = backed_up_and_scrubbed(&lab);
+    let list = |h: &Host| h.sh("zfs list -H -o name -t all").unwrap();
+    let (c1_before, backup_before) = (list(c1), list(backup));
+
+    let (run, r) = verify(backup, &f, &["--level", "drill", "--to", "client1"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let d = &r["jobs"][0]["drill"];
+    assert_eq!(
+        (d["host"].as_str(), d["dataset"].as_str()),
+        (
+            Some("client1"),
+            Some("zroot/zfleet-drill/client1/persistSave")
+        ),
+        "{d}"
+    );
+    assert_eq!(d["removed"], true);
+    assert!(d["bytes"].as_u64().unwrap() > 3 << 20, "{d}");
+    assert_eq!(d["comparison"]["differing"], 0, "{d}");
+    assert_eq!(d["comparison"]["checksummed"], 4, "{d}");
+    assert_eq!(list(c1), c1_before, "nothing left on the drill's host");
+    assert_eq!(list(backup), backup_before, "nor on the server");
+
+    // An explicit pool that is not there: a clear error, nothing made.
+    let (run, r) = verify(backup, &f, &["--level", "drill", "--to", "client1:nopool"]);
+    assert_eq!(run.code, 6, "{}\n{}", run.stdout, run.stderr);
+    let drill = check(&r["jobs"][0], "drill");
+    assert_eq!(drill["ok"], false);
+    assert!(
+        drill["detail"].as_str().unwrap().contains("nopool"),
+        "{drill}"
+    );
+    assert_eq!(list(c1), c1_before);
 }

@@ -374,6 +374,12 @@ fn verify_note(
             n.drill_at = Some(v.last_run);
         }
     }
+    if let Some(newest) = mine.iter().max_by_key(|v| v.last_run) {
+        if newest.ok && newest.warning.is_some() {
+            n.warning = newest.warning.clone();
+            n.warning_level = Some(newest.level.clone());
+        }
+    }
     Some(n)
 }
 

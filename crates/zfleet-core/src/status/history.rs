@@ -35,6 +35,9 @@ pub struct VerifyHistory {
     pub differing: u64,
     pub drill_seconds: Option<f64>,
     pub error: Option<String>,
+    /// Absent from an older zfleet's dump.
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 /// One replication job's history (`backup` on a server, `push` on a client).
@@ -104,6 +107,7 @@ pub fn dump(state: &State, host: &str, now: i64) -> Result<StateDump, StateError
             differing: v.differing,
             drill_seconds: v.drill_seconds,
             error: v.error,
+            warning: v.warning,
         })
         .collect();
     Ok(d)

@@ -326,6 +326,7 @@ mod tests {
             damaged: 1,
             drill_seconds: Some(42.5),
             drill_at: Some(1_779_000_000),
+            ..VerifyNote::default()
         });
         let text = encode_report(&r).unwrap();
         for line in [

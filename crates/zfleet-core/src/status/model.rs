@@ -79,6 +79,9 @@ pub struct VerifyNote {
     /// The newest verification at some level failed: which, and why.
     pub failing: Option<String>,
     pub failing_level: Option<String>,
+    /// The newest verification passed with a warning: which level, and what.
+    pub warning: Option<String>,
+    pub warning_level: Option<String>,
     /// Files the newest content or drill check found unreadable.
     pub damaged: u64,
     /// The newest drill's restore time, and when it ran.

@@ -73,6 +73,10 @@ pub fn clean(host: &Host, container: &DatasetName) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// Restores `backup` into a scratch dataset, compares it unless `keyless`
+/// (a raw backup whose key is not on the server: its files cannot be read,
+/// so receiving the whole stream, which makes ZFS check every block's
+/// checksum on both ends, is what can be proved), and destroys it.
 pub fn run(
     rt: &Runtime,
     job: &Job,
@@ -80,6 +84,7 @@ pub fn run(
     backup: &SnapshotName,
     opts: &Options,
     progress: &dyn Progress,
+    keyless: bool,
 ) -> Result<Drill, Error> {
     let (host_name, pool) = destination(rt, target, job, opts)?;
     let hosts = Hosts::new(rt);
@@ -139,6 +144,7 @@ pub fn run(
         }
     });
     let comparison = match &outcome {
+        Ok(_) if keyless => None,
         Ok(_) => {
             let copy = scratch.snapshot(&backup.name)?;
             Some(compare_copies(
@@ -184,6 +190,7 @@ pub fn run(
             0.0
         },
         removed,
+        keyless,
         comparison,
     })
 }

@@ -18,6 +18,10 @@ pub struct Check {
     /// `guid`, `send`, `scrub`, `base`, `content`, `drill`.
     pub check: &'static str,
     pub ok: bool,
+    /// Passed, but with something a person should look at (a new pool not
+    /// scrubbed yet): logged and shown, never a failure or a notification.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     pub detail: String,
 }
 
@@ -26,7 +30,15 @@ impl Check {
         Self {
             check,
             ok,
+            warning: false,
             detail: detail.into(),
+        }
+    }
+
+    pub fn warn(check: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            ..Self::new(check, true, detail)
         }
     }
 }
@@ -241,7 +253,26 @@ pub fn send(server: &Host, snap: &SnapshotName) -> Check {
     }
 }
 
-/// The pool's last scrub and its errors, from `zpool status POOL`.
+/// Whether `ds` on `host` is encrypted with its key not loaded (a raw
+/// backup whose key the server does not hold). No such property (zfs-fuse)
+/// or no answer: not locked.
+pub fn locked(host: &Host, ds: &DatasetName) -> bool {
+    let argv = cmd::zfs()
+        .args(["get", "-H", "-o", "value", "encryption,keystatus"])
+        .arg(ds.as_str());
+    let Ok(o) = host.query(&argv) else {
+        return false;
+    };
+    let text = o.stdout_text();
+    let mut v = text.lines().map(str::trim);
+    match (v.next(), v.next()) {
+        (Some(enc), Some(key)) => enc != "off" && enc != "-" && key != "available",
+        _ => false,
+    }
+}
+
+/// The pool's last scrub and its errors, from `zpool status POOL`, and
+/// the pool's age (its root dataset's `creation`) for a never-scrubbed one.
 pub fn scrub(
     server: &Host,
     pool: &str,
@@ -249,12 +280,25 @@ pub fn scrub(
     tz: &jiff::tz::TimeZone,
     max_age_days: u32,
 ) -> Check {
+    use super::scrub::Verdict;
     let argv = cmd::zpool().arg("status").arg(pool);
     match server.query(&argv) {
         Ok(o) => {
-            let h = super::scrub::parse_status(&o.stdout_text(), tz);
-            let (ok, why) = super::scrub::judge(&h, pool, now, max_age_days);
-            Check::new("scrub", ok, why)
+            let mut h = super::scrub::parse_status(&o.stdout_text(), tz);
+            if h.scrub == super::scrub::Scrub::Never {
+                let creation = cmd::zfs()
+                    .args(["get", "-Hp", "-o", "value", "creation"])
+                    .arg(pool);
+                h.created = server
+                    .query(&creation)
+                    .ok()
+                    .and_then(|o| o.stdout_text().trim().parse().ok());
+            }
+            match super::scrub::judge(&h, pool, now, max_age_days) {
+                (Verdict::Pass, why) => Check::new("scrub", true, why),
+                (Verdict::Warn, why) => Check::warn("scrub", why),
+                (Verdict::Fail, why) => Check::new("scrub", false, why),
+            }
         }
         Err(e) => Check::new("scrub", false, e.to_string()),
     }

@@ -84,6 +84,10 @@ pub struct Drill {
     pub bytes_per_second: f64,
     /// The scratch dataset is gone again.
     pub removed: bool,
+    /// An encrypted raw backup whose key is not on the server: received
+    /// whole, files not compared.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keyless: bool,
     /// The restored copy against the backup snapshot it came from.
     pub comparison: Option<Comparison>,
 }
@@ -116,8 +120,17 @@ impl JobVerify {
         self.ok = self.checks.iter().all(|c| c.ok)
             && self.content.as_ref().map_or(true, Comparison::ok)
             && self.drill.as_ref().map_or(true, |d| {
-                d.comparison.as_ref().is_some_and(Comparison::ok) && d.removed
+                (d.keyless || d.comparison.as_ref().is_some_and(Comparison::ok)) && d.removed
             });
+    }
+
+    /// What passed with a warning, in words.
+    pub fn warnings(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.ok && c.warning)
+            .map(|c| format!("{}: {}", c.check, c.detail))
+            .collect()
     }
 
     /// Paths damaged or differing, for a notification (bounded).
@@ -332,6 +345,10 @@ fn body(
     if opts.level == Level::Quick {
         return;
     }
+    if quick::locked(target, &job.target) {
+        keyless(rt, job, target, &tgt, opts, progress, r);
+        return;
+    }
     let Some((src_name, tgt_name)) = quick::common(&src, &job.source, &tgt, &job.target) else {
         r.checks.push(Check::new(
             "content",
@@ -403,7 +420,7 @@ fn body(
         Err(e) => r.checks.push(Check::new("content", false, e.to_string())),
     }
     if opts.level == Level::Drill {
-        match super::drill::run(rt, job, target, &tgt_snap, opts, progress) {
+        match super::drill::run(rt, job, target, &tgt_snap, opts, progress, false) {
             Ok(d) => {
                 r.checks.push(Check::new(
                     "drill",
@@ -426,6 +443,71 @@ fn body(
             }
             Err(e) => r.checks.push(Check::new("drill", false, e.to_string())),
         }
+    }
+}
+
+/// content and drill of an encrypted raw backup whose key is not on the
+/// server: its files cannot be read, so the newest backup snapshot's raw
+/// stream is received whole into a scratch dataset (ZFS checks every block's
+/// checksum as the sender reads it and the stream's as it arrives), which is
+/// then destroyed. A drill's time is that receive's.
+fn keyless(
+    rt: &Runtime,
+    job: &Job,
+    target: &Host,
+    tgt: &crate::zfs::Listing,
+    opts: &Options,
+    progress: &dyn Progress,
+    r: &mut JobVerify,
+) {
+    let newest = tgt
+        .snapshots_of(&job.target)
+        .last()
+        .and_then(|o| match &o.name {
+            crate::zfs::ObjectName::Snapshot(s) => Some(s.clone()),
+            _ => None,
+        });
+    let Some(snap) = newest else {
+        r.checks.push(Check::new(
+            "receive",
+            false,
+            format!("{} has no snapshot to receive", job.target),
+        ));
+        return;
+    };
+    r.snapshot = Some(snap.name.clone());
+    match super::drill::run(rt, job, target, &snap, opts, progress, true) {
+        Ok(d) => {
+            r.checks.push(Check::new(
+                "receive",
+                d.removed,
+                format!(
+                    "the key is not on {}: the raw stream of @{} was received whole into {}:{} ({}, every block's checksum checked) in {:.1} s{}; files not compared",
+                    target.name,
+                    d.snapshot,
+                    d.host,
+                    d.dataset,
+                    crate::words::human_bytes(d.bytes),
+                    d.seconds,
+                    if d.removed {
+                        ", and removed"
+                    } else {
+                        "; the scratch dataset could not be removed"
+                    }
+                ),
+            ));
+            if opts.level == Level::Drill {
+                r.drill = Some(d);
+            }
+        }
+        Err(e) => r.checks.push(Check::new(
+            "receive",
+            false,
+            format!(
+                "the key is not on {}: receiving the raw stream of @{} into a scratch dataset failed: {e}",
+                target.name, snap.name
+            ),
+        )),
     }
 }
 
@@ -458,6 +540,10 @@ fn record(s: &State, job: &Job, r: &JobVerify, started: i64, finished: i64) {
         drill_bytes: r.drill.as_ref().map(|d| d.bytes),
         error: (!failed.is_empty())
             .then(|| crate::text::bounded(&failed.join("; "), 2000).into_owned()),
+        warning: {
+            let w = r.warnings();
+            (!w.is_empty()).then(|| crate::text::bounded(&w.join("; "), 2000).into_owned())
+        },
     };
     if let Err(e) = s.record_verification(&v) {
         tracing::warn!("{e}");

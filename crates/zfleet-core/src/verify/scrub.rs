@@ -31,6 +31,19 @@ pub struct PoolHealth {
     pub scrub: Scrub,
     /// The `errors:` line, unless it says there are none.
     pub data_errors: Option<String>,
+    /// When the pool was created (its root dataset's `creation`), where
+    /// known: a pool younger than the allowed scrub age needs no scrub yet.
+    pub created: Option<i64>,
+}
+
+/// How the pool's health counts for a backup on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// Passes, but someone should look (a new pool not scrubbed yet).
+    Warn,
+    Fail,
 }
 
 /// Parses `zpool status POOL` of OpenZFS (`scan:`) and zfs-fuse (`scrub:`).
@@ -42,12 +55,15 @@ pub fn parse_status(text: &str, tz: &TimeZone) -> PoolHealth {
             line: String::new(),
         },
         data_errors: None,
+        created: None,
     };
+    let mut scanned = false;
     for line in text.lines() {
         let t = line.trim();
         if let Some(s) = t.strip_prefix("state:") {
             h.state = s.trim().to_string();
         } else if let Some(s) = t.strip_prefix("scan:").or_else(|| t.strip_prefix("scrub:")) {
+            scanned = true;
             h.scrub = scan(s.trim(), tz);
         } else if let Some(s) = t.strip_prefix("errors:") {
             let s = s.trim();
@@ -55,6 +71,10 @@ pub fn parse_status(text: &str, tz: &TimeZone) -> PoolHealth {
                 h.data_errors = Some(s.to_string());
             }
         }
+    }
+    // OpenZFS 2.x prints no `scan:` line at all for a pool never scanned.
+    if !scanned && !h.state.is_empty() {
+        h.scrub = Scrub::Never;
     }
     h
 }
@@ -99,34 +119,50 @@ fn parse_time(s: &str, tz: &TimeZone) -> Option<i64> {
 }
 
 /// Whether the pool's health is good enough, in words either way.
-pub fn judge(h: &PoolHealth, pool: &str, now: i64, max_age_days: u32) -> (bool, String) {
+///
+/// A pool that was never scrubbed fails only once it is older than the
+/// allowed scrub age: a new backup server would otherwise fail every
+/// verification from its first backup on, before a monthly scrub could
+/// have run. Until then it is a warning. A pool whose age is unknown is
+/// treated as old.
+pub fn judge(h: &PoolHealth, pool: &str, now: i64, max_age_days: u32) -> (Verdict, String) {
+    use Verdict::{Fail, Pass, Warn};
     let max = i64::from(max_age_days) * 86_400;
     let days = |t: i64| (now - t).max(0) / 86_400;
     if let Some(e) = &h.data_errors {
-        return (false, format!("pool {pool} reports data errors: {e}"));
+        return (Fail, format!("pool {pool} reports data errors: {e}"));
     }
     if !h.state.is_empty() && h.state != "ONLINE" {
-        return (false, format!("pool {pool} is {}", h.state));
+        return (Fail, format!("pool {pool} is {}", h.state));
     }
     match &h.scrub {
-        Scrub::Never => (
-            false,
-            format!("pool {pool} was never scrubbed (run `zpool scrub {pool}` regularly)"),
-        ),
-        Scrub::Canceled => (false, format!("the last scrub of {pool} was canceled")),
+        Scrub::Never => match h.created {
+            Some(c) if now - c <= max => (
+                Warn,
+                format!(
+                    "pool {pool} has not been scrubbed yet (created {} days ago; from {max_age_days} days on this fails: schedule `zpool scrub {pool}`)",
+                    days(c)
+                ),
+            ),
+            _ => (
+                Fail,
+                format!("pool {pool} was never scrubbed (run `zpool scrub {pool}` regularly)"),
+            ),
+        },
+        Scrub::Canceled => (Fail, format!("the last scrub of {pool} was canceled")),
         Scrub::Other { line } => (
-            false,
+            Fail,
             format!("pool {pool} has no finished scrub on record (last scan: {line})"),
         ),
         Scrub::Finished { errors, .. } if *errors > 0 => (
-            false,
+            Fail,
             format!("the last scrub of {pool} found {errors} errors"),
         ),
         Scrub::Finished { at: Some(t), .. } | Scrub::Running { since: Some(t) }
             if now - t > max =>
         {
             (
-                false,
+                Fail,
                 format!(
                     "the last scrub of {pool} was {} days ago (allowed: {max_age_days})",
                     days(*t)
@@ -134,13 +170,13 @@ pub fn judge(h: &PoolHealth, pool: &str, now: i64, max_age_days: u32) -> (bool, 
             )
         }
         Scrub::Finished { at, .. } => (
-            true,
+            Pass,
             match at {
                 Some(t) => format!("{pool} scrubbed {} days ago, no errors", days(*t)),
                 None => format!("{pool} scrubbed, no errors"),
             },
         ),
-        Scrub::Running { .. } => (true, format!("a scrub of {pool} is running")),
+        Scrub::Running { .. } => (Pass, format!("a scrub of {pool} is running")),
     }
 }
 
@@ -151,6 +187,8 @@ mod tests {
 
     const FUSE: &str = "  pool: zroot\n state: ONLINE\n scrub: scrub completed after 0h0m with 0 errors on Wed Dec  2 00:27:06 2026\nconfig:\n\n\tNAME STATE READ WRITE CKSUM\n\tzroot ONLINE 0 0 0\n\nerrors: No known data errors\n";
     const OPENZFS: &str = "  pool: tank\n state: ONLINE\n  scan: scrub repaired 0B in 00:00:01 with 0 errors on Sun Nov 15 03:10:00 2026\nconfig:\n\nerrors: No known data errors\n";
+    const DAMAGED_NEVER: &str =
+        " state: ONLINE\n scrub: none requested\nerrors: 2 data errors, use '-v' for a list\n";
     const DAMAGED: &str = "  pool: zstorage\n state: ONLINE\nstatus: One or more devices has experienced an error resulting in data\n\tcorruption.\n scrub: scrub completed after 0h0m with 3 errors on Wed Dec  2 00:27:06 2026\nconfig:\n\nerrors: 1 data errors, use '-v' for a list\n";
 
     fn at(s: &str) -> i64 {
@@ -186,40 +224,90 @@ mod tests {
             &TimeZone::UTC,
         );
         assert_eq!(h.scrub, Scrub::Never);
+        // OpenZFS 2.x on a pool never scrubbed: no `scan:` line at all
+        // (what the guest test met).
+        let h = parse_status(
+            "  pool: zstorage\n state: ONLINE\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tzstorage    ONLINE       0     0     0\n\t  vdc       ONLINE       0     0     0\n\nerrors: No known data errors\n",
+            &TimeZone::UTC,
+        );
+        assert_eq!((h.scrub, h.data_errors), (Scrub::Never, None));
+    }
+
+    #[rstest]
+    #[case::never_age_unknown(
+        " state: ONLINE\n scrub: none requested\n",
+        "2026-12-02 01:00:00",
+        None,
+        Verdict::Fail,
+        "pool p was never scrubbed (run `zpool scrub p` regularly)"
+    )]
+    #[case::never_and_new(
+        " state: ONLINE\n scrub: none requested\n",
+        "2026-12-02 01:00:00",
+        Some("2026-11-20 01:00:00"),
+        Verdict::Warn,
+        "pool p has not been scrubbed yet (created 12 days ago; from 35 days on this fails: schedule `zpool scrub p`)"
+    )]
+    #[case::never_and_just_35_days_old(
+        " state: ONLINE\n scrub: none requested\n",
+        "2026-12-02 01:00:00",
+        Some("2026-10-28 01:00:00"),
+        Verdict::Warn,
+        "pool p has not been scrubbed yet (created 35 days ago; from 35 days on this fails: schedule `zpool scrub p`)"
+    )]
+    #[case::never_and_older_than_the_scrub_age(
+        " state: ONLINE\n scrub: none requested\n",
+        "2026-12-02 01:00:00",
+        Some("2026-10-28 00:59:59"),
+        Verdict::Fail,
+        "pool p was never scrubbed (run `zpool scrub p` regularly)"
+    )]
+    #[case::never_new_but_damaged(
+        DAMAGED_NEVER,
+        "2026-12-02 01:00:00",
+        Some("2026-12-01 01:00:00"),
+        Verdict::Fail,
+        "pool p reports data errors: 2 data errors, use '-v' for a list"
+    )]
+    #[case::degraded(
+        " state: DEGRADED\n scrub: none requested\n",
+        "2026-12-02 01:00:00",
+        Some("2026-12-01 01:00:00"),
+        Verdict::Fail,
+        "pool p is DEGRADED"
+    )]
+    fn never_scrubbed(
+        #[case] text: &str,
+        #[case] now: &str,
+        #[case] created: Option<&str>,
+        #[case] verdict: Verdict,
+        #[case] why: &str,
+    ) {
+        let mut h = parse_status(text, &TimeZone::UTC);
+        h.created = created.map(at);
+        assert_eq!(judge(&h, "p", at(now), 35), (verdict, why.to_string()));
     }
 
     #[rstest]
     #[case::recent(
         FUSE,
         "2026-12-03 00:00:00",
-        true,
+        Verdict::Pass,
         "zroot scrubbed 0 days ago, no errors"
     )]
     #[case::too_old(
         OPENZFS,
         "2027-01-01 00:00:00",
-        false,
+        Verdict::Fail,
         "the last scrub of tank was 46 days ago (allowed: 35)"
     )]
     #[case::errors(
         DAMAGED,
         "2026-12-02 01:00:00",
-        false,
+        Verdict::Fail,
         "pool zstorage reports data errors: 1 data errors, use '-v' for a list"
     )]
-    #[case::never(
-        " state: ONLINE\n scrub: none requested\n",
-        "2026-12-02 01:00:00",
-        false,
-        "pool p was never scrubbed (run `zpool scrub p` regularly)"
-    )]
-    #[case::degraded(
-        " state: DEGRADED\n scrub: none requested\n",
-        "2026-12-02 01:00:00",
-        false,
-        "pool p is DEGRADED"
-    )]
-    fn judged(#[case] text: &str, #[case] now: &str, #[case] ok: bool, #[case] why: &str) {
+    fn judged(#[case] text: &str, #[case] now: &str, #[case] ok: Verdict, #[case] why: &str) {
         let h = parse_status(text, &TimeZone::UTC);
         let pool = if text.contains("pool:") {
             text.lines()

@@ -98,8 +98,9 @@ fn verified_cell(r: &BackupRow, now: i64) -> String {
     if let Some(level) = &v.failing_level {
         return format!("FAILED ({level})");
     }
+    let warned = if v.warning.is_some() { ", warning" } else { "" };
     match (v.last_verified, &v.last_verified_level) {
-        (Some(t), Some(level)) => format!("{} ({level})", ago(now, t)),
+        (Some(t), Some(level)) => format!("{} ({level}{warned})", ago(now, t)),
         _ => "—".to_string(),
     }
 }
@@ -168,6 +169,17 @@ pub fn print_report(r: &StatusReport) {
                     v.failing_level.as_deref().unwrap_or("?"),
                     v.failing.as_deref().unwrap_or("")
                 ));
+            }
+            if let Some(v) = row.verify.as_ref().filter(|v| v.failing.is_none()) {
+                if let Some(w) = &v.warning {
+                    failures.push(format!(
+                        "  {}:{} verified with a warning ({}): {}",
+                        row.client,
+                        row.dataset,
+                        v.warning_level.as_deref().unwrap_or("?"),
+                        w
+                    ));
+                }
             }
             if let Some(f) = &row.last_failure {
                 failures.push(format!(

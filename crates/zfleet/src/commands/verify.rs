@@ -107,7 +107,11 @@ fn print(r: &VerifyReport) {
         for c in &j.checks {
             outln!(
                 "  {} {:<7} {}",
-                if c.ok { "ok  " } else { "FAIL" },
+                match (c.ok, c.warning) {
+                    (true, false) => "ok  ",
+                    (true, true) => "WARN",
+                    (false, _) => "FAIL",
+                },
                 c.check,
                 c.detail
             );

@@ -114,16 +114,24 @@ pub fn run(
 }
 
 /// The verification due after a backup run ([daemon] verify_*), of the
-/// clients whose backups all worked. A backup that failed verification is a
-/// failed row (kind `verify`, not retried) whose message names the files, so
-/// it is told like any failure and recovers like one.
+/// clients whose backups all worked. A backup whose verification failed is
+/// a failed row (kind `verify`, not retried) whose message names the
+/// checks and files, so it is told like any failure; it stays failed until
+/// a verification at least as thorough passes ([`verify::due::standing`]),
+/// and only then recovers. Warnings (a new pool not scrubbed yet) are
+/// logged, never told.
 fn verify_after(
     rt: &Runtime,
     r: &BackupReport,
     progress: &dyn Progress,
     state: &State,
 ) -> Vec<RowEnd> {
-    use zfleet_core::verify::{self, due::due};
+    use zfleet_core::verify::{self, due::due, due::standing};
+    let sched = &rt.fleet.daemon.verify;
+    if sched.after_backup.is_none() && sched.content_every.is_none() && sched.drill_every.is_none()
+    {
+        return Vec::new();
+    }
     let ok: Vec<String> = r
         .clients
         .iter()
@@ -153,60 +161,62 @@ fn verify_after(
         }
         oldest.flatten()
     };
-    let Some(level) = due(
-        &rt.fleet.daemon.verify,
-        last("content"),
-        last("drill"),
-        rt.now(),
-    ) else {
-        return Vec::new();
-    };
-    let opts = verify::Options {
-        level,
-        rate: rt.fleet.daemon.rate_limit,
-        ..verify::Options::default()
-    };
-    let report = match verify::run(rt, &ok, &opts, progress, Some(state)) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("verify {}: {e}", rt.this_host);
-            return Vec::new();
-        }
-    };
-    tracing::info!(
-        "verify {}: {} backups at level {}, {} failed",
-        rt.this_host,
-        report.jobs.len(),
-        level.word(),
-        report.jobs.iter().filter(|j| !j.ok).count()
-    );
-    report
-        .jobs
-        .iter()
-        .filter(|j| !j.ok)
-        .map(|j| {
-            let mut what: Vec<String> = j
-                .checks
-                .iter()
-                .filter(|c| !c.ok && c.check != "content" && c.check != "drill")
-                .map(|c| c.detail.clone())
-                .collect();
-            what.extend(j.named_files(10));
-            RowEnd {
-                server: j.server.clone(),
-                client: j.client.clone(),
-                dataset: j
-                    .source
-                    .split_once(':')
-                    .map_or(j.source.clone(), |(_, d)| d.to_string()),
-                failure: Some(Failure {
-                    kind: "verify".into(),
-                    message: format!("{} verification failed: {}", level.word(), what.join("; ")),
-                    retry: false,
-                }),
+    if let Some(level) = due(sched, last("content"), last("drill"), rt.now()) {
+        let opts = verify::Options {
+            level,
+            rate: rt.fleet.daemon.rate_limit,
+            ..verify::Options::default()
+        };
+        match verify::run(rt, &ok, &opts, progress, Some(state)) {
+            Ok(report) => {
+                tracing::info!(
+                    "verify {}: {} backups at level {}, {} failed",
+                    rt.this_host,
+                    report.jobs.len(),
+                    level.word(),
+                    report.jobs.iter().filter(|j| !j.ok).count()
+                );
+                for j in &report.jobs {
+                    for w in j.warnings() {
+                        tracing::warn!("verify {}: {}: {w}", rt.this_host, j.source);
+                    }
+                }
             }
-        })
-        .collect()
+            Err(e) => tracing::warn!("verify {}: {e}", rt.this_host),
+        }
+    }
+    // What stands after this run, from the records (this run's, or an
+    // earlier failure not cleared yet, also one found by a hand-run verify).
+    let latest = state.latest_verifications().unwrap_or_default();
+    let mut rows = Vec::new();
+    for c in r.clients.iter().filter(|c| ok.contains(&c.client)) {
+        for j in &c.jobs {
+            let mine: Vec<&zfleet_core::state::VerificationRecord> = latest
+                .iter()
+                .map(|(v, _)| v)
+                .filter(|v| {
+                    v.server == j.server && v.client == j.client && v.source == j.dataset.as_str()
+                })
+                .collect();
+            if let Some(f) = standing(&mine) {
+                rows.push(RowEnd {
+                    server: j.server.clone(),
+                    client: j.client.clone(),
+                    dataset: j.dataset.to_string(),
+                    failure: Some(Failure {
+                        kind: "verify".into(),
+                        message: format!(
+                            "{} verification failed: {}",
+                            f.level,
+                            f.error.as_deref().unwrap_or("see `zfleet verify`")
+                        ),
+                        retry: false,
+                    }),
+                });
+            }
+        }
+    }
+    rows
 }
 
 fn internal(message: String) -> Failure {

@@ -12,3 +12,4 @@ mod restore;
 mod support;
 mod sync;
 mod unlock;
+mod verify;
