@@ -130,9 +130,13 @@ pub fn throughput(opts: &ThroughputOptions) -> Result<()> {
                     &format!("ssh client1 zfs send {PS}@bench | zfs receive {target}"),
                 )?
             } else {
+                // The same one snapshot the pipe sends: without the flag,
+                // sync makes and sends a sync snapshot too, as syncoid does.
                 timed(
                     backup,
-                    &format!("{zf} --config /nonexistent -v sync client1:{PS} {target}"),
+                    &format!(
+                        "{zf} --config /nonexistent -v sync --no-sync-snap client1:{PS} {target}"
+                    ),
                 )?
             };
             println!(

@@ -3,7 +3,8 @@
 //! move with the property read), besides the one listing per client. On
 //! OpenZFS the size estimate (`zfs send -nvP`) adds one more; zfs-fuse has
 //! none. A round trip that comes back shows here, as root over ssh and
-//! through `zfleet serve`.
+//! through `zfleet serve`. A first backup's commands on the server are
+//! counted too (from its `-vv` log): `readonly=on` rides in the base moves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -19,6 +20,17 @@ const DATASETS: [&str; 3] = ["zroot/persist", "zroot/persistSave", "zroot/extra"
 /// zfs-fuse (no size estimate). Before the property read was folded into the
 /// base move it was 2.
 const PER_DATASET: usize = 1;
+
+/// The server's own commands for a dataset's first backup besides its
+/// stream: its target listing and its parent's, the base moves (after
+/// `readonly=on`) with the property read, and the property writes. Before
+/// `readonly=on` rode in the base moves it was 5.
+const FULL_PER_DATASET: usize = 4;
+
+/// The server's own commands of a first backup whatever the datasets: the
+/// probe, the listing of the target root, and the two parents it creates
+/// with one more listing (the first dataset looks two levels up).
+const FULL_FIXED: usize = 5;
 
 fn lab(name: &str) -> Lab {
     let lab = start(
@@ -81,8 +93,33 @@ fn outcomes(report: &serde_json::Value) -> Vec<String> {
 fn check_round_trips(lab: &Lab, fleet: &Path, log: impl Fn() -> String) {
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
     change_all(c1, "s1");
-    let (full, _) = counted_backup(c1, backup, fleet);
+    let run = zfleet(backup, fleet, &["-vv", "backup", "--json"]).ok();
+    let full = run.json();
     assert_eq!(outcomes(&full), ["sent"; 3], "{full}");
+    // Every command zfleet runs is logged at -vv; the server's are `local`.
+    let own: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("DEBUG local:"))
+        .collect();
+    eprintln!(
+        "server commands of the first backup of {} datasets: {}",
+        DATASETS.len(),
+        own.len()
+    );
+    assert!(
+        !own.iter().any(|l| l.contains("local: zfs set readonly=on")),
+        "readonly=on of a full receive ran on its own:\n{}",
+        own.join("\n")
+    );
+    assert!(
+        own.len() <= FULL_FIXED + DATASETS.len() * FULL_PER_DATASET,
+        "the first backup of {} datasets took the server {} commands of its own, at most {} wanted:\n{}",
+        DATASETS.len(),
+        own.len(),
+        FULL_FIXED + DATASETS.len() * FULL_PER_DATASET,
+        own.join("\n")
+    );
     let (same, fixed) = counted_backup(c1, backup, fleet);
     assert_eq!(outcomes(&same), ["up_to_date"; 3], "{same}");
     change_all(c1, "s2");

@@ -121,22 +121,25 @@ fn run(
         if !observed.target.exists && steps.iter().any(|s| matches!(s, Step::Full { .. })) {
             steps::ensure_parents(&ends, job)?;
         }
-        if let Err(f) = run_steps(&ends, job, steps, opts, progress, report) {
-            if !(f.kind.means_changed_state()
-                && attempt < MAX_PLANS
-                && last.as_ref() != Some(&planned))
-            {
-                return Err(f);
+        let read_only = match run_steps(&ends, job, steps, opts, progress, report) {
+            Ok(r) => r,
+            Err(f) => {
+                if !(f.kind.means_changed_state()
+                    && attempt < MAX_PLANS
+                    && last.as_ref() != Some(&planned))
+                {
+                    return Err(f);
+                }
+                tracing::info!(
+                    "{}: {}; looking again and planning anew",
+                    job.label(),
+                    f.message
+                );
+                report.bytes += f.bytes;
+                last = Some(planned);
+                continue;
             }
-            tracing::info!(
-                "{}: {}; looking again and planning anew",
-                job.label(),
-                f.message
-            );
-            report.bytes += f.bytes;
-            last = Some(planned);
-            continue;
-        }
+        };
         let sent = report
             .steps
             .iter()
@@ -144,7 +147,9 @@ fn run(
         if sent {
             report.outcome = Outcome::Sent;
         }
-        finish(&ends, job, base_moves, &marker, clock, sent, report)?;
+        finish(
+            &ends, job, &read_only, base_moves, &marker, clock, sent, report,
+        )?;
         report.base = Some(new_base.clone());
         return Ok(());
     }
@@ -182,6 +187,7 @@ fn discard(
         report.outcome = Outcome::Planned;
         return Ok(());
     }
+    // Aborting a receive sends nothing: there is no `readonly=on` to set.
     run_steps(ends, job, steps, opts, progress, report)?;
     report.outcome = Outcome::NothingToSend {
         message: Refusal::NoSourceSnapshots.message(&report.source, &report.target),
@@ -230,6 +236,9 @@ fn to_run<'p>(
     }
 }
 
+/// Runs the steps; returns the `readonly=on` that a full send as the last
+/// step leaves to the target's base moves, so that it costs no round trip
+/// of its own.
 fn run_steps(
     ends: &Ends<'_>,
     job: &JobSpec,
@@ -237,10 +246,18 @@ fn run_steps(
     opts: &Options,
     progress: &dyn Progress,
     report: &mut JobReport,
-) -> Result<(), Failure> {
-    for step in steps {
+) -> Result<Vec<crate::exec::Argv>, Failure> {
+    let mut read_only = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
         tracing::info!("{}: {}", job.label(), step.describe());
         report.bytes += steps::run(ends, job, step, opts, progress)?;
+        if matches!(step, Step::Full { .. }) {
+            if i + 1 == steps.len() {
+                read_only.push(steps::read_only(job));
+            } else {
+                ends.run(Side::Target, &steps::read_only(job))?;
+            }
+        }
         report.snapshots += step.snapshots();
         if let Step::AbortResume { reason } = step {
             report
@@ -249,7 +266,7 @@ fn run_steps(
         }
         report.steps.push(step.clone());
     }
-    Ok(())
+    Ok(read_only)
 }
 
 /// Moves the base marks on both sides at the same time (on a remote host
@@ -258,9 +275,11 @@ fn run_steps(
 /// and what differs is written in one more: an incremental of an up-to-date
 /// job costs the source its stream and this one command (its listing is
 /// shared by all of the client's jobs), and the target the same.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     ends: &Ends<'_>,
     job: &JobSpec,
+    read_only: &[crate::exec::Argv],
     moves: &super::base_moves::BaseMoves,
     marker: &str,
     clock: &dyn Clock,
@@ -282,6 +301,7 @@ fn finish(
                 ends.src,
                 Side::Source,
                 &job.source,
+                &[],
                 &moves.source,
                 marker,
                 now,
@@ -292,6 +312,7 @@ fn finish(
             ends.dst,
             Side::Target,
             &job.target,
+            read_only,
             &moves.target,
             marker,
             now,

@@ -154,7 +154,8 @@ pub(super) fn apply(
 const FAILED_SET: &str = "zfleet-failed-set:";
 
 /// Runs every write, each whether or not the others worked, in one command
-/// line: a shell line on a plain host, a chain for `zfleet serve` (which
+/// line: a shell line on a plain host (the writes run side by side), a
+/// chain for `zfleet serve` (which
 /// stops at the first failure; then each runs alone, so that every failure
 /// is known). Returns the index of each that failed, with why.
 fn write_all(h: &Host, argvs: &[Argv]) -> Vec<(usize, String)> {
@@ -190,10 +191,13 @@ fn write_all(h: &Host, argvs: &[Argv]) -> Vec<(usize, String)> {
         let Ok(line) = quote::remote_command_line(a.words()) else {
             return one_by_one(argvs);
         };
+        // All at once: each `zfs set` is a sync task that waits for its
+        // transaction group, and together they share one.
         script.push_str(&format!(
-            "out=$({line} 2>&1 >/dev/null) || printf '{FAILED_SET}%s\\n%s\\n' {i} \"$out\" >&2\n"
+            "{{ out=$({line} 2>&1 >/dev/null) || printf '{FAILED_SET}%s\\n%s\\n' {i} \"$out\" >&2; }} &\n"
         ));
     }
+    script.push_str("wait\n");
     let argv = Argv::new("sh").arg("-c").arg(script);
     match h.endpoint().run_unchecked(&argv, &opts) {
         Ok(out) => failed_sets(&out.stderr_text()),

@@ -129,11 +129,7 @@ pub fn run(
                 opts,
                 progress,
             )?;
-            // Where the parents were not zfleet's, make sure anyway.
-            ends.run(
-                Side::Target,
-                &cmd::set("readonly", "on", job.target.as_str()),
-            )?;
+            // `readonly=on` follows: see [`read_only`].
             Ok(n)
         }
         Step::Incremental {
@@ -161,6 +157,14 @@ pub fn run(
             )
         }
     }
+}
+
+/// What makes a fully received target read-only. zfleet's parents pass it
+/// on, but parents zfleet did not make may not: so it is set anyway, after
+/// the full send, in the target's next round trip (its base moves, when the
+/// full send was the plan's last step).
+pub(super) fn read_only(job: &JobSpec) -> Argv {
+    cmd::set("readonly", "on", job.target.as_str())
 }
 
 /// zfleet's own holds on target snapshots about to be destroyed; anyone
@@ -427,31 +431,39 @@ pub fn make_moves(
     marker: &str,
     now: i64,
 ) -> Result<(), Failure> {
-    make_moves_then(host, side, ds, moves, marker, now, &[]).map(drop)
+    make_moves_then(host, side, ds, &[], moves, marker, now, &[]).map(drop)
 }
 
-/// [`make_moves`], and then `reads` (commands that change nothing) in the
-/// same round trip: what they printed, or why they failed. A failed read
-/// leaves the moves made; only a failed move is the `Err`.
+/// [`make_moves`] after the changes `first` (each of which must work, like
+/// a move), and then `reads` (commands that change nothing) in the same
+/// round trip: what they printed, or why they failed. A failed read leaves
+/// the moves made; only a failed change or move is the `Err`.
+#[allow(clippy::too_many_arguments)]
 pub fn make_moves_then(
     host: &Host,
     side: Side,
     ds: &DatasetName,
+    first: &[Argv],
     moves: &[BaseMove],
     marker: &str,
     now: i64,
     reads: &[Argv],
 ) -> Result<Result<String, Error>, Failure> {
     let fail = |e: Error| Failure::on(side, &host.name, &e);
-    let argvs = moves
-        .iter()
-        .map(|m| m.argv(ds, marker, now))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail)?;
+    let mut argvs = first.to_vec();
+    for m in moves {
+        argvs.push(m.argv(ds, marker, now).map_err(fail)?);
+    }
     if host.is_served() {
         return served_moves_then(host, side, &argvs, reads);
     }
-    let mut rest: &[BaseMove] = moves;
+    // What each command's failure may be and still leave it done.
+    let benign: Vec<&'static [ZfsErrorKind]> = first
+        .iter()
+        .map(|_| &[][..])
+        .chain(moves.iter().map(BaseMove::benign))
+        .collect();
+    let mut rest: &[&'static [ZfsErrorKind]] = &benign;
     let mut rest_argv: &[Argv] = &argvs;
     loop {
         if rest_argv.is_empty() && reads.is_empty() {
@@ -506,7 +518,7 @@ pub fn make_moves_then(
                 },
             ))));
         }
-        let (Some(m), Some(a)) = (rest.get(i), rest_argv.get(i)) else {
+        let (Some(harmless), Some(a)) = (rest.get(i), rest_argv.get(i)) else {
             return Err(fail(Error::Internal(format!("no move {i} in {argv}"))));
         };
         let failed = Error::Zfs(ZfsError::from(crate::exec::ExecError::Failed {
@@ -516,7 +528,7 @@ pub fn make_moves_then(
             stderr: said,
         }));
         let f = fail(failed);
-        if !is_kind(&f, m.benign()) {
+        if !is_kind(&f, harmless) {
             return Err(f);
         }
         rest = &rest[i + 1..];
