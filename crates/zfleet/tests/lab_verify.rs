@@ -380,6 +380,67 @@ fn a_drill_restores_compares_and_times_and_leaves_nothing_also_when_killed() {
     assert_eq!(datasets(backup), before, "the next run cleaned up");
 }
 
+/// The clients of one server are verified side by side; their drills share
+/// the server's drill container and lock, so they must take turns rather than
+/// refuse each other (the demo's daemon found this with two clients).
+#[test]
+fn the_drills_of_two_clients_in_one_run_take_turns_and_both_pass() {
+    let lab = start(
+        &LabSpec::new("verify-two")
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_client("client2"))
+            .host(
+                HostSpec::new("backup").pool(
+                    PoolSpec::new("zstorage")
+                        .vdev_size(512 << 20)
+                        .dataset(DatasetSpec::new("zstorage/backups")),
+                ),
+            ),
+    );
+    let (c1, c2) = (lab.host("client1").unwrap(), lab.host("client2").unwrap());
+    let backup = lab.host("backup").unwrap();
+    let f = ssh_fleet(
+        &lab,
+        &format!(
+            "[fleet]\nzfleet_path = \"{}\"\n{}[hosts.client1.backup]\n{}[hosts.client2.backup]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
+            zfleet_bin().display(),
+            host_line(c1),
+            host_line(c2),
+            host_line(backup)
+        ),
+    );
+    for c in [c1, c2] {
+        populate(c);
+        c.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
+    }
+    zfleet(backup, &f, &["backup"]).ok();
+    backup.sh("zpool scrub zstorage && sleep 1").unwrap();
+    let before = datasets(backup);
+
+    let (run, r) = verify(backup, &f, &["--level", "drill"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let jobs = r["jobs"].as_array().unwrap();
+    let mut drilled: Vec<&str> = jobs
+        .iter()
+        .map(|j| {
+            let d = &j["drill"];
+            assert_eq!(d["removed"], true, "{j}");
+            assert_eq!(d["comparison"]["differing"], 0, "{j}");
+            assert_eq!(d["comparison"]["checksummed"], 4, "{j}");
+            d["dataset"].as_str().unwrap()
+        })
+        .collect();
+    drilled.sort_unstable();
+    assert_eq!(
+        drilled,
+        [
+            "zstorage/zfleet-drill/client1/persistSave",
+            "zstorage/zfleet-drill/client2/persistSave"
+        ]
+    );
+    assert_eq!(datasets(backup), before, "nothing left behind");
+}
+
 #[test]
 fn content_through_the_serve_account_reads_only_the_backed_up_snapshot() {
     let lab = start(

@@ -73,6 +73,9 @@ pub fn clean(host: &Host, container: &DatasetName) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// The turn a drill waits for in this process (see [`run`]).
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Restores `backup` into a scratch dataset, compares it unless `keyless`
 /// (a raw backup whose key is not on the server: its files cannot be read,
 /// so receiving the whole stream, which makes ZFS check every block's
@@ -90,6 +93,10 @@ pub fn run(
     let hosts = Hosts::new(rt);
     let dest = hosts.get(&host_name)?;
     let container = DatasetName::parse(&format!("{pool}/{CONTAINER}"))?;
+    // Drills of one process take turns: they share the container, which each
+    // one cleans before and after, and the lock file's flock belongs to one
+    // open file, so two threads of one process would refuse each other.
+    let _turn = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
     let _lock = crate::lock::Lock::acquire(
         &rt.fleet.state_dir,
         "verify-drill",
