@@ -219,7 +219,9 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let waited = Instant::now();
     let mut shown = 0;
     let mut done = false;
-    while waited.elapsed().as_secs() < 120 {
+    // The first scheduled run also verifies the two backups at drill level
+    // (never drilled is due), which restores each once: allow for a slow machine.
+    while waited.elapsed().as_secs() < 300 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         for l in text.lines().skip(shown) {
             println!("  {l}");
