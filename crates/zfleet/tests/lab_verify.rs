@@ -28,9 +28,16 @@ fn lab(name: &str) -> Lab {
 
 /// With `faketime`, the hosts' clocks are set by the test (for the daemon).
 fn lab_with_clock(name: &str, faketime: bool) -> Lab {
+    lab_of(name, &["client1"], faketime)
+}
+
+/// Seed clients and one backup server.
+fn lab_of(name: &str, clients: &[&str], faketime: bool) -> Lab {
+    let spec = clients.iter().fold(LabSpec::new(name), |spec, c| {
+        spec.host(HostSpec::seed_client(*c))
+    });
     start(
-        &LabSpec::new(name)
-            .host(HostSpec::seed_client("client1"))
+        &spec
             .host(
                 HostSpec::new("backup").pool(
                     PoolSpec::new("zstorage")
@@ -43,16 +50,19 @@ fn lab_with_clock(name: &str, faketime: bool) -> Lab {
 }
 
 fn fleet(lab: &Lab) -> PathBuf {
-    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    ssh_fleet(
-        lab,
-        &format!(
-            "[fleet]\nzfleet_path = \"{}\"\n{}[hosts.client1.backup]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
-            zfleet_bin().display(),
-            host_line(c1),
-            host_line(backup)
-        ),
-    )
+    fleet_of(lab, &["client1"])
+}
+
+/// Every client backed up to `backup`, over plain ssh.
+fn fleet_of(lab: &Lab, clients: &[&str]) -> PathBuf {
+    let mut text = format!("[fleet]\nzfleet_path = \"{}\"\n", zfleet_bin().display());
+    for c in clients {
+        text += &host_line(lab.host(c).unwrap());
+        text += &format!("[hosts.{c}.backup]\n");
+    }
+    text += &host_line(lab.host("backup").unwrap());
+    text += "[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n";
+    ssh_fleet(lab, &text)
 }
 
 /// A tree with every kind of thing the comparison looks at.
@@ -385,30 +395,10 @@ fn a_drill_restores_compares_and_times_and_leaves_nothing_also_when_killed() {
 /// refuse each other (the demo's daemon found this with two clients).
 #[test]
 fn the_drills_of_two_clients_in_one_run_take_turns_and_both_pass() {
-    let lab = start(
-        &LabSpec::new("verify-two")
-            .host(HostSpec::seed_client("client1"))
-            .host(HostSpec::seed_client("client2"))
-            .host(
-                HostSpec::new("backup").pool(
-                    PoolSpec::new("zstorage")
-                        .vdev_size(512 << 20)
-                        .dataset(DatasetSpec::new("zstorage/backups")),
-                ),
-            ),
-    );
+    let lab = lab_of("verify-two", &["client1", "client2"], false);
     let (c1, c2) = (lab.host("client1").unwrap(), lab.host("client2").unwrap());
     let backup = lab.host("backup").unwrap();
-    let f = ssh_fleet(
-        &lab,
-        &format!(
-            "[fleet]\nzfleet_path = \"{}\"\n{}[hosts.client1.backup]\n{}[hosts.client2.backup]\n{}[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
-            zfleet_bin().display(),
-            host_line(c1),
-            host_line(c2),
-            host_line(backup)
-        ),
-    );
+    let f = fleet_of(&lab, &["client1", "client2"]);
     for c in [c1, c2] {
         populate(c);
         c.sh(&format!("zfs snapshot {PS}@s1")).unwrap();
