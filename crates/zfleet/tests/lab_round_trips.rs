@@ -11,7 +11,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{host_line, mountpoint, snapshots, ssh_fleet, start, zfleet, zfleet_bin};
+use common::{
+    host_line, mountpoint, served_fleet_file, snapshots, ssh_fleet, start, zfleet, zfleet_bin,
+};
 use zfleet_lab::sim::{Host, HostSpec, Lab, LabSpec};
 
 const DATASETS: [&str; 3] = ["zroot/persist", "zroot/persistSave", "zroot/extra"];
@@ -162,33 +164,8 @@ fn an_incremental_costs_the_client_its_stream_and_one_command_as_root() {
 
 /// A fleet whose server pulls as the `zfleet` account, set up by `grant --apply`.
 fn served_fleet(lab: &Lab) -> PathBuf {
-    let key = lab.dir().join("backup_key");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let fleet = lab.dir().join("fleet.toml");
-    std::fs::write(
-        &fleet,
-        format!(
-            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\n\
-             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
-             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n{}\
-             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
-            key.display(),
-            lab.user_key().display(),
-            lab.known_hosts().display(),
-            c1.addr(),
-            datasets_line(),
-            backup.addr(),
-            public.trim()
-        ),
-    )
-    .unwrap();
+    let (fleet, _) = served_fleet_file(lab, "", &datasets_line());
+    let backup = lab.host("backup").unwrap();
     let bin = zfleet_bin().display().to_string();
     let config = fleet.display().to_string();
     zfleet(

@@ -8,39 +8,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{start, zfleet, zfleet_bin};
+use common::{served_fleet_file, start, zfleet, zfleet_bin};
 use zfleet_lab::sim::{Host, HostSpec, Lab, LabSpec};
 
 const PS: &str = "zroot/persistSave";
 
 fn setup(lab: &Lab) -> (PathBuf, PathBuf) {
-    let key = lab.dir().join("backup_key");
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(out.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let fleet = lab.dir().join("fleet.toml");
-    std::fs::write(
-        &fleet,
-        format!(
-            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\n\
-             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
-             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
-             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
-            key.display(),
-            lab.user_key().display(),
-            lab.known_hosts().display(),
-            c1.addr(),
-            backup.addr(),
-            public.trim()
-        ),
-    )
-    .unwrap();
-    (fleet, key)
+    served_fleet_file(lab, "", "")
 }
 
 /// Everything about the client's pool that a refused request must not change.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::daemon::{http_get, utc, Daemon, Receiver};
-use common::{host_line, mountpoint, ssh_fleet, start, zfleet, zfleet_bin, Run};
+use common::{host_line, mountpoint, served_fleet_file, ssh_fleet, start, zfleet, zfleet_bin, Run};
 use zfleet_lab::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
 
 const PS: &str = "zroot/persistSave";
@@ -440,32 +440,11 @@ fn content_through_the_serve_account_reads_only_the_backed_up_snapshot() {
             .faketime(false),
     );
     let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
-    let key = lab.dir().join("backup_key");
-    assert!(std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let f = lab.dir().join("fleet.toml");
-    std::fs::write(
-        &f,
-        format!(
-            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\nzfleet_path = \"{}\"\n\
-             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
-             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
-             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
-            key.display(),
-            zfleet_bin().display(),
-            lab.user_key().display(),
-            lab.known_hosts().display(),
-            c1.addr(),
-            backup.addr(),
-            public.trim()
-        ),
-    )
-    .unwrap();
+    let (f, key) = served_fleet_file(
+        &lab,
+        &format!("zfleet_path = \"{}\"\n", zfleet_bin().display()),
+        "",
+    );
     let (bin_s, f_s) = (zfleet_bin().display().to_string(), f.display().to_string());
     zfleet(
         backup,

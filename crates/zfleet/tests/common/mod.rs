@@ -115,3 +115,37 @@ pub fn snapshots(h: &Host, ds: &str) -> Vec<String> {
     .map(|l| l.rsplit('@').next().unwrap().to_string())
     .collect()
 }
+
+/// A fleet whose server `backup` reaches `client1` through the serve account
+/// that `grant` sets up: a new backup key in the lab's directory, the admin's
+/// ssh as root. `fleet_extra` is added to `[fleet]`, `client_backup` to
+/// `[hosts.client1.backup]`. Returns the fleet file and the backup key.
+pub fn served_fleet_file(lab: &Lab, fleet_extra: &str, client_backup: &str) -> (PathBuf, PathBuf) {
+    let key = lab.dir().join("backup_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "zfleet@backup", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (c1, backup) = (lab.host("client1").unwrap(), lab.host("backup").unwrap());
+    let fleet = lab.dir().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[fleet]\nbackup_user = \"zfleet\"\nbackup_identity = \"{}\"\n{fleet_extra}\
+             [ssh]\nuser = \"root\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n\
+             [hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n{client_backup}\
+             [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\npublic_key = \"{}\"\n",
+            key.display(),
+            lab.user_key().display(),
+            lab.known_hosts().display(),
+            c1.addr(),
+            backup.addr(),
+            public.trim()
+        ),
+    )
+    .unwrap();
+    (fleet, key)
+}
