@@ -43,6 +43,30 @@ pub struct Walked {
 
 const CHUNK: usize = 1 << 20;
 
+/// The nice value a walk runs at, at least. Hashing every file of a snapshot
+/// is background work and must yield the CPU to what the host is for. Linux
+/// keeps the nice value per thread, and every walk has a thread of its own
+/// (a comparison's producer, `zfleet checksum`, serve's one request), so the
+/// lowered priority stays with the walk. Disk priority (ionice) is not set:
+/// ZFS reads a file's blocks from its own threads (OpenZFS's zio taskqs, the
+/// zfs-fuse daemon), which a class set on this thread does not reach; `rate`
+/// is the bound on I/O.
+pub const WALK_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`WALK_NICE`] unless it is
+/// already that low. Failing to is not a reason not to verify.
+fn yield_cpu() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    match getpriority_process(None) {
+        Ok(nice) if nice >= WALK_NICE => {}
+        _ => {
+            if let Err(e) = setpriority_process(None, WALK_NICE) {
+                tracing::debug!("could not lower the walk's CPU priority: {e}");
+            }
+        }
+    }
+}
+
 struct Walker<'a> {
     opts: WalkOptions,
     links: HashMap<(u64, u64), String>,
@@ -67,6 +91,7 @@ pub fn walk(
     opts: WalkOptions,
     emit: &mut dyn FnMut(Entry) -> io::Result<()>,
 ) -> io::Result<Walked> {
+    yield_cpu();
     let meta = fs::symlink_metadata(root)?;
     if !meta.is_dir() {
         return Err(io::Error::new(
@@ -329,6 +354,23 @@ mod tests {
         let mut out = Vec::new();
         write_listing(root, opts, &mut out).unwrap();
         read_listing(&out[..]).collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_walk_lowers_the_cpu_priority_of_its_own_thread_only() {
+        use rustix::process::getpriority_process;
+        let d = tempfile::tempdir().unwrap();
+        tree(d.path());
+        let before = getpriority_process(None).unwrap();
+        let root = d.path().to_path_buf();
+        let during = std::thread::spawn(move || {
+            listing(&root, WalkOptions::default());
+            getpriority_process(None).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(during, before.max(WALK_NICE));
+        assert_eq!(getpriority_process(None).unwrap(), before);
     }
 
     #[test]
