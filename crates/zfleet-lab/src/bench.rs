@@ -9,11 +9,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::sim::{DatasetSpec, Host, HostSpec, Lab, LabSpec, PoolSpec};
 
+mod drill;
 mod fleet;
 mod measure;
 mod restore;
 mod scale;
 
+pub use drill::{drill, DrillOptions};
 pub use fleet::{fleet, FleetOptions, Peer, AUTOBACKUP_DIR, AUTOBACKUP_VERSION};
 pub use restore::{restore, RestoreOptions};
 pub use scale::{scale, ScaleOptions};

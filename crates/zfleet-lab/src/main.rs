@@ -54,6 +54,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// The restore inside `zfleet verify --level drill` against a plain
+    /// `zfs send | zfs recv` of the same snapshot on the backup server.
+    Drill {
+        #[arg(long)]
+        zfleet: Option<PathBuf>,
+        /// MiB of random data in the dataset.
+        #[arg(long, default_value_t = 400)]
+        megabytes: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// On the OpenZFS guest: zfleet sync against syncoid and the raw pipe.
     Syncoid {
         #[arg(long)]
@@ -239,6 +250,16 @@ fn main() -> ExitCode {
             megabytes,
             reps,
         }) => zfleet_lab::bench::restore(&zfleet_lab::bench::RestoreOptions {
+            zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
+            megabytes,
+            reps,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Top::Bench(BenchCommand::Drill {
+            zfleet,
+            megabytes,
+            reps,
+        }) => zfleet_lab::bench::drill(&zfleet_lab::bench::DrillOptions {
             zfleet: zfleet.unwrap_or_else(zfleet_lab::demo::default_zfleet),
             megabytes,
             reps,

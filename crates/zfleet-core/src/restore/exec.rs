@@ -57,10 +57,11 @@ pub fn run(
                 snapshot,
                 into,
                 raw,
+                mark,
                 ..
             } => {
                 done.bytes += receive(
-                    server, dest, base, snapshot, into, *raw, plan, pump, progress,
+                    server, dest, base, snapshot, into, *raw, *mark, plan, pump, progress,
                 )?;
             }
             Step::DropBackupProperties { dataset } => {
@@ -149,6 +150,7 @@ fn receive(
     snapshot: &SnapshotName,
     into: &DatasetName,
     raw: bool,
+    mark: bool,
     plan: &RestorePlan,
     pump: PumpOptions,
     progress: &dyn Progress,
@@ -167,10 +169,10 @@ fn receive(
             return Err(e);
         }
     };
-    // Nothing may change it between the streams (zfs-fuse mounts what it
-    // receives); dropped again with the backup side's properties.
-    run_zfs(dest, &cmd::set("readonly", "on", into.as_str()))?;
     if base != snapshot.name {
+        // Nothing may change it between the streams (zfs-fuse mounts what it
+        // receives); dropped again with the backup side's properties.
+        run_zfs(dest, &cmd::set("readonly", "on", into.as_str()))?;
         let incr = cmd::Send {
             from: Some(cmd::From::Snapshot(base_snap)),
             to: snapshot.clone(),
@@ -185,15 +187,17 @@ fn receive(
             }
         }
     }
-    // Marked at once: from here on a leftover is known to be zfleet's.
-    run_zfs(
-        dest,
-        &cmd::set(
-            TEMP_MARK,
-            &plan.choice.snapshot.guid.to_string(),
-            into.as_str(),
-        ),
-    )?;
+    if mark {
+        // Marked at once: from here on a leftover is known to be zfleet's.
+        run_zfs(
+            dest,
+            &cmd::set(
+                TEMP_MARK,
+                &plan.choice.snapshot.guid.to_string(),
+                into.as_str(),
+            ),
+        )?;
+    }
     Ok(bytes)
 }
 

@@ -822,6 +822,11 @@ pub enum Step {
         into: DatasetName,
         raw: bool,
         size: Option<u64>,
+        /// Mark `into` with [`TEMP_MARK`] once complete, so that a later
+        /// restore knows a leftover under the temporary name as its own. A
+        /// scratch copy receives under its final name inside the drill's
+        /// container, which is what marks it.
+        mark: bool,
     },
     /// Remove what belongs to the backup side if the stream carried it
     /// (`readonly`, `zfleet:src:*`, `zfleet:base:*`): decided on what arrived.
@@ -885,15 +890,21 @@ impl Step {
                 into,
                 raw,
                 size,
+                mark,
             } => format!(
-                "receive {server}:{snapshot}{} into {into}{}{} (the destination is untouched until it is complete)",
+                "receive {server}:{snapshot}{} into {into}{}{}{}",
                 if *base == snapshot.name {
                     String::new()
                 } else {
                     format!(" (from @{base}, with the snapshots in between, which other servers' backups continue from)")
                 },
                 if *raw { ", sent raw" } else { "" },
-                size.map(|s| format!(", about {}", bytes(s))).unwrap_or_default()
+                size.map(|s| format!(", about {}", bytes(s))).unwrap_or_default(),
+                if *mark {
+                    " (the destination is untouched until it is complete)"
+                } else {
+                    ""
+                }
             ),
             Step::DropBackupProperties { dataset } => format!(
                 "clear on {dataset} whatever belongs to the backup, not the client (readonly, zfleet:src:*, zfleet:base:*), if the stream carried any"
@@ -982,6 +993,12 @@ pub struct PlanOptions {
 /// The plan for a scratch copy (a drill): the same receive and renames, but
 /// the copy is not mounted (it would land on the client's paths), not
 /// marked as anyone's base, and carries no property of the client's.
+///
+/// A scratch copy that is created (the drill's case: its container is new)
+/// receives under its final name: nothing is there to be kept whole, so the
+/// temporary name, its mark and the rename are fixed costs a recovery-time
+/// measurement should not carry. It then takes `mountpoint` from its parent,
+/// which for a drill is the container's `none`.
 pub fn scratch(mut p: RestorePlan) -> RestorePlan {
     p.steps.retain(|s| {
         !matches!(
@@ -989,6 +1006,34 @@ pub fn scratch(mut p: RestorePlan) -> RestorePlan {
             Step::Mount { .. } | Step::MarkBase { .. } | Step::SafetySnapshot { .. }
         )
     });
+    let direct = p.disposition == Disposition::Create
+        && !p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ReuseLeftover { .. } | Step::DiscardLeftover { .. }));
+    if direct {
+        let Some(final_name) = p.steps.iter().find_map(|s| match s {
+            Step::RenameIntoPlace { to, .. } => Some(to.clone()),
+            _ => None,
+        }) else {
+            return p;
+        };
+        p.steps.retain(|s| {
+            !matches!(
+                s,
+                Step::DropBackupProperties { .. }
+                    | Step::RenameIntoPlace { .. }
+                    | Step::SetProperties { .. }
+            )
+        });
+        for s in &mut p.steps {
+            if let Step::Receive { into, mark, .. } = s {
+                *into = final_name.clone();
+                *mark = false;
+            }
+        }
+        return p;
+    }
     for s in &mut p.steps {
         if let Step::SetProperties { set, .. } = s {
             *set = vec![PropertySet {
@@ -1142,6 +1187,7 @@ pub fn plan_dataset(
             into: temp.clone(),
             raw: opts.raw,
             size: choice.snapshot.referenced,
+            mark: true,
         });
     }
     steps.push(Step::DropBackupProperties {

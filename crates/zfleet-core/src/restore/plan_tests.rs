@@ -602,3 +602,43 @@ fn every_step_describes_itself() {
     let text: Vec<String> = p.steps.iter().map(Step::describe).collect();
     insta::assert_json_snapshot!(text);
 }
+
+#[test]
+fn a_new_scratch_copy_receives_under_its_final_name_and_nothing_else_runs() {
+    let mut d = dest(None);
+    d.dataset = ds("zstorage/zfleet-drill/client1/persistSave");
+    d.original = false;
+    d.missing_parents = vec![ds("zstorage/zfleet-drill/client1")];
+    let p = scratch(plan_of(&newest(), &d, false).unwrap());
+    assert_eq!(p.steps.len(), 2, "{:#?}", p.steps);
+    assert!(matches!(p.steps[0], Step::CreateParents { .. }));
+    let Step::Receive { into, mark, .. } = &p.steps[1] else {
+        panic!("{:#?}", p.steps[1]);
+    };
+    assert_eq!(into, &d.dataset);
+    assert!(!mark, "the drill's container marks a scratch copy");
+}
+
+#[test]
+fn a_scratch_copy_over_a_leftover_keeps_the_temporary_name_and_the_rename() {
+    let mut d = dest(None);
+    d.original = false;
+    d.leftover = Some(Leftover {
+        dataset: ds("zroot/persistSave-zfleet-restoring"),
+        ours: true,
+        guid: Some(2),
+    });
+    let p = scratch(plan_of(&newest(), &d, false).unwrap());
+    let Some(Step::Receive { into, mark, .. }) =
+        p.steps.iter().find(|s| matches!(s, Step::Receive { .. }))
+    else {
+        panic!("{:#?}", p.steps);
+    };
+    assert_eq!(into.as_str(), "zroot/persistSave-zfleet-restoring");
+    assert!(mark);
+    assert!(p
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::RenameIntoPlace { .. })));
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Mount { .. })));
+}

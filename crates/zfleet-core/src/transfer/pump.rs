@@ -61,10 +61,13 @@ where
 {
     let chunk = opts.chunk.max(4096);
     let slots = (opts.buffer / chunk).max(2);
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(slots);
+    // A chunk travels with the length filled, so it keeps its full size and is
+    // zeroed once when allocated (calloc), not before every read: clearing it
+    // each time was a memset of the whole stream, the pump's main cost.
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(slots);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..slots {
-        let _ = empty_tx.send(Vec::with_capacity(chunk));
+        let _ = empty_tx.send(vec![0u8; chunk]);
     }
 
     thread::scope(|s| {
@@ -78,8 +81,6 @@ where
             // The writer side hangs up when it fails; then stop reading so the
             // sender sees a closed pipe and exits.
             while let Ok(mut buf) = empty_rx.recv() {
-                buf.clear();
-                buf.resize(chunk, 0);
                 let mut filled = 0;
                 while filled < chunk {
                     match reader.read(&mut buf[filled..]) {
@@ -89,13 +90,12 @@ where
                         Err(e) => return Err((total, e)),
                     }
                 }
-                buf.truncate(filled);
                 total += filled as u64;
                 if let Some(l) = limiter.as_mut() {
                     l.wait_for(filled as u64);
                 }
                 let eof = filled < chunk;
-                if filled > 0 && full_tx.send(buf).is_err() {
+                if filled > 0 && full_tx.send((buf, filled)).is_err() {
                     return Ok(());
                 }
                 if eof {
@@ -107,12 +107,12 @@ where
 
         let mut written = 0u64;
         let mut write_result = Ok(());
-        for buf in full_rx.iter() {
-            if let Err(e) = writer.write_all(&buf) {
+        for (buf, filled) in full_rx.iter() {
+            if let Err(e) = writer.write_all(&buf[..filled]) {
                 write_result = Err(e);
                 break;
             }
-            written += buf.len() as u64;
+            written += filled as u64;
             progress.advance(written);
             let _ = empty_tx.send(buf);
         }

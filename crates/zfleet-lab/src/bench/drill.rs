@@ -1,0 +1,161 @@
+//! `zfleet-lab bench drill`: the restore inside `zfleet verify --level drill`
+//! (its reported `drill.seconds`, the recovery time it tells users) against a
+//! plain `zfs send BACKUP@snap | zfs receive` of the same snapshot on the same
+//! backup server, same run, alternating which goes first.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{median, run_zfleet, timed, PS};
+use crate::sim::{HostSpec, Lab, LabSpec};
+
+pub struct DrillOptions {
+    pub zfleet: PathBuf,
+    pub megabytes: u64,
+    pub reps: usize,
+}
+
+const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
+const RAW_INTO: &str = "zstorage/rawdrill";
+
+/// The drill's `seconds` and `bytes` from `verify --json`, after checking
+/// that it restored, compared every file equal and removed its copy: a drill
+/// that did not move the data must not be reported as fast.
+fn drill_figures(json: &str) -> Result<(f64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(json).context("verify --json output")?;
+    let jobs = v
+        .get("jobs")
+        .or_else(|| v.get(0).and_then(|r| r.get("jobs")))
+        .and_then(|j| j.as_array())
+        .context("no jobs in verify --json")?;
+    let d = jobs
+        .first()
+        .and_then(|j| j.get("drill"))
+        .filter(|d| !d.is_null())
+        .context("verify --json reports no drill")?;
+    if d["removed"] != serde_json::Value::Bool(true) {
+        bail!("the drill left its scratch copy behind: {d}");
+    }
+    let cmp = &d["comparison"];
+    let differing = cmp["differing"].as_u64().unwrap_or(u64::MAX);
+    if differing != 0 {
+        bail!("the drill's copy differs from the backup: {cmp}");
+    }
+    let seconds = d["seconds"].as_f64().context("drill.seconds")?;
+    let bytes = d["bytes"].as_u64().context("drill.bytes")?;
+    Ok((seconds, bytes))
+}
+
+pub fn drill(opts: &DrillOptions) -> Result<()> {
+    if !opts.zfleet.exists() {
+        bail!("no zfleet binary at {}", opts.zfleet.display());
+    }
+    crate::sim::check_prerequisites(false)?;
+    let size = (opts.megabytes + 256) << 20;
+    let lab = Lab::start(
+        &LabSpec::new("drill")
+            .host(HostSpec::seed_client("client1"))
+            .host(HostSpec::seed_backup("backup"))
+            .vdev_size(size * 3)
+            .faketime(false),
+    )?;
+    let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
+    let mut fleet = crate::fleet::ssh_header(&lab);
+    fleet.push_str(&format!(
+        "[hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
+         [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
+        c1.addr(),
+        backup.addr()
+    ));
+    let path = lab.dir().join("fleet.toml");
+    std::fs::write(&path, fleet)?;
+    println!(
+        "writing {} MiB of random data on client1, backing it up",
+        opts.megabytes
+    );
+    c1.sh_within(
+        &format!("cd \"$(zfs get -H -o value mountpoint {PS})\" && head -c {}M /dev/urandom > data.bin && zfs snapshot {PS}@bench", opts.megabytes),
+        Duration::from_secs(600),
+    )?;
+    run_zfleet(backup, &opts.zfleet, &path, &["-q", "backup"])?;
+    let stream = backup
+        .sh(&format!("zfs send {TARGET}@bench | wc -c"))?
+        .trim()
+        .parse::<f64>()
+        .context("stream size")?;
+    let mb = stream / (1 << 20) as f64;
+    let (mut raw, mut zfl, mut walls) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..opts.reps {
+        let order: [&str; 2] = if rep % 2 == 0 {
+            ["raw", "drill"]
+        } else {
+            ["drill", "raw"]
+        };
+        for tool in order {
+            let secs = if tool == "raw" {
+                // -u where it exists would be fairer to zfs-fuse's mount on
+                // receive; the drill's scratch copy is not mounted either
+                // (mountpoint=none), so the raw copy is received the same way.
+                backup.sh(&format!(
+                    "zfs create -o mountpoint=none -o canmount=off {RAW_INTO}"
+                ))?;
+                let (t, _) = timed(
+                    backup,
+                    &format!("zfs send {TARGET}@bench | zfs receive {RAW_INTO}/copy"),
+                )?;
+                let got = backup.sh(&format!(
+                    "zfs get -H -p -o value guid {RAW_INTO}/copy@bench"
+                ))?;
+                let want = backup.sh(&format!("zfs get -H -p -o value guid {TARGET}@bench"))?;
+                if got.trim() != want.trim() {
+                    bail!("the raw pipe did not receive @bench (guid {got:?}, want {want:?})");
+                }
+                backup.sh(&format!(
+                    "for i in $(seq 50); do zfs destroy -r {RAW_INTO} 2>/dev/null && break; sleep 0.2; done"
+                ))?;
+                t
+            } else {
+                let started = std::time::Instant::now();
+                let out = run_zfleet(
+                    backup,
+                    &opts.zfleet,
+                    &path,
+                    &["-q", "verify", "--level", "drill", "--json", "client1"],
+                )?;
+                walls.push(started.elapsed().as_secs_f64());
+                let (secs, bytes) =
+                    drill_figures(&out).with_context(|| format!("drill, run {}", rep + 1))?;
+                if (bytes as f64) < stream * 0.9 {
+                    bail!("the drill moved {bytes} bytes of a {stream} byte stream");
+                }
+                secs
+            };
+            println!(
+                "  run {}: {tool:5} {secs:6.2} s  {:7.1} MiB/s",
+                rep + 1,
+                mb / secs
+            );
+            if tool == "raw" {
+                raw.push(mb / secs);
+            } else {
+                zfl.push(mb / secs);
+            }
+        }
+    }
+    let (r, z) = (median(raw), median(zfl));
+    println!(
+        "\ndrill of {mb:.0} MiB on the backup server (median of {} runs):",
+        opts.reps
+    );
+    println!("  raw `zfs send | zfs receive`               {r:7.1} MiB/s");
+    println!("  zfleet verify --level drill, its restore   {z:7.1} MiB/s");
+    println!("  ratio drill / raw pipe                     {:7.2}", z / r);
+    println!(
+        "  whole verify --level drill run (median)    {:7.2} s (quick checks, restore, comparison of both copies)",
+        median(walls)
+    );
+    lab.teardown()?;
+    Ok(())
+}
