@@ -113,55 +113,55 @@ pub fn throughput(opts: &ThroughputOptions) -> Result<()> {
         .context("stream size")?;
     let mb = bytes / (1 << 20) as f64;
     let zf = opts.zfleet.display().to_string();
-    let mut raw = Vec::new();
-    let mut zfl = Vec::new();
+    // "zfleet": the raw pipe's wire (nothing compressed on top of ZFS), as
+    // `zfleet backup` sends by default; "zstd": `zfleet sync`'s default,
+    // syncoid's compressed wire.
+    const TOOLS: [&str; 3] = ["raw", "zfleet", "zstd"];
+    let mut rates: [Vec<f64>; 3] = Default::default();
     let mut rss = Vec::new();
     for rep in 0..opts.reps {
-        // Alternate the order so neither always runs on a warmer cache.
-        let order: [&str; 2] = if rep % 2 == 0 {
-            ["raw", "zfleet"]
-        } else {
-            ["zfleet", "raw"]
-        };
-        for tool in order {
+        // Rotate the order so no tool always runs on a warmer cache.
+        for k in 0..TOOLS.len() {
+            let i = (rep + k) % TOOLS.len();
+            let tool = TOOLS[i];
             let target = format!("zstorage/bench/{tool}");
             reset(c1, backup, &target)?;
-            let (secs, kib) = if tool == "raw" {
-                timed(
+            let (secs, kib) = match tool {
+                "raw" => timed(
                     backup,
                     &format!("ssh client1 zfs send {PS}@bench | zfs receive {target}"),
-                )?
-            } else {
+                )?,
                 // The same one snapshot the pipe sends: without the flag,
                 // sync makes and sends a sync snapshot too, as syncoid does.
-                timed(
+                _ => timed(
                     backup,
                     &format!(
-                        "{zf} --config /nonexistent -v sync --no-sync-snap client1:{PS} {target}"
+                        "{zf} --config /nonexistent -v sync --no-sync-snap {} client1:{PS} {target}",
+                        if tool == "zstd" { "" } else { "--compress=none" }
                     ),
-                )?
+                )?,
             };
             println!(
                 "  run {}: {tool:6} {secs:6.2} s  {:7.1} MiB/s",
                 rep + 1,
                 mb / secs
             );
-            if tool == "raw" {
-                raw.push(mb / secs);
-            } else {
-                zfl.push(mb / secs);
+            rates[i].push(mb / secs);
+            if tool != "raw" {
                 rss.push(kib);
             }
         }
     }
-    let (r, z) = (median(raw), median(zfl));
+    let [r, z, c] = rates.map(median);
     println!(
         "\nfull send of {mb:.0} MiB from client1 to backup over ssh (median of {} runs):",
         opts.reps
     );
     println!("  raw `ssh client1 zfs send | zfs receive`  {r:7.1} MiB/s");
-    println!("  zfleet sync                               {z:7.1} MiB/s");
+    println!("  zfleet sync --compress=none               {z:7.1} MiB/s");
+    println!("  zfleet sync (zstd on the wire)            {c:7.1} MiB/s");
     println!("  ratio zfleet / raw pipe                   {:7.2}", z / r);
+    println!("  ratio zfleet with zstd / raw pipe         {:7.2}", c / r);
     println!(
         "  zfleet peak RSS                           {:7.1} MiB",
         rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0

@@ -71,12 +71,17 @@ fn run(
     mut listing: Option<Listing>,
 ) -> Result<(), Failure> {
     let marker = base_marker(&job.marker);
-    let src_caps = src
-        .caps()
+    // Both ends probed at once: the first probe of a remote end pays for the
+    // ssh connection, which the other end need not wait for.
+    let (src_caps, dst_caps) = std::thread::scope(|s| {
+        let src_caps = s.spawn(|| src.caps());
+        let dst_caps = dst.caps();
+        (src_caps.join(), dst_caps)
+    });
+    let src_caps = src_caps
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
         .map_err(|e| Failure::on(Side::Source, &src.name, &e.into()))?;
-    let dst_caps = dst
-        .caps()
-        .map_err(|e| Failure::on(Side::Target, &dst.name, &e.into()))?;
+    let dst_caps = dst_caps.map_err(|e| Failure::on(Side::Target, &dst.name, &e.into()))?;
     let ends = Ends {
         src,
         dst,
@@ -121,7 +126,21 @@ fn run(
         if !observed.target.exists && steps.iter().any(|s| matches!(s, Step::Full { .. })) {
             steps::ensure_parents(&ends, job)?;
         }
-        let read_only = match run_steps(&ends, job, steps, opts, progress, report) {
+        // A first send makes the target (or replaces it): it has no
+        // properties of its own to compare with, and its stream is the long
+        // one, so the source's properties are read while it runs. Otherwise
+        // both sides' reads ride on their base moves (no command of their own).
+        let fresh_target = steps
+            .iter()
+            .any(|s| matches!(s, Step::Full { .. } | Step::DestroyTarget { .. }));
+        let (ran, read) = std::thread::scope(|s| {
+            let read =
+                fresh_target.then(|| s.spawn(|| read_source(&ends, job, &marker, clock.now())));
+            let ran = run_steps(&ends, job, steps, opts, progress, report);
+            let read = read.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (ran, read)
+        });
+        let read_only = match ran {
             Ok(r) => r,
             Err(f) => {
                 if !(f.kind.means_changed_state()
@@ -148,7 +167,18 @@ fn run(
             report.outcome = Outcome::Sent;
         }
         finish(
-            &ends, job, &read_only, base_moves, &marker, clock, sent, report,
+            &ends,
+            job,
+            &read_only,
+            base_moves,
+            &marker,
+            clock,
+            match (sent, read) {
+                (false, _) => Reads::None,
+                (true, Some(source)) => Reads::Taken(source),
+                (true, None) => Reads::WithMoves,
+            },
+            report,
         )?;
         report.base = Some(new_base.clone());
         return Ok(());
@@ -269,12 +299,55 @@ fn run_steps(
     Ok(read_only)
 }
 
+/// The source's property rows and its pool's altroot, or why not.
+type SourceProperties = Result<(Vec<crate::zfs::PropertyRow>, Option<String>), String>;
+
+/// How [`finish`] learns the properties a send copies.
+enum Reads {
+    /// Nothing was sent: no properties are copied.
+    None,
+    /// The source's, read while the streams ran into a target they made.
+    Taken(SourceProperties),
+    /// Both sides' at the end of their base moves.
+    WithMoves,
+}
+
+fn commands(reads: &[crate::exec::Argv]) -> String {
+    reads
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// The source's properties in one command of their own (while a stream runs).
+fn read_source(ends: &Ends<'_>, job: &JobSpec, marker: &str, now: i64) -> SourceProperties {
+    let reads = properties::source_reads(&job.source);
+    steps::make_moves_then(
+        ends.src,
+        Side::Source,
+        &job.source,
+        &[],
+        &[],
+        marker,
+        now,
+        &reads,
+    )
+    .map_err(|f| f.message)
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    .and_then(|text| {
+        properties::parse_source(ends.src, &text, &commands(&reads)).map_err(|e| e.to_string())
+    })
+}
+
 /// Moves the base marks on both sides at the same time (on a remote host
 /// every command is a round trip), and after a send copies the properties.
-/// Each side's properties are read in the same round trip as its base moves,
-/// and what differs is written in one more: an incremental of an up-to-date
-/// job costs the source its stream and this one command (its listing is
-/// shared by all of the client's jobs), and the target the same.
+/// An incremental reads each side's properties in the same round trip as its
+/// base moves and writes what differs in one more: an up-to-date job's
+/// incremental costs the source its stream and this one command (its listing
+/// is shared by all of the client's jobs), and the target the same. After a
+/// first send, whose target has nothing to compare, the source's were read
+/// during the stream and are written beside the base moves.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     ends: &Ends<'_>,
@@ -283,11 +356,12 @@ fn finish(
     moves: &super::base_moves::BaseMoves,
     marker: &str,
     clock: &dyn Clock,
-    sent: bool,
+    reads: Reads,
     report: &mut JobReport,
 ) -> Result<(), Failure> {
     let now = clock.now();
-    let (src_reads, dst_reads) = if sent {
+    let with_moves = matches!(reads, Reads::WithMoves);
+    let (src_reads, dst_reads) = if with_moves {
         (
             properties::source_reads(&job.source).to_vec(),
             vec![properties::target_read(&job.target)],
@@ -295,7 +369,19 @@ fn finish(
     } else {
         (Vec::new(), Vec::new())
     };
-    let (src_moved, dst_moved) = std::thread::scope(|s| {
+    // A backup without its properties restores with the wrong mountpoint
+    // and record size: that is not a success, whatever was sent.
+    let write = |source: SourceProperties,
+                 current: Result<Vec<crate::zfs::PropertyRow>, String>| {
+        let warnings = match (source, current) {
+            (Ok((rows, altroot)), Ok(current)) => {
+                properties::apply(ends.dst, job, &rows, altroot.as_deref(), &current)
+            }
+            (Err(e), _) | (_, Err(e)) => vec![e],
+        };
+        (!warnings.is_empty()).then(|| warnings.join("; "))
+    };
+    let (src_moved, dst_moved, written) = std::thread::scope(|s| {
         let src_moved = s.spawn(|| {
             steps::make_moves_then(
                 ends.src,
@@ -308,6 +394,10 @@ fn finish(
                 &src_reads,
             )
         });
+        let written = match reads {
+            Reads::Taken(source) => Some(s.spawn(move || write(source, Ok(Vec::new())))),
+            _ => None,
+        };
         let dst_moved = steps::make_moves_then(
             ends.dst,
             Side::Target,
@@ -318,38 +408,32 @@ fn finish(
             now,
             &dst_reads,
         );
-        let panicked = || Failure::internal("moving the base panicked");
-        let src_moved = src_moved.join().unwrap_or_else(|_| Err(panicked()));
-        (src_moved, dst_moved)
+        let src_moved = src_moved
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let written =
+            written.and_then(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (src_moved, dst_moved, written)
     });
     let src_read = src_moved?;
     let dst_read = dst_moved?;
-    if sent {
-        let cmdline = |reads: &[crate::exec::Argv]| {
-            reads
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" && ")
+    let not_copied = if with_moves {
+        let source = src_read.map_err(|e| e.to_string()).and_then(|text| {
+            properties::parse_source(ends.src, &text, &commands(&src_reads))
+                .map_err(|e| e.to_string())
+        });
+        let current = dst_read.map_err(|e| e.to_string()).and_then(|text| {
+            properties::parse_target(ends.dst, &text, &commands(&dst_reads))
+                .map_err(|e| e.to_string())
+        });
+        write(source, current)
+    } else {
+        written
+    };
+    if let Some(why) = not_copied {
+        report.outcome = Outcome::Degraded {
+            message: format!("sent, but the properties were not copied: {why}"),
         };
-        let source = src_read
-            .and_then(|text| properties::parse_source(ends.src, &text, &cmdline(&src_reads)));
-        let current = dst_read
-            .and_then(|text| properties::parse_target(ends.dst, &text, &cmdline(&dst_reads)));
-        // A backup without its properties restores with the wrong mountpoint
-        // and record size: that is not a success, whatever was sent.
-        let not_copied = match source.and_then(|(rows, altroot)| {
-            current.map(|cur| properties::apply(ends.dst, job, &rows, altroot.as_deref(), &cur))
-        }) {
-            Ok(w) if w.is_empty() => None,
-            Ok(w) => Some(w.join("; ")),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = not_copied {
-            report.outcome = Outcome::Degraded {
-                message: format!("sent, but the properties were not copied: {why}"),
-            };
-        }
     }
     Ok(())
 }

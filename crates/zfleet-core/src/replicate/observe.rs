@@ -22,20 +22,31 @@ pub fn observe(
     fn on(side: Side, host: &Host) -> impl Fn(Error) -> Failure + '_ {
         move |e| Failure::on(side, &host.name, &e)
     }
-    let src_l = match source {
-        Some(l) => l,
-        None => src
-            .observe_own(&[&job.source], &[marker.to_string()])
-            .map_err(on(Side::Source, src))?,
-    };
-    let dst_caps = dst.caps().map_err(|e| on(Side::Target, dst)(e.into()))?;
-    let mut extra = vec![marker.to_string()];
-    if matches!(dst_caps.dialect, Dialect::OpenZfs { .. }) {
-        extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
-    }
-    let dst_l = dst
-        .observe_own_if_exists(&job.target, &extra)
-        .map_err(on(Side::Target, dst))?;
+    // The two listings are taken side by side: over ssh each is a round trip.
+    let (src_l, dst_l) = std::thread::scope(|s| {
+        let src_l = s.spawn(|| match source {
+            Some(l) => Ok(l),
+            None => src
+                .observe_own(&[&job.source], &[marker.to_string()])
+                .map_err(on(Side::Source, src)),
+        });
+        let dst_l = dst
+            .caps()
+            .map_err(|e| on(Side::Target, dst)(e.into()))
+            .and_then(|dst_caps| {
+                let mut extra = vec![marker.to_string()];
+                if matches!(dst_caps.dialect, Dialect::OpenZfs { .. }) {
+                    extra.extend(["receive_resume_token".to_string(), "written".to_string()]);
+                }
+                dst.observe_own_if_exists(&job.target, &extra)
+                    .map_err(on(Side::Target, dst))
+            });
+        let src_l = src_l
+            .join()
+            .unwrap_or_else(|_| Err(Failure::internal("listing the source panicked")));
+        (src_l, dst_l)
+    });
+    let (src_l, dst_l) = (src_l?, dst_l?);
     let mut obs = Observed {
         source: dataset(Some(&src_l), job, true, marker),
         target: dataset(dst_l.as_ref(), job, false, marker),

@@ -62,7 +62,9 @@ pub fn drill(opts: &DrillOptions) -> Result<()> {
             .faketime(false),
     )?;
     let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
-    let mut fleet = crate::fleet::ssh_header(&lab);
+    // The drill compares the client's snapshot too, with zfleet run there.
+    let mut fleet = format!("[fleet]\nzfleet_path = \"{}\"\n", opts.zfleet.display());
+    fleet.push_str(&crate::fleet::ssh_header(&lab));
     fleet.push_str(&format!(
         "[hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
          [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
