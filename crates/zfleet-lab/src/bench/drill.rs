@@ -4,12 +4,11 @@
 //! backup server, same run, alternating which goes first.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{median, run_zfleet, timed, PS};
-use crate::sim::{HostSpec, Lab, LabSpec};
+use super::restore::{backed_up, BackedUp, TARGET};
+use super::{median, run_zfleet, timed};
 
 pub struct DrillOptions {
     pub zfleet: PathBuf,
@@ -17,7 +16,6 @@ pub struct DrillOptions {
     pub reps: usize,
 }
 
-const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
 const RAW_INTO: &str = "zstorage/rawdrill";
 
 /// The drill's `seconds` and `bytes` from `verify --json`, after checking
@@ -49,44 +47,12 @@ fn drill_figures(json: &str) -> Result<(f64, u64)> {
 }
 
 pub fn drill(opts: &DrillOptions) -> Result<()> {
-    if !opts.zfleet.exists() {
-        bail!("no zfleet binary at {}", opts.zfleet.display());
-    }
-    crate::sim::check_prerequisites(false)?;
-    let size = (opts.megabytes + 256) << 20;
-    let lab = Lab::start(
-        &LabSpec::new("drill")
-            .host(HostSpec::seed_client("client1"))
-            .host(HostSpec::seed_backup("backup"))
-            .vdev_size(size * 3)
-            .faketime(false),
-    )?;
-    let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
-    // The drill compares the client's snapshot too, with zfleet run there.
-    let mut fleet = format!("[fleet]\nzfleet_path = \"{}\"\n", opts.zfleet.display());
-    fleet.push_str(&crate::fleet::ssh_header(&lab));
-    fleet.push_str(&format!(
-        "[hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
-         [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
-        c1.addr(),
-        backup.addr()
-    ));
-    let path = lab.dir().join("fleet.toml");
-    std::fs::write(&path, fleet)?;
-    println!(
-        "writing {} MiB of random data on client1, backing it up",
-        opts.megabytes
-    );
-    c1.sh_within(
-        &format!("cd \"$(zfs get -H -o value mountpoint {PS})\" && head -c {}M /dev/urandom > data.bin && zfs snapshot {PS}@bench", opts.megabytes),
-        Duration::from_secs(600),
-    )?;
-    run_zfleet(backup, &opts.zfleet, &path, &["-q", "backup"])?;
-    let stream = backup
-        .sh(&format!("zfs send {TARGET}@bench | wc -c"))?
-        .trim()
-        .parse::<f64>()
-        .context("stream size")?;
+    let BackedUp {
+        lab,
+        fleet: path,
+        stream,
+    } = backed_up("drill", &opts.zfleet, opts.megabytes, 3)?;
+    let backup = lab.host("backup")?;
     let mb = stream / (1 << 20) as f64;
     let (mut raw, mut zfl, mut walls) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..opts.reps {

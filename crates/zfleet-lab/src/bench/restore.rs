@@ -2,7 +2,7 @@
 //! its client against the raw `ssh server zfs send | zfs receive` pipe run on
 //! that client, same snapshot, same run, alternating which goes first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -16,7 +16,7 @@ pub struct RestoreOptions {
     pub reps: usize,
 }
 
-const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
+pub(super) const TARGET: &str = "zstorage/backups/client1/zroot/persistSave";
 
 /// The client's dataset gone (and any restore's leftovers), so that each run
 /// restores into a dataset that does not exist. The server's base holds on
@@ -50,21 +50,38 @@ fn check_restored(client: &Host, backup: &Host) -> Result<()> {
     Ok(())
 }
 
-pub fn restore(opts: &RestoreOptions) -> Result<()> {
-    if !opts.zfleet.exists() {
-        bail!("no zfleet binary at {}", opts.zfleet.display());
+/// A lab of client1 and a backup server, `megabytes` of random data on
+/// client1 in `@bench`, backed up once: what the restore and drill benches
+/// start from. `vdev_factor` pools of the data's size (plus slack) per host.
+pub(super) struct BackedUp {
+    pub lab: Lab,
+    pub fleet: PathBuf,
+    /// Bytes in a full send stream of the backup's `@bench`.
+    pub stream: f64,
+}
+
+pub(super) fn backed_up(
+    name: &str,
+    zfleet: &Path,
+    megabytes: u64,
+    vdev_factor: u64,
+) -> Result<BackedUp> {
+    if !zfleet.exists() {
+        bail!("no zfleet binary at {}", zfleet.display());
     }
     crate::sim::check_prerequisites(false)?;
-    let size = (opts.megabytes + 256) << 20;
+    let size = (megabytes + 256) << 20;
     let lab = Lab::start(
-        &LabSpec::new("restore")
+        &LabSpec::new(name)
             .host(HostSpec::seed_client("client1"))
             .host(HostSpec::seed_backup("backup"))
-            .vdev_size(size * 2)
+            .vdev_size(size * vdev_factor)
             .faketime(false),
     )?;
     let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
-    let mut fleet = crate::fleet::ssh_header(&lab);
+    // A drill compares the client's snapshot too, with zfleet run there.
+    let mut fleet = format!("[fleet]\nzfleet_path = \"{}\"\n", zfleet.display());
+    fleet.push_str(&crate::fleet::ssh_header(&lab));
     fleet.push_str(&format!(
         "[hosts.client1]\naddress = \"{}\"\n[hosts.client1.backup]\n\
          [hosts.backup]\naddress = \"{}\"\n[hosts.backup.server]\ntarget_root = \"zstorage/backups\"\n",
@@ -73,20 +90,31 @@ pub fn restore(opts: &RestoreOptions) -> Result<()> {
     ));
     let path = lab.dir().join("fleet.toml");
     std::fs::write(&path, fleet)?;
-    println!(
-        "writing {} MiB of random data on client1, backing it up",
-        opts.megabytes
-    );
+    println!("writing {megabytes} MiB of random data on client1, backing it up");
     c1.sh_within(
-        &format!("cd \"$(zfs get -H -o value mountpoint {PS})\" && head -c {}M /dev/urandom > data.bin && zfs snapshot {PS}@bench", opts.megabytes),
+        &format!("cd \"$(zfs get -H -o value mountpoint {PS})\" && head -c {megabytes}M /dev/urandom > data.bin && zfs snapshot {PS}@bench"),
         Duration::from_secs(600),
     )?;
-    run_zfleet(backup, &opts.zfleet, &path, &["-q", "backup"])?;
-    let bytes = backup
+    run_zfleet(backup, zfleet, &path, &["-q", "backup"])?;
+    let stream = backup
         .sh(&format!("zfs send {TARGET}@bench | wc -c"))?
         .trim()
         .parse::<f64>()
         .context("stream size")?;
+    Ok(BackedUp {
+        lab,
+        fleet: path,
+        stream,
+    })
+}
+
+pub fn restore(opts: &RestoreOptions) -> Result<()> {
+    let BackedUp {
+        lab,
+        fleet: path,
+        stream: bytes,
+    } = backed_up("restore", &opts.zfleet, opts.megabytes, 2)?;
+    let (c1, backup) = (lab.host("client1")?, lab.host("backup")?);
     let mb = bytes / (1 << 20) as f64;
     let zf = opts.zfleet.display().to_string();
     let cfg = path.display().to_string();
