@@ -41,8 +41,9 @@ LAB_PACKAGES=(zfs-fuse openssh-server openssh-client faketime iproute2 util-linu
 
 # The peers `zfleet-lab bench fleet` compares against: syncoid (Debian's
 # sanoid package, with what it pipes through) and zfs-autobackup 3.3 from
-# PyPI, where the bench looks for it (it installs it there itself otherwise).
-BENCH_PACKAGES=(sanoid mbuffer lzop pv python3-pip)
+# PyPI, where the bench looks for it (it installs it there itself otherwise);
+# and b3sum, which `bench drill` compares content verification's walk with.
+BENCH_PACKAGES=(sanoid mbuffer lzop pv python3-pip b3sum)
 ZFS_AUTOBACKUP_VERSION=3.3
 ZFS_AUTOBACKUP_DIR=/var/cache/zfleet-lab/zfs-autobackup-$ZFS_AUTOBACKUP_VERSION
 install_bench_peers() {

@@ -387,26 +387,44 @@ fn prune_dataset(
                 ));
                 continue;
             }
-            let old = age(now - s.creation);
+            // Every snapshot gets a reason, so with 100,000 of them these
+            // strings are most of planning's time: each is built in one
+            // allocation, without the formatting machinery.
+            let mut reason = String::with_capacity(p.len() * 2 + rule_text.len() + 48);
+            reason.push_str(p);
+            reason.push_str(", ");
+            push_age(&mut reason, now - s.creation);
+            reason.push_str(" old: ");
             if s.creation >= max_age {
-                out.kept.push(kept(
-                    KeepRule::Retained,
-                    format!("{p}, {old} old: within {rule_text}"),
-                ));
+                reason.push_str("within ");
+                reason.push_str(&rule_text);
+                out.kept.push(kept(KeepRule::Retained, reason));
                 continue;
             }
             if left <= count as usize {
-                out.kept.push(kept(
-                    KeepRule::MinimumCount,
-                    format!("{p}, {old} old: older than {rule_text}, but only {left} {p} left (keeps {count})"),
+                reason.push_str(&format!(
+                    "older than {rule_text}, but only {left} {p} left (keeps {count})"
                 ));
+                out.kept.push(kept(KeepRule::MinimumCount, reason));
                 continue;
             }
             left -= 1;
             let expired = if count == 0 {
-                format!("{p}, {old} old: `{p} = 0` keeps none")
+                reason.push_str(&format!("`{p} = 0` keeps none"));
+                reason
             } else {
-                format!("{p}, {old} old: older than {rule_text} and more than {count} {p}")
+                let mut n = itoa::Buffer::new();
+                for part in [
+                    "older than ",
+                    rule_text.as_str(),
+                    " and more than ",
+                    n.format(count),
+                    " ",
+                    p,
+                ] {
+                    reason.push_str(part);
+                }
+                reason
             };
             if !s.bases.is_empty() {
                 out.kept.push(kept(
@@ -485,14 +503,32 @@ fn span(secs: i64) -> String {
 
 /// An age for reasons: `45m`, `5h`, `1h 30m`, `3d 2h`.
 pub fn age(secs: i64) -> String {
+    let mut out = String::new();
+    push_age(&mut out, secs);
+    out
+}
+
+/// [`age`] appended to `out`.
+fn push_age(out: &mut String, secs: i64) {
     let s = secs.max(0);
     let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    let mut n = itoa::Buffer::new();
+    let mut push = |v: i64, unit: &str| {
+        out.push_str(n.format(v));
+        out.push_str(unit);
+    };
     match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, m) => format!("{m}m"),
-        (0, h, 0) => format!("{h}h"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, 0, _) => format!("{d}d"),
-        (d, h, _) => format!("{d}d {h}h"),
+        (0, 0, 0) => push(s, "s"),
+        (0, 0, m) => push(m, "m"),
+        (0, h, 0) => push(h, "h"),
+        (0, h, m) => {
+            push(h, "h ");
+            push(m, "m");
+        }
+        (d, 0, _) => push(d, "d"),
+        (d, h, _) => {
+            push(d, "d ");
+            push(h, "h");
+        }
     }
 }

@@ -344,3 +344,15 @@ fn moving_now_and_history_together_gives_the_same_decisions() {
     };
     assert_eq!(strip(render(&base)), strip(render(&shifted)));
 }
+
+#[rstest]
+#[case::seconds(59, "59s")]
+#[case::none(-5, "0s")]
+#[case::minutes(45 * 60 + 30, "45m")]
+#[case::hours(5 * 3600, "5h")]
+#[case::hours_and_minutes(3600 + 30 * 60, "1h 30m")]
+#[case::days(3 * 86_400 + 59 * 60, "3d")]
+#[case::days_and_hours(3 * 86_400 + 2 * 3600 + 59, "3d 2h")]
+fn ages_in_reasons(#[case] secs: i64, #[case] want: &str) {
+    assert_eq!(super::plan::age(secs), want);
+}

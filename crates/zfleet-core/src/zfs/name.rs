@@ -383,13 +383,15 @@ impl ObjectName {
     /// the fast path does not accept goes through `parse`, so the result and
     /// every error are `parse`'s.
     pub(crate) fn parse_after(s: &str, last: &mut Option<DatasetName>) -> Result<Self, NameError> {
-        let Some(i) = s.find(['@', '#']) else {
+        // memchr, not `str::find` with a char pattern: this runs for every
+        // object of a listing.
+        let Some(i) = memchr::memchr2(b'@', b'#', s.as_bytes()) else {
             let d = DatasetName::parse(s)?;
             *last = Some(d.clone());
             return Ok(ObjectName::Dataset(d));
         };
         let (ds, short) = (&s[..i], &s[i + 1..]);
-        if short.contains(['@', '#'])
+        if memchr::memchr2(b'@', b'#', short.as_bytes()).is_some()
             || check_component(short, i + 1).is_err()
             || check_len(s).is_err()
         {

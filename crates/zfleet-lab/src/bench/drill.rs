@@ -124,6 +124,74 @@ pub fn drill(opts: &DrillOptions) -> Result<()> {
         "  whole verify --level drill run (median)    {:7.2} s (quick checks, restore, comparison of both copies)",
         median(walls)
     );
+    content_walk(backup, &opts.zfleet, opts.reps, mb)?;
     lab.teardown()?;
+    Ok(())
+}
+
+/// `zfleet checksum` of the backup's `@bench` (what content verification
+/// runs on each host: BLAKE3 and metadata per file, through a temporary
+/// read-only clone on zfs-fuse, whose `.zfs/snapshot` is not visible)
+/// against `sha256sum` and `b3sum` of the same files in the mounted backup,
+/// which needs no clone. Same host, rotating the order.
+fn content_walk(
+    backup: &crate::sim::Host,
+    zfleet: &std::path::Path,
+    reps: usize,
+    mb: f64,
+) -> Result<()> {
+    let dir = backup
+        .sh(&format!("zfs get -H -o value mountpoint {TARGET}"))?
+        .trim()
+        .to_string();
+    let has_b3sum = !backup.sh("command -v b3sum || true")?.trim().is_empty();
+    let mut tools: Vec<(&str, String)> = vec![
+        (
+            "zfleet checksum",
+            format!(
+                "n=$({} checksum {TARGET}@bench | grep -c blake3); [ \"$n\" -ge 1 ] || {{ echo zfleet listed no checksum >&2; exit 1; }}",
+                zfleet.display()
+            ),
+        ),
+        (
+            "sha256sum",
+            format!("find '{dir}' -type f -print0 | xargs -0 sha256sum > /dev/null"),
+        ),
+    ];
+    if has_b3sum {
+        tools.push((
+            "b3sum, 1 thread",
+            format!("find '{dir}' -type f -print0 | xargs -0 b3sum --num-threads 1 > /dev/null"),
+        ));
+        tools.push((
+            "b3sum, all cores",
+            format!("find '{dir}' -type f -print0 | xargs -0 b3sum > /dev/null"),
+        ));
+    } else {
+        println!("\n(b3sum is not installed: `apt install b3sum` to compare with it)");
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); tools.len()];
+    println!("\ncontent walk of the backup's {mb:.0} MiB on the backup server:");
+    for rep in 0..reps {
+        for k in 0..tools.len() {
+            let i = (rep + k) % tools.len();
+            let (name, script) = &tools[i];
+            let (secs, _) = timed(backup, script).with_context(|| name.to_string())?;
+            println!(
+                "  run {}: {name:17} {secs:6.2} s  {:7.1} MiB/s",
+                rep + 1,
+                mb / secs
+            );
+            rates[i].push(mb / secs);
+        }
+    }
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    println!("\ncontent walk (median of {reps} runs):");
+    for ((name, _), m) in tools.iter().zip(&medians) {
+        println!("  {name:17} {m:7.1} MiB/s");
+    }
+    for ((name, _), m) in tools.iter().zip(&medians).skip(1) {
+        println!("  ratio zfleet checksum / {name:17} {:5.2}", medians[0] / m);
+    }
     Ok(())
 }
