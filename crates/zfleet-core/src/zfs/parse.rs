@@ -171,52 +171,6 @@ fn get_fields(line: &str) -> Option<(&str, &str, &str)> {
     Some((&line[..a], &rest[..b], &rest[b + 1..]))
 }
 
-/// The lines of `zfs get -H -o name,property,value` output, each with its
-/// [`get_fields`] (`None` for fewer than two tabs), from one scan of the
-/// whole text for tabs and newlines: three searches per line cost more than
-/// the rest of the parse for eight-line objects.
-fn get_lines(text: &str) -> impl Iterator<Item = (&str, Option<(&str, &str, &str)>)> + '_ {
-    let bytes = text.as_bytes();
-    let mut found = memchr::memchr2_iter(b'\t', b'\n', bytes);
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        if start >= bytes.len() {
-            return None;
-        }
-        let mut tabs = [0usize; 2];
-        let mut ntabs = 0;
-        let end = loop {
-            match found.next() {
-                Some(i) if bytes[i] == b'\t' => {
-                    if ntabs < 2 {
-                        tabs[ntabs] = i;
-                    }
-                    ntabs += 1;
-                }
-                Some(i) => break i,
-                None => break bytes.len(),
-            }
-        };
-        let line_end = if end > start && bytes[end - 1] == b'\r' {
-            end - 1
-        } else {
-            end
-        };
-        let line = &text[start..line_end];
-        // A `\r` before the newline belongs to no field, not even when it
-        // comes right after the second tab.
-        let fields = (ntabs >= 2).then(|| {
-            (
-                &text[start..tabs[0]],
-                &text[tabs[0] + 1..tabs[1]],
-                &text[(tabs[1] + 1).min(line_end)..line_end],
-            )
-        });
-        start = end + 1;
-        Some((line, fields))
-    })
-}
-
 /// One object of a `zfs get` listing as its lines arrive: the values of
 /// [`LIST_PROPERTIES`] after the name (`-` until seen), the line it began on.
 struct Seen<'t> {
@@ -322,11 +276,11 @@ impl Listing {
         let mut last = None;
         let mut cur: Option<Seen<'_>> = None;
         let mut extras: Vec<&str> = vec!["-"; extra.len()];
-        for (i, (line, fields)) in get_lines(text).enumerate() {
+        for (i, line) in lines(text).enumerate() {
             if line.is_empty() {
                 continue;
             }
-            let (name, prop, value) = fields?;
+            let (name, prop, value) = get_fields(line)?;
             match &mut cur {
                 Some(c) if c.name == name => c.set(prop, value, extra, &mut extras),
                 _ => {
@@ -652,26 +606,6 @@ mod tests {
             e.to_string(),
             "line 1: expected 3 tab-separated fields, found 2: \"zroot/a\\ttype\""
         );
-    }
-
-    #[test]
-    fn get_lines_split_as_lines_and_get_fields_do() {
-        for text in [
-            "",
-            "\n",
-            "a",
-            "a\tb\tc",
-            "a\tb\tc\n",
-            "a\tb\tc\r\nd\te\tf\tg\n",
-            "a\tb\t\r\n",
-            "a\tb\n\n\tx\ty\n",
-            "a\r\nb",
-            "\t\t\n\t\n",
-        ] {
-            let ours: Vec<_> = get_lines(text).collect();
-            let theirs: Vec<_> = lines(text).map(|l| (l, get_fields(l))).collect();
-            assert_eq!(ours, theirs, "{text:?}");
-        }
     }
 
     #[test]
