@@ -132,18 +132,24 @@ pub fn drill(opts: &DrillOptions) -> Result<()> {
 /// `zfleet checksum` of the backup's `@bench` (what content verification
 /// runs on each host: BLAKE3 and metadata per file, through a temporary
 /// read-only clone on zfs-fuse, whose `.zfs/snapshot` is not visible)
-/// against `sha256sum` and `b3sum` of the same files in the mounted backup,
-/// which needs no clone. Same host, rotating the order.
+/// against `sha256sum` and `b3sum` of the same files read the same way.
+/// Same host, rotating the order.
 fn content_walk(
     backup: &crate::sim::Host,
     zfleet: &std::path::Path,
     reps: usize,
     mb: f64,
 ) -> Result<()> {
-    let dir = backup
-        .sh(&format!("zfs get -H -o value mountpoint {TARGET}"))?
-        .trim()
-        .to_string();
+    // Each peer reads what zfleet reads: the snapshot through a new
+    // read-only clone, made and destroyed within its time. (The mounted
+    // backup itself would be read from the page cache its last access left.)
+    let through_clone = |hash: &str| {
+        format!(
+            "zfs clone -o readonly=on {TARGET}@bench zstorage/benchclone && \
+             find \"$(zfs get -H -o value mountpoint zstorage/benchclone)\" -type f -print0 | xargs -0 {hash} > /dev/null; \
+             s=$?; for i in $(seq 50); do zfs destroy zstorage/benchclone 2>/dev/null && break; sleep 0.1; done; exit $s"
+        )
+    };
     let has_b3sum = !backup.sh("command -v b3sum || true")?.trim().is_empty();
     let mut tools: Vec<(&str, String)> = vec![
         (
@@ -153,20 +159,11 @@ fn content_walk(
                 zfleet.display()
             ),
         ),
-        (
-            "sha256sum",
-            format!("find '{dir}' -type f -print0 | xargs -0 sha256sum > /dev/null"),
-        ),
+        ("sha256sum", through_clone("sha256sum")),
     ];
     if has_b3sum {
-        tools.push((
-            "b3sum, 1 thread",
-            format!("find '{dir}' -type f -print0 | xargs -0 b3sum --num-threads 1 > /dev/null"),
-        ));
-        tools.push((
-            "b3sum, all cores",
-            format!("find '{dir}' -type f -print0 | xargs -0 b3sum > /dev/null"),
-        ));
+        tools.push(("b3sum, 1 thread", through_clone("b3sum --num-threads 1")));
+        tools.push(("b3sum, all cores", through_clone("b3sum")));
     } else {
         println!("\n(b3sum is not installed: `apt install b3sum` to compare with it)");
     }
