@@ -363,7 +363,19 @@ fn interrupt_backup(s: &Scenario<'_>) {
     for _ in 0..60 {
         std::thread::sleep(Duration::from_secs(1));
         if s.output("pgrep -f '^zfs send'").unwrap().status.success() {
-            std::thread::sleep(Duration::from_secs(3));
+            // Killed once the receiver has taken 4 MiB, not after a fixed
+            // time: on a loaded machine three seconds could pass before the
+            // first byte arrived, and a receive that got nothing leaves no
+            // resume token.
+            for _ in 0..120 {
+                let read = s
+                    .run("for p in $(pgrep -f '^zfs (receive|recv)'); do awk '/^rchar/ {print $2}' /proc/$p/io; done 2>/dev/null | sort -n | tail -1")
+                    .unwrap();
+                if read.trim().parse::<u64>().unwrap_or(0) >= 4 << 20 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
             s.run("pkill -9 -f '^zfs send' || true").unwrap();
             break;
         }
