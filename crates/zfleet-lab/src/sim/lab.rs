@@ -242,7 +242,7 @@ impl Lab {
         if let Err(e) = self.switch.wait() {
             errors.push(format!("{e:#}"));
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
+        if let Err(e) = remove_lab_dir(&self.dir) {
             errors.push(format!("cannot remove {}: {e}", self.dir.display()));
         }
         if !errors.is_empty() {
@@ -272,7 +272,7 @@ impl DirGuard {
 impl Drop for DirGuard {
     fn drop(&mut self) {
         if let Some(dir) = self.0.take() {
-            let _ = fs::remove_dir_all(dir);
+            let _ = remove_lab_dir(&dir);
         }
     }
 }
@@ -340,6 +340,26 @@ fn check_root_path(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes a lab's directory. `zfleet grant` makes a client's serve log
+/// append-only (`chattr +a`), which even root cannot unlink, so a first
+/// refusal clears that attribute under the directory and tries again.
+fn remove_lab_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // chattr complains about sockets and fifos it cannot open; what
+            // counts is whether the second removal succeeds.
+            let _ = Command::new("chattr")
+                .args(["-R", "-a"])
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            fs::remove_dir_all(dir).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
 /// Removes lab directories whose owner process is gone (killed before it could
 /// tear down; the kernel already killed the lab's processes).
 fn remove_stale_labs(root: &Path) {
@@ -350,7 +370,7 @@ fn remove_stale_labs(root: &Path) {
         let dir = entry.path();
         if is_stale(&dir) {
             tracing::info!("removing stale lab directory {}", dir.display());
-            let _ = fs::remove_dir_all(&dir);
+            let _ = remove_lab_dir(&dir);
         }
     }
 }
@@ -376,5 +396,27 @@ fn is_stale(dir: &Path) -> bool {
                     .is_ok_and(|age| age > Duration::from_secs(600))
             })
             .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_directory_with_an_append_only_log_is_removed() {
+        let root = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let dir = root.path().join("lab");
+        fs::create_dir_all(dir.join("client1/var-log/zfleet")).unwrap();
+        let log = dir.join("client1/var-log/zfleet/serve.log");
+        fs::write(&log, "x\n").unwrap();
+        let set = Command::new("chattr").arg("+a").arg(&log).status();
+        if !set.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: chattr +a is not possible here (not root, or no such attribute)");
+            return;
+        }
+        assert!(fs::remove_dir_all(&dir).is_err(), "append-only must refuse");
+        remove_lab_dir(&dir).unwrap();
+        assert!(!dir.exists());
     }
 }
